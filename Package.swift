@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+// SwiftSpeed: DeepSpeed's training runtime in Swift. One target per layer; arrows point down only.
+import PackageDescription
+
+let package = Package(
+    name: "SwiftSpeed",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SwiftSpeed", targets: ["SwiftSpeed"]),
+        .executable(name: "swiftspeed", targets: ["swiftspeed"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        // C declarations for the libraries we link (OpenBLAS today; MPI, CUDA via dlopen later).
+        .target(name: "CSpeedShims", linkerSettings: [.linkedLibrary("openblas")]),
+        // Tensor, DType, Device, autograd, the op set, the Backend protocol and the CPU backend.
+        .target(
+            name: "SpeedCore",
+            dependencies: ["CSpeedShims", .product(name: "Numerics", package: "swift-numerics")]),
+        // Module, layers, losses, reference models (SimpleModel, GPT).
+        .target(name: "SpeedNN", dependencies: ["SpeedCore"]),
+        // Umbrella: re-exports only.
+        .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN"]),
+        .executableTarget(
+            name: "swiftspeed",
+            dependencies: [
+                "SwiftSpeed",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(name: "SpeedCoreTests", dependencies: ["SpeedCore"]),
+        .testTarget(name: "SpeedNNTests", dependencies: ["SpeedNN"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// Intentionally empty: CSpeedShims only declares symbols that live in linked libraries.

@@ -1,0 +1,126 @@
+// The kernel contract every device implements (CPU here, CUDA in SpeedCUDA): ~25 kernels on contiguous tensors.
+// Invariant: every tensor handed to a kernel is contiguous row-major; outputs are preallocated by the caller
+// on the same device, and a kernel never allocates tensors the caller can see.
+
+/// Elementwise maps `y = f(x)`; backward computes `dx = dy * f'(x)` from `x` and `y`.
+public enum UnaryOp: Sendable, Hashable {
+    case neg, exp, log, sqrt, tanh, sigmoid, relu, abs, square
+    /// GELU with the tanh approximation (GPT-2's).
+    case gelu
+    /// GELU with the exact erf.
+    case geluExact
+    /// `x ^ p` for a scalar exponent.
+    case pow(Double)
+    /// `x * scale + shift`.
+    case affine(scale: Double, shift: Double)
+}
+
+/// Broadcasting binary maps `out = a ∘ b`.
+public enum BinaryOp: Sendable, Hashable {
+    case add, sub, mul, div, pow, maximum, minimum
+    /// 1 where `a == b`, else 0.
+    case equal
+    /// 1 where `a > b`, else 0.
+    case greater
+}
+
+/// Reductions over the middle axis of a `[outer, count, inner]` view.
+public enum ReduceOp: Sendable, Hashable { case sum, max }
+
+/// One (possibly batched) matrix product `C = alpha * op(A) · op(B) + beta * C`.
+///
+/// `A` is `[batch, m, k]` (stored `[batch, k, m]` when `transA`), `B` is `[batch, k, n]`
+/// (stored `[batch, n, k]` when `transB`), `C` is `[batch, m, n]`. A stride of 0 broadcasts
+/// that operand across the batch.
+public struct GemmShape: Sendable, Hashable {
+    public var batch: Int, m: Int, n: Int, k: Int
+    public var transA: Bool, transB: Bool
+    public var strideA: Int, strideB: Int, strideC: Int
+    public var alpha: Double = 1, beta: Double = 0
+
+    public init(batch: Int, m: Int, n: Int, k: Int, transA: Bool, transB: Bool,
+                strideA: Int, strideB: Int, strideC: Int, alpha: Double = 1, beta: Double = 0) {
+        self.batch = batch; self.m = m; self.n = n; self.k = k
+        self.transA = transA; self.transB = transB
+        self.strideA = strideA; self.strideB = strideB; self.strideC = strideC
+        self.alpha = alpha; self.beta = beta
+    }
+}
+
+/// A strided window over a tensor's elements, in elements: used for permute, slice, concat, expand.
+public struct Layout: Sendable, Hashable {
+    public var shape: [Int]
+    public var strides: [Int]
+    public var offset: Int
+
+    public init(shape: [Int], strides: [Int], offset: Int = 0) {
+        precondition(shape.count == strides.count, "Layout: shape \(shape) and strides \(strides) differ in rank")
+        self.shape = shape; self.strides = strides; self.offset = offset
+    }
+
+    /// The row-major layout of a contiguous `shape`.
+    public static func contiguous(_ shape: [Int], offset: Int = 0) -> Layout {
+        Layout(shape: shape, strides: Shape.strides(shape), offset: offset)
+    }
+}
+
+/// A compute device's kernels. Small on purpose: everything else is composed from these in
+/// the autograd ops (`Ops+*.swift`), so a new backend implements this protocol and nothing more.
+public protocol Backend: AnyObject, Sendable {
+    /// Human-readable name, e.g. "cpu (2 threads, OpenBLAS)".
+    var name: String { get }
+
+    // MARK: Memory
+    func allocate(byteCount: Int) -> UnsafeMutableRawPointer
+    func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int)
+    /// Copies `byteCount` bytes of `tensor`'s elements (from its offset) to host memory.
+    func read(_ tensor: Tensor, into host: UnsafeMutableRawPointer)
+    /// Copies host memory into `tensor`'s elements.
+    func write(_ host: UnsafeRawPointer, into tensor: Tensor)
+
+    // MARK: Creation and movement
+    func fill(_ out: Tensor, value: Double)
+    /// `out[i] = x[i]` converting dtype (float <-> int truncates toward zero).
+    func cast(_ x: Tensor, into out: Tensor)
+    /// `out[contiguous index] = x[layout]` then optionally accumulates: the general gather.
+    func copy(_ x: Tensor, layout: Layout, into out: Tensor, outLayout: Layout, accumulate: Bool)
+    /// `out = x * p / (1 - p)` mask drawn from `(seed, offset + i)`; zeroes where `uniform < p`.
+    func dropout(_ x: Tensor, p: Double, seed: UInt64, offset: UInt64, into out: Tensor)
+    /// Fills with N(mean, std) (`normal: true`) or U[low, high) drawn from `(seed, offset + i)`.
+    func random(_ out: Tensor, normal: Bool, a: Double, b: Double, seed: UInt64, offset: UInt64)
+
+    // MARK: Elementwise
+    func unary(_ op: UnaryOp, _ x: Tensor, into out: Tensor)
+    func unaryBackward(_ op: UnaryOp, x: Tensor, y: Tensor, gradOut: Tensor, into gradIn: Tensor)
+    /// Broadcasting (NumPy rules) `out = a op b`; `out` has the broadcast shape.
+    func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, into out: Tensor)
+    /// Broadcasting `out = cond != 0 ? a : b`.
+    func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, into out: Tensor)
+
+    // MARK: Reductions and products
+    func reduce(_ op: ReduceOp, _ x: Tensor, outer: Int, count: Int, inner: Int, into out: Tensor)
+    func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, _ shape: GemmShape)
+
+    // MARK: Fused neural-network kernels (last axis = features)
+    func softmax(_ x: Tensor, log: Bool, into y: Tensor)
+    func softmaxBackward(y: Tensor, gradOut: Tensor, log: Bool, into gradIn: Tensor)
+    /// Saves per-row `mean` and `rstd` (`[rows]`, fp32; fp64 for fp64 input) for the backward pass.
+    func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Double,
+                   into y: Tensor, mean: Tensor, rstd: Tensor)
+    func layerNormBackward(x: Tensor, weight: Tensor?, mean: Tensor, rstd: Tensor, gradOut: Tensor,
+                           into gradIn: Tensor, gradWeight: Tensor?, gradBias: Tensor?)
+    /// `out[i, :] = weight[ids[i], :]`.
+    func embedding(_ weight: Tensor, ids: Tensor, into out: Tensor)
+    /// `gradWeight[ids[i], :] += gradOut[i, :]` (gradWeight is not cleared first).
+    func embeddingBackward(ids: Tensor, gradOut: Tensor, into gradWeight: Tensor)
+    /// Per row of `logits [N, V]`: `loss[i] = lse - logits[i, t]` (0 where `t == ignoreIndex`) and `lse[i]`
+    /// (both fp32, or fp64 for fp64 logits).
+    func crossEntropy(_ logits: Tensor, targets: Tensor, ignoreIndex: Int, into loss: Tensor, lse: Tensor)
+    /// `gradLogits[i, :] = gradLoss[i] * (softmax(logits[i]) - onehot(t))`, zero rows where ignored.
+    func crossEntropyBackward(_ logits: Tensor, targets: Tensor, lse: Tensor, gradLoss: Tensor,
+                              ignoreIndex: Int, into gradLogits: Tensor)
+    /// Scaled dot-product attention on `[B, H, T, D]`; saves `lse [B, H, T]` (fp32; fp64 for fp64 input) for backward.
+    func attention(q: Tensor, k: Tensor, v: Tensor, causal: Bool, scale: Double, into out: Tensor, lse: Tensor)
+    func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor,
+                           causal: Bool, scale: Double, into gradQ: Tensor, gradK: Tensor, gradV: Tensor)
+}

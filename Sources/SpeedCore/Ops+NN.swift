@@ -1,0 +1,152 @@
+// Differentiable fused neural-network ops: softmax, layer norm, embedding, dropout, where, losses, attention.
+// Invariant: each op saves only what its backward needs (lse, mean/rstd), never a full probability matrix.
+
+extension Tensor {
+    /// dtype of saved statistics (mean, rstd, log-sum-exp): fp32, or fp64 for fp64 inputs.
+    package var statsDType: DType { dtype == .float64 ? .float64 : .float32 }
+
+    /// Softmax over `axis` (default: last).
+    public func softmax(axis: Int = -1) -> Tensor { softmaxOp(axis: axis, log: false) }
+
+    /// Log-softmax over `axis` (default: last), computed stably.
+    public func logSoftmax(axis: Int = -1) -> Tensor { softmaxOp(axis: axis, log: true) }
+
+    private func softmaxOp(axis: Int, log: Bool) -> Tensor {
+        let ax = Shape.axis(axis, rank: rank, op: log ? "logSoftmax" : "softmax")
+        if ax != rank - 1 {
+            return transposed(ax, -1).softmaxOp(axis: -1, log: log).transposed(ax, -1)
+        }
+        let out = new(shape)
+        backend.softmax(self, log: log, into: out)
+        return Tensor.record(log ? "log_softmax" : "softmax", out, inputs: [self]) { [unowned out] g, _ in
+            let gx = g.new(g.shape)
+            g.backend.softmaxBackward(y: out, gradOut: g, log: log, into: gx)
+            return [gx]
+        }
+    }
+
+    /// Layer normalisation over the last axis: `(x - mean) / sqrt(var + eps) * weight + bias`.
+    public func layerNorm(weight: Tensor?, bias: Tensor?, eps: Double = 1e-5) -> Tensor {
+        let c = shape.last ?? 1
+        for p in [weight, bias].compactMap({ $0 }) {
+            precondition(p.shape == [c], "layerNorm: parameter shape \(p.shape) must be [\(c)] for input \(shape)")
+            Tensor.checkCompatible(self, p, "layerNorm")
+        }
+        let rows = count / Swift.max(c, 1)
+        let out = new(shape)
+        let mean = new([rows], dtype: statsDType), rstd = new([rows], dtype: statsDType)
+        backend.layerNorm(self, weight: weight, bias: bias, eps: eps, into: out, mean: mean, rstd: rstd)
+        let inputs = [self] + [weight, bias].compactMap { $0 }
+        return Tensor.record("layer_norm", out, inputs: inputs) { g, needs in
+            let gx = needs[0] ? g.new(self.shape) : g.new([0])
+            let gw = weight.map { Tensor.zeros($0.shape, dtype: $0.dtype, device: $0.device) }
+            let gb = bias.map { Tensor.zeros($0.shape, dtype: $0.dtype, device: $0.device) }
+            g.backend.layerNormBackward(x: self, weight: weight, mean: mean, rstd: rstd, gradOut: g,
+                                        into: gx, gradWeight: gw, gradBias: gb)
+            var grads: [Tensor?] = [gx]
+            if weight != nil { grads.append(gw) }
+            if bias != nil { grads.append(gb) }
+            return grads
+        }
+    }
+
+    /// Rows of `weight [V, C]` picked by integer `ids` (any shape): `ids.shape + [C]`.
+    public static func embedding(_ weight: Tensor, ids: Tensor) -> Tensor {
+        precondition(weight.rank == 2, "embedding: weight must be [vocab, dim], got \(weight.shape)")
+        precondition(!ids.dtype.isFloatingPoint, "embedding: ids must be int32 or int64, got \(ids.dtype)")
+        precondition(ids.device == weight.device, "embedding: ids on \(ids.device), weight on \(weight.device)")
+        let out = weight.new(ids.shape + [weight.shape[1]])
+        weight.backend.embedding(weight, ids: ids, into: out)
+        return record("embedding", out, inputs: [weight]) { g, _ in
+            let gw = Tensor.zeros(weight.shape, dtype: g.dtype, device: g.device)
+            g.backend.embeddingBackward(ids: ids, gradOut: g, into: gw)
+            return [gw]
+        }
+    }
+
+    /// Inverted dropout with probability `p`, drawing its mask from `rng` (advanced by `count`).
+    /// The backward pass re-draws the same mask from the saved counter, so nothing is stored.
+    public func dropout(_ p: Double, rng: inout RandomStream) -> Tensor {
+        precondition(p >= 0 && p < 1, "dropout: p must be in [0, 1), got \(p)")
+        if p == 0 { return self }
+        let seed = rng.seed, offset = rng.advance(by: count)
+        let out = new(shape)
+        backend.dropout(self, p: p, seed: seed, offset: offset, into: out)
+        return Tensor.record("dropout", out, inputs: [self]) { g, _ in
+            let gx = g.new(g.shape)
+            g.backend.dropout(g, p: p, seed: seed, offset: offset, into: gx)
+            return [gx]
+        }
+    }
+
+    /// `cond != 0 ? a : b`, broadcasting all three.
+    public static func `where`(_ cond: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
+        checkCompatible(a, b, "where")
+        guard let ab = Shape.broadcast(a.shape, b.shape), let shape = Shape.broadcast(ab, cond.shape) else {
+            preconditionFailure("where: shapes \(cond.shape), \(a.shape), \(b.shape) cannot be broadcast together")
+        }
+        let out = a.new(shape)
+        a.backend.select(cond, a, b, into: out)
+        return record("where", out, inputs: [a, b]) { g, needs in
+            let zero = Tensor.zeros([], dtype: g.dtype, device: g.device)
+            return [needs[0] ? Tensor.where(cond, g, zero).sumToShape(a.shape) : nil,
+                    needs[1] ? Tensor.where(cond, zero, g).sumToShape(b.shape) : nil]
+        }
+    }
+
+    /// Replaces elements where `mask != 0` with `value` (mask broadcasts).
+    public func maskedFill(_ mask: Tensor, _ value: Double) -> Tensor {
+        Tensor.where(mask, Tensor.full([], value, dtype: dtype, device: device), self)
+    }
+
+    /// Mean cross-entropy of `self` (logits `[..., V]`) against integer `targets` (`[...]`),
+    /// skipping targets equal to `ignoreIndex`; fused and stable (log-sum-exp), like
+    /// `F.cross_entropy`.
+    public func crossEntropy(targets: Tensor, ignoreIndex: Int = -100) -> Tensor {
+        let v = shape.last ?? 1
+        precondition(Array(shape.dropLast()) == targets.shape,
+                     "crossEntropy: logits \(shape) need targets of shape \(Array(shape.dropLast())), got \(targets.shape)")
+        precondition(!targets.dtype.isFloatingPoint, "crossEntropy: targets must be int32 or int64, got \(targets.dtype)")
+        let rows = count / Swift.max(v, 1)
+        let logits = reshape([rows, v])
+        let flatTargets = targets.view([rows])
+        let losses = new([rows], dtype: statsDType), lse = new([rows], dtype: statsDType)
+        backend.crossEntropy(logits, targets: flatTargets, ignoreIndex: ignoreIndex, into: losses, lse: lse)
+        let valid = flatTargets.scalars(as: Int.self).reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
+        let out = noGrad { losses.sum() / Double(Swift.max(valid, 1)) }.cast(to: dtype)
+        let node = Tensor.record("cross_entropy", out, inputs: [logits]) { g, _ in
+            let perRow = (g.cast(to: self.statsDType) / Double(Swift.max(valid, 1))).expand(to: [rows])
+            let gx = g.new([rows, v])
+            g.backend.crossEntropyBackward(logits, targets: flatTargets, lse: lse, gradLoss: perRow,
+                                           ignoreIndex: ignoreIndex, into: gx)
+            return [gx]
+        }
+        return node
+    }
+
+    /// Mean squared error against `target` (same shape).
+    public func mseLoss(_ target: Tensor) -> Tensor {
+        precondition(shape == target.shape, "mseLoss: prediction \(shape) and target \(target.shape) differ")
+        return (self - target).square().mean()
+    }
+
+    /// Fused scaled dot-product attention on `q, k, v: [B, H, T, D]` (causal by default),
+    /// `softmax(q·kᵀ·scale + mask)·v`, never storing the `[T, T]` probabilities for backward.
+    public static func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, causal: Bool = true,
+                                 scale: Double? = nil) -> Tensor {
+        precondition(q.rank == 4 && q.shape == k.shape && q.shape == v.shape,
+                     "attention: q, k, v must all be [B, H, T, D]; got \(q.shape), \(k.shape), \(v.shape)")
+        checkCompatible(q, k, "attention")
+        checkCompatible(q, v, "attention")
+        let scale = scale ?? 1 / Double(q.shape[3]).squareRoot()
+        let out = q.new(q.shape)
+        let lse = q.new(Array(q.shape.dropLast()), dtype: q.statsDType)
+        q.backend.attention(q: q, k: k, v: v, causal: causal, scale: scale, into: out, lse: lse)
+        return record("attention", out, inputs: [q, k, v]) { [unowned out] g, _ in
+            let gq = g.new(q.shape), gk = g.new(k.shape), gv = g.new(v.shape)
+            g.backend.attentionBackward(q: q, k: k, v: v, out: out, lse: lse, gradOut: g, causal: causal,
+                                        scale: scale, into: gq, gradK: gk, gradV: gv)
+            return [gq, gk, gv]
+        }
+    }
+}

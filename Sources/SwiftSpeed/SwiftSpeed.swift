@@ -1,0 +1,3 @@
+// Umbrella module: `import SwiftSpeed` brings in every layer. It re-exports and defines nothing.
+@_exported import SpeedCore
+@_exported import SpeedNN
