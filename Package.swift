@@ -4,7 +4,7 @@ import PackageDescription
 
 let package = Package(
     name: "SwiftSpeed",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "SwiftSpeed", targets: ["SwiftSpeed"]),
         .executable(name: "swiftspeed", targets: ["swiftspeed"]),
@@ -23,8 +23,14 @@ let package = Package(
             dependencies: ["CSpeedShims", .product(name: "Numerics", package: "swift-numerics")]),
         // Module, layers, losses, reference models (SimpleModel, GPT).
         .target(name: "SpeedNN", dependencies: ["SpeedCore"]),
+        // Optimizers (pure math over flat buffers) and LR schedules.
+        .target(name: "SpeedOptim", dependencies: ["SpeedCore"]),
+        // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, data.
+        .target(
+            name: "SpeedRuntime",
+            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
-        .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN"]),
+        .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedRuntime"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
@@ -34,6 +40,8 @@ let package = Package(
             ]),
         .testTarget(name: "SpeedCoreTests", dependencies: ["SpeedCore"]),
         .testTarget(name: "SpeedNNTests", dependencies: ["SpeedNN"]),
+        .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"]),
+        .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"]),
     ],
     swiftLanguageModes: [.v6]
 )

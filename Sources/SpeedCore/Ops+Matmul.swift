@@ -50,6 +50,33 @@ extension Tensor {
         }
     }
 
+    /// `x · weightᵀ + bias` with PyTorch's `[out, in]` weight layout, fused: the bias is written
+    /// into the output first and the GEMM accumulates onto it (beta = 1), so no extra pass.
+    ///
+    /// ```swift
+    /// let y = Tensor.linear(x, weight: w, bias: b)   // [N, in] -> [N, out]
+    /// ```
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        guard let bias else { return matmul(x, weight, transposeB: true) }
+        checkCompatible(x, weight, "linear")
+        checkCompatible(x, bias, "linear")
+        precondition(weight.rank == 2 && x.shape.last == weight.shape[1],
+                     "linear: input \(x.shape) does not match weight \(weight.shape) ([out, in])")
+        precondition(bias.shape == [weight.shape[0]], "linear: bias \(bias.shape) must be [\(weight.shape[0])]")
+        let (n, k, m) = (x.count / weight.shape[1], weight.shape[1], weight.shape[0])
+        let out = x.new(Array(x.shape.dropLast()) + [m])
+        x.backend.copy(bias, layout: Layout(shape: [n, m], strides: [0, 1]), into: out,
+                       outLayout: .contiguous([n, m]), accumulate: false)
+        x.backend.gemm(x, weight, into: out, GemmShape(batch: 1, m: n, n: m, k: k, transA: false, transB: true,
+                                                      strideA: 0, strideB: 0, strideC: 0, beta: 1))
+        return record("linear", out, inputs: [x, weight, bias]) { g, needs in
+            let g2 = g.reshape([n, m]), x2 = x.reshape([n, k])
+            return [needs[0] ? matmul(g2, weight).reshape(x.shape) : nil,
+                    needs[1] ? matmul(g2, x2, transposeA: true) : nil,
+                    needs[2] ? g2.sum(axes: [0]) : nil]
+        }
+    }
+
     /// `self · other` (see ``matmul(_:_:transposeA:transposeB:)``).
     public func matmul(_ other: Tensor) -> Tensor { Tensor.matmul(self, other) }
 }

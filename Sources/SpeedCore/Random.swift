@@ -1,7 +1,7 @@
 // Counter-based random numbers: element i of a draw depends only on (seed, offset + i), never on threads.
 // Invariant: the same (seed, offset) always yields the same bits on every backend and thread count.
 
-/// A counter-based random stream (Philox-style: a hash of seed and counter), so parallel kernels
+/// A counter-based random stream (a SplitMix64-style hash of seed and counter), so parallel kernels
 /// can draw element `i` independently and results do not depend on how work is split.
 ///
 /// ```swift

@@ -101,7 +101,7 @@ extension Tensor {
         return t
     }
 
-    /// Moves or copies the tensor to `device` (a copy even when already there, for safety).
+    /// The tensor on `device`: `self` when it is already there, else a copy (recorded for autograd).
     public func to(_ device: Device) -> Tensor {
         if device == self.device { return self }
         let out = Tensor(empty: shape, dtype: dtype, device: device)

@@ -5,7 +5,7 @@
 /// An n-dimensional array on a device, with reference semantics (as in PyTorch).
 ///
 /// ```swift
-/// let x = Tensor([[1, 2], [3, 4]], requiresGrad: true)
+/// let x = Tensor([[1, 2], [3, 4]] as [[Float]], requiresGrad: true)
 /// let y = (x * x).sum()
 /// y.backward()
 /// x.grad!.scalars   // [2, 4, 6, 8]

@@ -1,3 +1,5 @@
 // Umbrella module: `import SwiftSpeed` brings in every layer. It re-exports and defines nothing.
 @_exported import SpeedCore
 @_exported import SpeedNN
+@_exported import SpeedOptim
+@_exported import SpeedRuntime

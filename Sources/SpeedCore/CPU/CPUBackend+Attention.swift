@@ -1,6 +1,6 @@
 // CPU fused causal attention: per (batch, head) S = QKᵀ·scale → masked softmax → PV, recomputed in backward.
 // Invariant: only lse [B, H, T] survives the forward pass; P is rebuilt from it (flash-attention style),
-// and heads run in parallel with single-threaded BLAS so no two threads share a scratch buffer.
+// and heads run in parallel, each worker with its own scratch buffers.
 
 import CSpeedShims
 
@@ -32,8 +32,6 @@ extension CPUBackend {
     /// Runs `body(head, scratch)` for every (batch, head) with one [T, T] scratch matrix per worker.
     private func forEachHead<T: CPUFloat>(_: T.Type, heads: Int, t: Int, scratchCount: Int,
                                           _ body: (Int, [UnsafeMutablePointer<T>]) -> Void) {
-        useBLASThreads(1)
-        defer { useBLASThreads(threads) }
         parallel.forEach(heads) { range in
             let scratch = (0..<scratchCount).map { _ in UnsafeMutablePointer<T>.allocate(capacity: t * t) }
             defer { scratch.forEach { $0.deallocate() } }
@@ -103,7 +101,7 @@ extension CPUBackend {
         }
     }
 
-    /// Row-major GEMM on raw pointers (single-threaded inside `forEachHead`).
+    /// Row-major GEMM on raw pointers through OpenBLAS (which runs single-threaded: see `init`).
     @inline(__always)
     static func gemm<T: CPUFloat>(_: T.Type, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
                                   _ a: UnsafeMutablePointer<T>, _ lda: Int, _ b: UnsafeMutablePointer<T>, _ ldb: Int,

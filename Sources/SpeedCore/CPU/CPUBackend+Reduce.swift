@@ -1,7 +1,6 @@
 // CPU reductions over [outer, count, inner] and GEMM through OpenBLAS.
 // Invariant: partial sums are combined in a fixed order, so results do not depend on thread timing.
 
-import CSpeedShims
 
 extension CPUBackend {
     public func reduce(_ op: ReduceOp, _ x: Tensor, outer: Int, count: Int, inner: Int, into out: Tensor) {
@@ -74,32 +73,47 @@ extension CPUBackend {
         return m
     }
 
+    /// GEMM with OpenBLAS pinned to one thread per call: this backend splits the work itself
+    /// (batches, else rows of C, else columns), so BLAS never spins idle threads that would steal
+    /// the cores from the elementwise kernels that follow.
     public func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, _ s: GemmShape) {
         if let (i, o) = promoted([a, b], [c]) { gemm(i[0]!, i[1]!, into: o[0]!, s); return finish(o, [c]) }
-        useBLASThreads(threads)
-        let lda = s.transA ? s.m : s.k, ldb = s.transB ? s.k : s.n
-        let ta = Int32(s.transA ? SSCblasTrans.rawValue : SSCblasNoTrans.rawValue)
-        let tb = Int32(s.transB ? SSCblasTrans.rawValue : SSCblasNoTrans.rawValue)
-        let order = Int32(SSCblasRowMajor.rawValue)
-        for i in 0..<s.batch {
-            switch c.dtype {
-            case .float32:
-                cblas_sgemm(order, ta, tb, Int32(s.m), Int32(s.n), Int32(s.k), Float(s.alpha),
-                            a.pointer(as: Float.self) + i * s.strideA, Int32(lda),
-                            b.pointer(as: Float.self) + i * s.strideB, Int32(ldb), Float(s.beta),
-                            c.pointer(as: Float.self) + i * s.strideC, Int32(s.n))
-            case .float64:
-                cblas_dgemm(order, ta, tb, Int32(s.m), Int32(s.n), Int32(s.k), s.alpha,
-                            a.pointer(as: Double.self) + i * s.strideA, Int32(lda),
-                            b.pointer(as: Double.self) + i * s.strideB, Int32(ldb), s.beta,
-                            c.pointer(as: Double.self) + i * s.strideC, Int32(s.n))
-            default: preconditionFailure("gemm: unsupported dtype \(c.dtype)")
-            }
+        switch c.dtype {
+        case .float32: gemmKernel(Float.self, a, b, c, s)
+        case .float64: gemmKernel(Double.self, a, b, c, s)
+        default: preconditionFailure("gemm: unsupported dtype \(c.dtype)")
         }
     }
 
-    /// OpenBLAS's thread count is process-wide; set it to what this call needs.
-    func useBLASThreads(_ n: Int) {
-        if openblas_get_num_threads() != Int32(n) { openblas_set_num_threads(Int32(n)) }
+    private func gemmKernel<T: CPUFloat>(_: T.Type, _ a: Tensor, _ b: Tensor, _ c: Tensor, _ s: GemmShape) {
+        let lda = s.transA ? s.m : s.k, ldb = s.transB ? s.k : s.n
+        let pa = Unchecked(a.pointer(as: T.self)), pb = Unchecked(b.pointer(as: T.self))
+        let pc = Unchecked(c.pointer(as: T.self))
+        let flops = 2 * s.m * s.n * s.k
+        if s.batch >= parallel.threads || flops < 1 << 18 {
+            parallel.forEach(s.batch) { r in
+                for i in r {
+                    Self.gemm(T.self, transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: s.alpha,
+                              pa.value + i * s.strideA, lda, pb.value + i * s.strideB, ldb, beta: s.beta,
+                              pc.value + i * s.strideC, s.n)
+                }
+            }
+            return
+        }
+        let splitRows = s.m >= s.n
+        for i in 0..<s.batch {
+            let a0 = pa.value + i * s.strideA, b0 = pb.value + i * s.strideB, c0 = pc.value + i * s.strideC
+            parallel.forEach(splitRows ? s.m : s.n, grain: 16) { r in
+                if splitRows {
+                    let ap = s.transA ? a0 + r.lowerBound : a0 + r.lowerBound * s.k
+                    Self.gemm(T.self, transA: s.transA, transB: s.transB, m: r.count, n: s.n, k: s.k, alpha: s.alpha,
+                              ap, lda, b0, ldb, beta: s.beta, c0 + r.lowerBound * s.n, s.n)
+                } else {
+                    let bp = s.transB ? b0 + r.lowerBound * s.k : b0 + r.lowerBound
+                    Self.gemm(T.self, transA: s.transA, transB: s.transB, m: s.m, n: r.count, k: s.k, alpha: s.alpha,
+                              a0, lda, bp, ldb, beta: s.beta, c0 + r.lowerBound, s.n)
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 // round once on the way out, so results match a CUDA kernel that accumulates in fp32.
 
 import CSpeedShims
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,12 +19,20 @@ extension Double: CPUFloat {}
 public final class CPUBackend: Backend {
     public let threads: Int
     @usableFromInline let parallel: Parallel
+    /// Freed large blocks by rounded size, reused by the next allocation of that size: a training
+    /// step allocates the same shapes every time, so after step 1 it takes no fresh pages.
+    private let cache = Mutex(BlockCache())
+
+    /// Blocks of at least this size are cached; smaller ones go straight to malloc.
+    static let cachedMinimum = 1 << 16
 
     /// - Parameter threads: worker threads for elementwise kernels and OpenBLAS (default: all cores).
     public init(threads: Int? = nil) {
         let n = Swift.max(1, threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         self.threads = n
         self.parallel = Parallel(threads: n)
+        // BLAS runs on the calling thread; `gemm` splits work across this backend's threads.
+        openblas_set_num_threads(1)
     }
 
     public var name: String { "cpu (\(threads) thread\(threads == 1 ? "" : "s"), OpenBLAS)" }
@@ -31,13 +40,27 @@ public final class CPUBackend: Backend {
     // MARK: Memory
 
     public func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+        let size = BlockCache.rounded(byteCount)
+        if size >= Self.cachedMinimum, let p = cache.withLock({ $0.take(size) }) { return p.value }
         var p: UnsafeMutableRawPointer?
-        let rc = posix_memalign(&p, 64, byteCount)
+        let rc = posix_memalign(&p, 64, size)
         precondition(rc == 0 && p != nil, "CPU allocation of \(byteCount) bytes failed (out of memory)")
         return p!
     }
 
-    public func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int) { free(pointer) }
+    public func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        let size = BlockCache.rounded(byteCount)
+        if size >= Self.cachedMinimum {
+            let block = Unchecked(pointer)
+            if cache.withLock({ $0.put(block, size) }) { return }
+        }
+        free(pointer)
+    }
+
+    /// Returns every cached block to the system.
+    public func emptyCache() {
+        for p in cache.withLock({ $0.drain() }) { free(p.value) }
+    }
 
     public func read(_ tensor: Tensor, into host: UnsafeMutableRawPointer) {
         host.copyMemory(from: tensor.rawPointer, byteCount: tensor.byteCount)
@@ -197,6 +220,34 @@ public final class CPUBackend: Backend {
         for (p, o) in zip(promotedOutputs, outputs) {
             if let p, let o, p !== o { cast(p, into: o) }
         }
+    }
+}
+
+/// Size-keyed free lists of large blocks, capped so a burst cannot pin unbounded memory.
+struct BlockCache: ~Copyable {
+    private var free: [Int: [Unchecked<UnsafeMutableRawPointer>]] = [:]
+    private var cachedBytes = 0
+    static let capacity = 8 << 30
+
+    /// Sizes round up to 4 KiB pages, so near-equal requests share blocks.
+    static func rounded(_ n: Int) -> Int { (Swift.max(n, 1) + 4095) & ~4095 }
+
+    mutating func take(_ size: Int) -> Unchecked<UnsafeMutableRawPointer>? {
+        guard let p = free[size]?.popLast() else { return nil }
+        cachedBytes -= size
+        return p
+    }
+
+    mutating func put(_ p: Unchecked<UnsafeMutableRawPointer>, _ size: Int) -> Bool {
+        guard cachedBytes + size <= Self.capacity else { return false }
+        free[size, default: []].append(p)
+        cachedBytes += size
+        return true
+    }
+
+    mutating func drain() -> [Unchecked<UnsafeMutableRawPointer>] {
+        defer { free = [:]; cachedBytes = 0 }
+        return free.values.flatMap { $0 }
     }
 }
 

@@ -5,12 +5,17 @@
 
 @usableFromInline
 enum FastMath {
-    /// e^x for 8 lanes: n = round(x·log2 e), r = x − n·ln 2, degree-6 polynomial, scale by 2^n.
+    /// e^x for 8 lanes: n = round(x·log2 e) by the 1.5·2²³ trick, r = x − n·ln 2, degree-6
+    /// polynomial, scale by 2ⁿ built in the exponent bits (all lane-wise integer/float ops).
     @inlinable @inline(__always)
     static func exp(_ x: F8) -> F8 {
         let nan = x .!= x
-        let xc = x.clamped(lowerBound: F8(repeating: -87.0), upperBound: F8(repeating: 88.0))
-        let n = (xc * 1.442_695_04).rounded(.toNearestOrEven)
+        var xc = x
+        xc.replace(with: -87, where: x .< -87)
+        xc.replace(with: 88, where: x .> 88)
+        let magic = F8(repeating: 12_582_912.0)   // 1.5·2²³, bit pattern 0x4B40_0000
+        let shifted = xc * 1.442_695_04 + magic
+        let n = shifted - magic
         let r = xc - n * 0.693_145_75 - n * 1.428_606_8e-6
         var p = F8(repeating: 1.0 / 720)
         p = p * r + 1.0 / 120
@@ -19,8 +24,8 @@ enum FastMath {
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let bits = (SIMD8<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
-        var result = p * unsafeBitCast(bits, to: F8.self)
+        let exponent = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        var result = p * unsafeBitCast(exponent, to: F8.self)
         result.replace(with: x, where: nan)
         return result
     }

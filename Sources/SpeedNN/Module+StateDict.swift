@@ -1,0 +1,51 @@
+// Saving and loading parameters by name, with errors that list every missing, unexpected or mis-shaped key.
+// Invariant: load(stateDict:) validates everything before it copies anything, so a failed load changes nothing.
+
+import SpeedCore
+
+/// A mapping from dotted parameter names to tensors.
+public typealias StateDict = [String: Tensor]
+
+/// Why a state dict could not be loaded.
+public struct StateDictError: Error, CustomStringConvertible, Equatable {
+    public var missing: [String] = []
+    public var unexpected: [String] = []
+    /// (name, expected shape, found shape)
+    public var mismatched: [String] = []
+
+    public var description: String {
+        var parts: [String] = []
+        if !missing.isEmpty { parts.append("missing keys: \(missing.joined(separator: ", "))") }
+        if !unexpected.isEmpty { parts.append("unexpected keys: \(unexpected.joined(separator: ", "))") }
+        if !mismatched.isEmpty { parts.append("shape mismatches: \(mismatched.joined(separator: "; "))") }
+        return "load(stateDict:) failed — " + parts.joined(separator: "; ")
+            + ". Check that the checkpoint was saved from the same model configuration (or pass strict: false to skip missing/unexpected keys)."
+    }
+}
+
+extension Module {
+    /// Parameters by name; the tensors share storage with the module (like PyTorch's `state_dict()`).
+    public func stateDict() -> StateDict {
+        Dictionary(uniqueKeysWithValues: namedParameters().map { ($0.0, $0.1.detach()) })
+    }
+
+    /// Copies values from `stateDict` into this module's parameters (converting dtype and device).
+    ///
+    /// - Parameter strict: when true (default), missing and unexpected keys are errors; shape
+    ///   mismatches are always errors.
+    /// - Throws: ``StateDictError`` naming every problem; nothing is copied when it throws.
+    public func load(stateDict: StateDict, strict: Bool = true) throws {
+        let params = namedParameters()
+        let names = Set(params.map(\.0))
+        var error = StateDictError()
+        for (name, p) in params {
+            guard let src = stateDict[name] else { if strict { error.missing.append(name) }; continue }
+            if src.shape != p.shape { error.mismatched.append("\(name): model \(p.shape), state dict \(src.shape)") }
+        }
+        if strict { error.unexpected = stateDict.keys.filter { !names.contains($0) }.sorted() }
+        guard error.missing.isEmpty && error.unexpected.isEmpty && error.mismatched.isEmpty else { throw error }
+        for (name, p) in params {
+            if let src = stateDict[name] { p.copyData(from: src) }
+        }
+    }
+}

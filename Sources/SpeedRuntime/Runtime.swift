@@ -1,0 +1,1 @@
+// SpeedRuntime: DeepSpeed's runtime (config, engine, precision, checkpoints, monitors, data).

@@ -1,0 +1,1 @@
+// Placeholder until SpeedOptim's tests land.

@@ -1,0 +1,1 @@
+// Placeholder until SpeedRuntime's tests land.

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Installs what SwiftSpeed needs on a fresh Debian 12 machine that already has Swift.
+# Idempotent: checks each item first and installs only what is missing (one `apt-get update`,
+# and only when something must be installed). Prints one line per item.
+#
+#   bash scripts/setup.sh
+set -euo pipefail
+
+say() { printf 'setup: %-34s %s\n' "$1" "$2"; }
+
+# --- Swift (not installed here: it comes from swift.org) ----------------------------------------
+if ! command -v swift >/dev/null 2>&1; then
+    echo "setup: error: 'swift' was not found on PATH." >&2
+    if [ -x /opt/swift/usr/bin/swift ]; then
+        echo "setup: a toolchain exists at /opt/swift; add it with: export PATH=/opt/swift/usr/bin:\$PATH" >&2
+    else
+        echo "setup: install Swift 6 for Debian 12 from https://www.swift.org/install/linux/ and put its usr/bin on PATH." >&2
+    fi
+    exit 1
+fi
+say "swift" "present ($(swift --version 2>/dev/null | head -n 1))"
+
+# --- Checks: each prints its own line and queues apt packages when missing -----------------------
+missing=()
+
+have_git() { command -v git >/dev/null 2>&1; }
+have_openblas() {
+    # The linker needs the unversioned libopenblas.so (from libopenblas-dev), not only the runtime .so.0.
+    [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '
+}
+have_mpi() {
+    command -v mpirun >/dev/null 2>&1 || return 1
+    # libopenmpi-dev provides mpi.h (the Comm layer compiles against it).
+    local h
+    for h in /usr/lib/*/openmpi/include/mpi.h /usr/include/mpi.h /usr/include/*/mpi.h; do
+        [ -e "$h" ] && return 0
+    done
+    return 1
+}
+have_fortunes() { [ -f /usr/share/games/fortunes/fortunes ]; }
+
+check() {  # check <label> <test-function> <apt packages...>
+    local label=$1 test=$2
+    shift 2
+    if "$test"; then
+        say "$label" "present"
+    else
+        say "$label" "installing ($*)"
+        missing+=("$@")
+    fi
+}
+
+# git (+ CA certificates) lets SwiftPM fetch the package's dependencies on the first build.
+check "git"                       have_git      git ca-certificates
+check "OpenBLAS (libopenblas-dev)" have_openblas libopenblas-dev
+check "OpenMPI (mpirun, mpi.h)"   have_mpi      libopenmpi-dev openmpi-bin
+check "fortunes corpus"           have_fortunes fortunes
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: everything is present"
+    exit 0
+fi
+
+# --- Install what is missing ----------------------------------------------------------------------
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: error: apt-get not found; install these packages by hand: ${missing[*]}" >&2
+    exit 1
+fi
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        echo "setup: error: not root and sudo is missing; as root run: apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
+"${APT[@]}" update
+"${APT[@]}" install -y "${missing[@]}"
+
+# --- Verify ---------------------------------------------------------------------------------------
+failed=0
+have_git      || { echo "setup: error: git is still missing after install" >&2; failed=1; }
+have_openblas || { echo "setup: error: libopenblas.so is still missing after install" >&2; failed=1; }
+have_mpi      || { echo "setup: error: mpirun or mpi.h is still missing after install" >&2; failed=1; }
+have_fortunes || { echo "setup: error: /usr/share/games/fortunes/fortunes is still missing after install" >&2; failed=1; }
+[ "$failed" -eq 0 ] || exit 1
+echo "setup: done"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (Swift Testing and XCTest) on a fresh Debian 12 machine with Swift:
+# installs what is missing (scripts/setup.sh), then builds and tests in release.
+#
+#   bash scripts/test.sh                  # everything
+#   bash scripts/test.sh --filter GPT     # extra arguments go to `swift test`
+#
+# Release, because the numeric code (gradient checks, model tests) is 10-100x slower in debug;
+# -enable-testing keeps `@testable import` working in a release build. No --parallel: the
+# 2-core machines cannot take several test processes at once. Exits with swift test's status.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup.sh
+
+exec swift test -c release -Xswiftc -enable-testing "$@"
