@@ -38,6 +38,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The seed programs, in Swift (see Examples/*/ds_config.json).
+        .executableTarget(name: "SimpleModelExample", dependencies: ["SwiftSpeed"], path: "Examples/SimpleModel",
+                          exclude: ["ds_config.json"]),
+        .executableTarget(name: "LinearClientOptimizerExample", dependencies: ["SwiftSpeed"],
+                          path: "Examples/LinearClientOptimizer", exclude: ["ds_config.json"]),
         .testTarget(name: "SpeedCoreTests", dependencies: ["SpeedCore"]),
         .testTarget(name: "SpeedNNTests", dependencies: ["SpeedNN"]),
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"]),

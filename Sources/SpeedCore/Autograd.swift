@@ -98,15 +98,16 @@ extension Tensor {
         }
     }
 
-    /// Adds `g` into `leaf.grad` (allocating it on first use) and fires the leaf's hook.
+    /// Adds `g` into `leaf.grad` (allocating it on first use, in the leaf's dtype; an existing
+    /// `.grad` keeps its own dtype, e.g. fp32 accumulation for bf16 weights) and fires the hook.
     private static func accumulateLeaf(_ leaf: Tensor, _ g: Tensor) {
-        let g = g.dtype == leaf.dtype ? g : g.cast(to: leaf.dtype)
         noGrad {
             if let existing = leaf.grad {
                 precondition(existing.shape == leaf.shape, "backward: .grad has shape \(existing.shape) but the tensor is \(leaf.shape)")
+                let g = g.dtype == existing.dtype ? g : g.cast(to: existing.dtype)
                 existing.backend.binary(.add, existing, g, into: existing)
             } else {
-                leaf.grad = g.copy()
+                leaf.grad = g.dtype == leaf.dtype ? g.copy() : g.cast(to: leaf.dtype)
             }
         }
         leaf.onGradReady?(leaf)

@@ -2,6 +2,8 @@
 // Invariant: every tensor handed to a kernel is contiguous row-major; outputs are preallocated by the caller
 // on the same device, and a kernel never allocates tensors the caller can see.
 
+import RealModule
+
 /// Elementwise maps `y = f(x)`; backward computes `dx = dy * f'(x)` from `x` and `y`.
 public enum UnaryOp: Sendable, Hashable {
     case neg, exp, log, sqrt, tanh, sigmoid, relu, abs, square
@@ -64,6 +66,48 @@ public struct Layout: Sendable, Hashable {
     }
 }
 
+/// The constants of one Adam/AdamW step (DeepSpeed's and PyTorch's formula), computed once on the
+/// host so a kernel does no `pow`. Per element, with `g = grad · gradScale`:
+///
+///     L2 mode (decoupled == false):  g += weightDecay · p
+///     m = beta1·m + (1 − beta1)·g
+///     v = beta2·v + (1 − beta2)·g²
+///     denom = sqrt(v) / biasCorrection2Sqrt + eps
+///     decoupled:                     p −= lr · weightDecay · p      (before the update)
+///     p −= lr / biasCorrection1 · m / denom
+///
+/// ```swift
+/// let hyper = AdamHyper(lr: 3e-4, weightDecay: 0.1, step: 1)   // AdamW, bias-corrected
+/// hyper.biasCorrection1                                          // 1 − 0.9 = 0.1
+/// ```
+public struct AdamHyper: Sendable, Hashable {
+    public var lr: Double
+    public var beta1: Double
+    public var beta2: Double
+    public var eps: Double
+    public var weightDecay: Double
+    /// AdamW's decoupled decay (true) or L2 decay added to the gradient (false).
+    public var decoupled: Bool
+    /// `1 − beta1^step`, or 1 without bias correction.
+    public var biasCorrection1: Double
+    /// `sqrt(1 − beta2^step)`, or 1 without bias correction.
+    public var biasCorrection2Sqrt: Double
+    /// Multiplies the gradient before use (e.g. `1 / (lossScale · clipFactor)`), so unscaling and
+    /// clipping cost no extra pass over the gradients. 1 leaves them as they are.
+    public var gradScale: Double
+
+    /// - Parameter step: the 1-based optimizer step (used for the bias corrections).
+    public init(lr: Double, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8,
+                weightDecay: Double = 0, decoupled: Bool = true, step: Int, biasCorrection: Bool = true,
+                gradScale: Double = 1) {
+        precondition(step >= 1, "AdamHyper: step is 1-based, got \(step)")
+        self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        self.weightDecay = weightDecay; self.decoupled = decoupled; self.gradScale = gradScale
+        biasCorrection1 = biasCorrection ? 1 - Double.pow(beta1, Double(step)) : 1
+        biasCorrection2Sqrt = biasCorrection ? (1 - Double.pow(beta2, Double(step))).squareRoot() : 1
+    }
+}
+
 /// A compute device's kernels. Small on purpose: everything else is composed from these in
 /// the autograd ops (`Ops+*.swift`), so a new backend implements this protocol and nothing more.
 public protocol Backend: AnyObject, Sendable {
@@ -123,4 +167,12 @@ public protocol Backend: AnyObject, Sendable {
     func attention(q: Tensor, k: Tensor, v: Tensor, causal: Bool, scale: Double, into out: Tensor, lse: Tensor)
     func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor,
                            causal: Bool, scale: Double, into gradQ: Tensor, gradK: Tensor, gradV: Tensor)
+
+    // MARK: Optimizers
+    /// One fused Adam/AdamW step (formula on ``AdamHyper``) over flat slices: `param`, `expAvg` and
+    /// `expAvgSq` are fp32 and updated in place; `grad` is fp32, bf16 or fp16 and only read; all
+    /// have the same count. When `lowPrecisionCopy` (bf16 or fp16, same count) is given, the updated
+    /// parameters are also written to it, rounded to nearest-even, in the same pass.
+    func adamStep(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, hyper: AdamHyper,
+                  lowPrecisionCopy: Tensor?)
 }

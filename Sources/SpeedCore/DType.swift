@@ -45,6 +45,18 @@ public struct BFloat16: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Rounds `value` to the nearest bf16, ties to even, in one step (no double rounding via fp32):
+    /// it rounds to fp32 "to odd" (truncate, then set the last bit if inexact), which keeps the
+    /// information the final rounding needs because fp32 carries 16 more bits than bf16.
+    public init(_ value: Double) {
+        var f = Float(value)
+        if f.isFinite && Double(f) != value {
+            if Swift.abs(Double(f)) > Swift.abs(value) { f = Float(bitPattern: f.bitPattern - 1) }
+            f = Float(bitPattern: f.bitPattern | 1)
+        }
+        self.init(f)
+    }
+
     @inlinable
     public var float: Float { Float(bitPattern: UInt32(bitPattern) << 16) }
 

@@ -152,6 +152,11 @@ extension Tensor {
         backend.binary(.add, self, src, into: self)
     }
 
+    /// `self *= factor` in place, not recorded.
+    public func scale(by factor: Double) {
+        backend.unary(.affine(scale: factor, shift: 0), self, into: self)
+    }
+
     /// Fills every element with `value` in place.
     public func fill(_ value: Double) { backend.fill(self, value: value) }
 }

@@ -82,6 +82,7 @@ extension Tensor {
         let ax = normalizedAxes(axes, op: "variance")
         let n = ax.reduce(1) { $0 * shape[$1] }
         let centered = self - mean(axes: ax, keepDims: true)
-        return centered.square().sum(axes: ax, keepDims: keepDims) / Double(Swift.max(n - correction, 1))
+        // n <= correction divides by zero: NaN (or inf), as in PyTorch.
+        return centered.square().sum(axes: ax, keepDims: keepDims) / Double(n - correction)
     }
 }

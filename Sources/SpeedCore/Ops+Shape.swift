@@ -112,6 +112,12 @@ extension Tensor {
         }
     }
 
+    /// Stacks equal-shaped tensors along a new leading axis: `[n] + shape`.
+    public static func stack(_ tensors: [Tensor]) -> Tensor {
+        precondition(!tensors.isEmpty, "stack: no tensors")
+        return concat(tensors.map { $0.reshape([1] + $0.shape) }, axis: 0)
+    }
+
     /// Splits along `axis` into pieces of `sizes` (which must add up to the axis length).
     public func split(_ sizes: [Int], axis: Int) -> [Tensor] {
         let ax = Shape.axis(axis, rank: rank, op: "split")

@@ -50,11 +50,16 @@ extension Tensor {
     }
 
     /// `[start, start + step, …)` below `end`, like `torch.arange`.
-    public static func arange(_ start: Double = 0, _ end: Double, step: Double = 1,
+    public static func arange(_ start: Double, _ end: Double, step: Double = 1,
                               dtype: DType = .float32, device: Device = .cpu) -> Tensor {
         precondition(step != 0, "arange: step must be non-zero")
         let n = Swift.max(0, Int(((end - start) / step).rounded(.up)))
         return Tensor((0..<n).map { start + Double($0) * step }, shape: [n], dtype: dtype, device: device)
+    }
+
+    /// `[0, 1, …, end)`, like `torch.arange(end)`.
+    public static func arange(_ end: Double, dtype: DType = .float32, device: Device = .cpu) -> Tensor {
+        arange(0, end, dtype: dtype, device: device)
     }
 
     /// A tensor holding `values` (row-major) with `shape` (default: 1-D).

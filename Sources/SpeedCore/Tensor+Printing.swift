@@ -45,6 +45,7 @@ private extension String {
             var e = 0, m = Swift.abs(x)
             while m >= 10 { m /= 10; e += 1 }
             while m < 1 { m *= 10; e -= 1 }
+            if (m * 10_000).rounded() >= 100_000 { m /= 10; e += 1 }   // 9.99996 prints as 1.0000e+01
             let mantissa = String(format: (x < 0 ? -m : m), exponential: false)
             self = "\(mantissa)e\(e >= 0 ? "+" : "-")\(Swift.abs(e) < 10 ? "0" : "")\(Swift.abs(e))"
             return

@@ -17,7 +17,8 @@ public final class Tensor {
     /// Element offset into `storage`.
     public package(set) var offset: Int
     public let shape: [Int]
-    public let dtype: DType
+    /// `package` settable so the runtime can convert parameters to bf16/fp16 in place.
+    public package(set) var dtype: DType
 
     /// Whether operations on this tensor are recorded for `backward()`.
     public var requiresGrad: Bool
@@ -82,10 +83,12 @@ public final class Tensor {
 
     /// Points this tensor at another storage (contents are not copied). Used by the runtime to
     /// move parameters into flat buffers while keeping their identity.
-    package func rebind(storage: Storage, offset: Int) {
+    package func rebind(storage: Storage, offset: Int, dtype: DType? = nil) {
+        let dtype = dtype ?? self.dtype
         precondition((offset + count) * dtype.byteSize <= storage.byteCount,
                      "rebind: \(shape) at offset \(offset) exceeds storage of \(storage.byteCount) bytes")
         self.storage = storage
         self.offset = offset
+        self.dtype = dtype
     }
 }

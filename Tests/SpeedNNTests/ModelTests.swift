@@ -52,23 +52,21 @@ func sgdStep(_ model: Module, lr: Double) {
 }
 
 @Suite struct SimpleModelTests {
-    /// The first seed's program: SimpleModel on random data with MSE; the loss must fall.
+    /// The first seed's task: SimpleModel regressing random targets with MSE; the loss must fall
+    /// (a 768-2048-768 network memorises random pairs; smaller widths keep the test fast).
     @Test func simpleModelMSEFallsOnTheSeedsRandomData() {
         var rng = RandomStream(seed: 42)
-        let model = SimpleModel(inFeatures: 64, hidden: 128, rng: &rng)
-        let data = Tensor.randn([100, 64], rng: &rng), labels = Tensor.randn([100, 64], rng: &rng)
+        let model = SimpleModel(inFeatures: 64, hidden: 256, rng: &rng)
+        let data = Tensor.randn([32, 64], rng: &rng), labels = Tensor.randn([32, 64], rng: &rng)
         var losses: [Double] = []
-        for epoch in 0..<20 {
-            for start in stride(from: 0, to: 96, by: 16) {
-                let x = data.slice(axis: 0, start..<(start + 16)), y = labels.slice(axis: 0, start..<(start + 16))
-                let loss = model(x).mseLoss(y)
-                if start == 0 { losses.append(loss.item()) }
-                loss.backward()
-                sgdStep(model, lr: 0.05)
-            }
-            _ = epoch
+        for _ in 0..<60 {
+            let loss = model(data).mseLoss(labels)
+            losses.append(loss.item())
+            loss.backward()
+            sgdStep(model, lr: 0.5)
         }
-        #expect(losses.last! < 0.8 * losses.first!)
+        #expect(losses.last! < 0.7 * losses.first!)
+        #expect(zip(losses, losses.dropFirst()).filter { $1 > $0 }.count < 5)   // falls steadily
     }
 
     @Test func gptForwardShapesAndCausality() {

@@ -45,7 +45,7 @@ extension CPUBackend {
         case .geluExact: for i in 0..<n { let v = x[i]; y[i] = v / 2 * (1 + T.erf(v * T(0.7071067811865476))) }
         case .pow(let p):
             let e = T(p)
-            if p == 2 { for i in 0..<n { y[i] = x[i] * x[i] } } else { for i in 0..<n { y[i] = T.pow(x[i], e) } }
+            if p == 2 { for i in 0..<n { y[i] = x[i] * x[i] } } else { for i in 0..<n { y[i] = Self.power(x[i], e) } }
         case .affine(let s, let b):
             let (s, b) = (T(s), T(b))
             for i in 0..<n { y[i] = x[i] * s + b }
@@ -116,7 +116,7 @@ extension CPUBackend {
                 }
             case .pow(let p):
                 let e = T(p)
-                for i in r { d[i] = g[i] * e * T.pow(x[i], e - 1) }
+                for i in r { d[i] = g[i] * e * Self.power(x[i], e - 1) }
             case .affine(let s, _):
                 let s = T(s)
                 for i in r { d[i] = g[i] * s }
@@ -142,7 +142,7 @@ extension CPUBackend {
         let pa = Unchecked(a.pointer(as: T.self)), pb = Unchecked(b.pointer(as: T.self))
         let po = Unchecked(out.pointer(as: T.self))
         let inner = rows.inner, sa = st[0].last!, sb = st[1].last!
-        parallel.forEach(rows.count, grain: Swift.max(1, 16384 / inner)) { range in
+        parallel.forEach(rows.count, grain: Swift.max(1, 16384 / Swift.max(inner, 1))) { range in
             rows.forEach(range) { offs in
                 Self.binaryRow(op, pa.value + offs[0], sa, pb.value + offs[1], sb, po.value + offs[2], inner)
             }
@@ -164,12 +164,19 @@ extension CPUBackend {
         case .sub: run { $0 - $1 }
         case .mul: run { $0 * $1 }
         case .div: run { $0 / $1 }
-        case .pow: run { T.pow($0, $1) }
+        case .pow: run { Self.power($0, $1) }
         case .maximum: run { $0 >= $1 || $0.isNaN ? $0 : $1 }
         case .minimum: run { $0 <= $1 || $0.isNaN ? $0 : $1 }
         case .equal: run { $0 == $1 ? 1 : 0 }
         case .greater: run { $0 > $1 ? 1 : 0 }
         }
+    }
+
+    /// `x^e` as C's `pow`: a negative base with an integral exponent is defined (RealModule's `pow` is NaN there).
+    @inline(__always)
+    static func power<T: CPUFloat>(_ x: T, _ e: T) -> T {
+        if x < 0, let n = Int(exactly: e) { return T.pow(x, n) }
+        return T.pow(x, e)
     }
 
     public func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, into out: Tensor) {
@@ -197,7 +204,7 @@ extension CPUBackend {
         let pc = Unchecked(c.pointer(as: T.self)), pa = Unchecked(a.pointer(as: T.self))
         let pb = Unchecked(b.pointer(as: T.self)), po = Unchecked(out.pointer(as: T.self))
         let inner = rows.inner, sc = st[0].last!, sa = st[1].last!, sb = st[2].last!
-        parallel.forEach(rows.count, grain: Swift.max(1, 16384 / inner)) { range in
+        parallel.forEach(rows.count, grain: Swift.max(1, 16384 / Swift.max(inner, 1))) { range in
             rows.forEach(range) { offs in
                 let c = pc.value + offs[0], a = pa.value + offs[1], b = pb.value + offs[2], o = po.value + offs[3]
                 for i in 0..<inner { o[i] = c[i &* sc] != 0 ? a[i &* sa] : b[i &* sb] }

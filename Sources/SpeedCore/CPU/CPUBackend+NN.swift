@@ -103,7 +103,7 @@ extension CPUBackend {
         let ws = Unchecked(w?.pointer(as: T.self)), bs = Unchecked(b?.pointer(as: T.self))
         let ms = Unchecked(mean.pointer(as: T.self)), rs = Unchecked(rstd.pointer(as: T.self))
         let eps = T(eps)
-        parallel.forEach(rows, grain: Swift.max(1, 4096 / c)) { r in
+        parallel.forEach(rows, grain: Swift.max(1, 4096 / Swift.max(c, 1))) { r in
             for row in r {
                 let xr = xs.value + row * c, yr = ys.value + row * c
                 var s: T = 0
@@ -186,7 +186,7 @@ extension CPUBackend {
         for i in 0..<n {
             precondition(idx[i] >= 0 && idx[i] < v, "embedding: id \(idx[i]) at position \(i) is out of range for vocabulary size \(v)")
         }
-        parallel.forEach(n, grain: Swift.max(1, 4096 / c)) { r in
+        parallel.forEach(n, grain: Swift.max(1, 4096 / Swift.max(c, 1))) { r in
             for i in r { (o.value + i * rowBytes).copyMemory(from: w.value + idx[i] * rowBytes, byteCount: rowBytes) }
         }
     }

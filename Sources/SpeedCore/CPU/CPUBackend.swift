@@ -78,9 +78,9 @@ public final class CPUBackend: Backend {
         case .float32: let p = Unchecked(out.pointer(as: Float.self)); let v = Float(value)
             parallel.forEach(n, grain: 1 << 16) { r in (p.value + r.lowerBound).update(repeating: v, count: r.count) }
         case .float64: out.pointer(as: Double.self).update(repeating: value, count: n)
-        case .int32: out.pointer(as: Int32.self).update(repeating: Int32(value), count: n)
-        case .int64: out.pointer(as: Int64.self).update(repeating: Int64(value), count: n)
-        case .bfloat16: out.pointer(as: UInt16.self).update(repeating: BFloat16(Float(value)).bitPattern, count: n)
+        case .int32: out.pointer(as: Int32.self).update(repeating: Int32(saturating: value), count: n)
+        case .int64: out.pointer(as: Int64.self).update(repeating: Int64(saturating: value), count: n)
+        case .bfloat16: out.pointer(as: UInt16.self).update(repeating: BFloat16(value).bitPattern, count: n)
         case .float16: out.pointer(as: Float16.self).update(repeating: Float16(value), count: n)
         }
     }
@@ -186,9 +186,10 @@ public final class CPUBackend: Backend {
             for i in r {
                 let c = offset &+ UInt64(i)
                 if normal {
-                    // Box–Muller on two counters derived from element i.
-                    let u1 = RandomStream.uniformOpen(seed: seed, counter: c &* 2)
-                    let u2 = RandomStream.uniformOpen(seed: seed, counter: c &* 2 &+ 1)
+                    // Box–Muller on element i's own counter (u2 from the complemented seed): a normal draw
+                    // must not touch counters 2c, 2c+1, which belong to later draws on the same stream.
+                    let u1 = RandomStream.uniformOpen(seed: seed, counter: c)
+                    let u2 = RandomStream.uniformOpen(seed: ~seed, counter: c)
                     let z = Double.sqrt(-2 * Double.log(u1)) * Double.cos(2 * Double.pi * u2)
                     p.value[i] = a + b * z
                 } else {
@@ -269,11 +270,11 @@ enum Conversions {
         switch out.dtype {
         case .float32: let p = out.pointer(as: Float.self); for i in 0..<n { p[i] = Float(tmp[i]) }
         case .float64: let p = out.pointer(as: Double.self); for i in 0..<n { p[i] = Double(tmp[i]) }
-        case .int32: let p = out.pointer(as: Int32.self); for i in 0..<n { p[i] = Int32(tmp[i].rounded(.towardZero)) }
-        case .int64: let p = out.pointer(as: Int64.self); for i in 0..<n { p[i] = Int64(tmp[i].rounded(.towardZero)) }
-        case .float16: let p = out.pointer(as: Float16.self); for i in 0..<n { p[i] = Float16(Float(tmp[i])) }
+        case .int32: let p = out.pointer(as: Int32.self); for i in 0..<n { p[i] = Int32(saturating: Double(tmp[i])) }
+        case .int64: let p = out.pointer(as: Int64.self); for i in 0..<n { p[i] = Int64(saturating: Double(tmp[i])) }
+        case .float16: let p = out.pointer(as: Float16.self); for i in 0..<n { p[i] = Float16(tmp[i]) }
         case .bfloat16: let p = out.pointer(as: UInt16.self)
-            for i in 0..<n { p[i] = BFloat16(Float(tmp[i])).bitPattern }
+            for i in 0..<n { p[i] = (F.self == Float.self ? BFloat16(Float(tmp[i])) : BFloat16(Double(tmp[i]))).bitPattern }
         }
     }
 }
@@ -325,5 +326,15 @@ struct StridedRows: Sendable {
                 d -= 1
             }
         }
+    }
+}
+
+extension FixedWidthInteger {
+    /// Truncates toward zero, saturating at the type's bounds; NaN becomes 0 (never traps).
+    init(saturating x: Double) {
+        if x.isNaN { self = 0 }
+        else if x <= Double(Self.min) { self = Self.min }
+        else if x >= Double(Self.max) { self = Self.max }
+        else { self = Self(x.rounded(.towardZero)) }
     }
 }

@@ -1,5 +1,6 @@
 // Work splitting for CPU kernels: contiguous chunks of an index range over a fixed number of threads.
-// Invariant: chunk boundaries depend only on (n, threads, grain), and kernels never let results depend on them.
+// Invariant: chunk boundaries depend only on (n, threads, grain); elementwise kernels and reductions never let
+// results depend on them (GEMM, split across threads by rows or columns, may differ in the last bit).
 
 import Dispatch
 

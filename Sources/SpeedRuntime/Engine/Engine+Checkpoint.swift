@@ -1,0 +1,193 @@
+// DeepSpeed-layout checkpoints in safetensors + JSON: <dir>/<tag>/mp_rank_00_model_states.safetensors,
+// <dir>/<tag>/zero_pp_rank_<r>_mp_rank_00_optim_states.safetensors and <dir>/latest.
+// Invariant: every file is written atomically and `latest` last, and a load reads and validates
+// every file before it changes anything — a truncated checkpoint is refused, never half-loaded.
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import SpeedCore
+import SpeedNN
+import SpeedOptim
+
+/// Why a checkpoint could not be saved or loaded.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Engine state stored in the model-states file's metadata (key `swiftspeed`).
+struct ModelStateMeta: Codable {
+    var format = "swiftspeed-checkpoint-1"
+    var globalSteps: Int
+    var globalSamples: Int
+    var skippedSteps: Int
+    var microSteps: Int
+    var optimizerSteps: Int
+    var dpWorldSize: Int
+    var zeroStage: Int
+    var dtype: String
+    var parameterNames: [String]
+    var parameterShapes: [[Int]]
+    var lrScheduler: LRSchedulerState?
+    var lossScaler: LossScaler?
+    var dropoutStreams: [String: RandomStream]
+    var clientState: [String: JSONValue]
+}
+
+/// Optimizer-partition state stored in each rank's optim-states file (key `swiftspeed`).
+struct OptimStateMeta: Codable {
+    var format = "swiftspeed-optim-1"
+    var rank: Int
+    var worldSize: Int
+    var partitionOffset: Int
+    var partitionCount: Int
+    var paddedCount: Int
+    var optimizer: String
+    var lr: Double
+    var betas: [Double]?
+    var stateNames: [String]
+}
+
+extension Engine {
+    static let modelStatesFile = "mp_rank_00_model_states.safetensors"
+    static func optimStatesFile(rank: Int) -> String { "zero_pp_rank_\(rank)_mp_rank_00_optim_states.safetensors" }
+
+    /// Saves weights, optimizer state, schedules and counters under `dir/tag` and points
+    /// `dir/latest` at it (DeepSpeed's `save_checkpoint`).
+    ///
+    /// ```swift
+    /// try engine.saveCheckpoint("checkpoints", clientState: ["epoch": 3])
+    /// ```
+    /// - Parameter tag: defaults to `global_step<N>`.
+    @discardableResult
+    public func saveCheckpoint(_ dir: String, tag: String? = nil, clientState: [String: JSONValue] = [:]) throws -> String {
+        let tag = tag ?? "global_step\(globalSteps)"
+        let folder = URL(fileURLWithPath: dir).appendingPathComponent(tag)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw CheckpointError("cannot create checkpoint directory \(folder.path): \(error.localizedDescription)")
+        }
+        let dropout = module.namedModules().compactMap { name, m in (m as? Dropout).map { (name, $0.rng) } }
+        let meta = ModelStateMeta(
+            globalSteps: globalSteps, globalSamples: globalSamples, skippedSteps: skippedSteps, microSteps: microSteps,
+            optimizerSteps: optimizerSteps, dpWorldSize: 1, zeroStage: config.zeroOptimization.stage,
+            dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
+            lrScheduler: scheduler?.state, lossScaler: lossScaler,
+            dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState)
+        let weights = Array(zip(flat.names, flat.params.map { $0.detach() }))
+        try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)],
+                              to: folder.appendingPathComponent(Self.modelStatesFile))
+        let optimMeta = OptimStateMeta(
+            rank: 0, worldSize: 1, partitionOffset: 0, partitionCount: flat.paddedCount, paddedCount: flat.paddedCount,
+            optimizer: optimizer.typeName, lr: optimizer.lr, betas: optimizer.betas.map { [$0.0, $0.1] },
+            stateNames: optimizer.stateNames)
+        var optimTensors: [(String, Tensor)] = [("fp32_flat_partition", flat.master ?? flat.values)]
+        optimTensors += zip(optimizer.stateNames, optimizerState).map { ($0, $1) }
+        try Safetensors.write(optimTensors, metadata: ["swiftspeed": try Self.json(optimMeta)],
+                              to: folder.appendingPathComponent(Self.optimStatesFile(rank: 0)))
+        try AtomicFile.write(Array(tag.utf8), to: URL(fileURLWithPath: dir).appendingPathComponent("latest"))
+        logger.info("[SwiftSpeed] saved checkpoint \(folder.path)")
+        return folder.path
+    }
+
+    /// Loads a checkpoint saved by ``saveCheckpoint(_:tag:clientState:)`` (DeepSpeed's `load_checkpoint`).
+    ///
+    /// - Returns: `(path, clientState)`, or `(nil, nil)` when `dir` holds no checkpoint.
+    /// - Throws: ``CheckpointError`` or `SafetensorsError` for a missing, truncated or mismatched
+    ///   checkpoint; the engine is unchanged when it throws.
+    @discardableResult
+    public func loadCheckpoint(_ dir: String, tag: String? = nil, loadOptimizerStates: Bool = true,
+                               loadLRSchedulerStates: Bool = true, loadModuleOnly: Bool = false)
+        throws -> (path: String?, clientState: [String: JSONValue]?)
+    {
+        let root = URL(fileURLWithPath: dir)
+        let resolvedTag: String
+        if let tag { resolvedTag = tag } else {
+            guard let data = FileManager.default.contents(atPath: root.appendingPathComponent("latest").path) else {
+                logger.warning("[SwiftSpeed] no 'latest' file in \(dir); nothing loaded")
+                return (nil, nil)
+            }
+            resolvedTag = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let folder = root.appendingPathComponent(resolvedTag)
+        guard FileManager.default.fileExists(atPath: folder.path) else {
+            throw CheckpointError("checkpoint \(folder.path) does not exist (tag '\(resolvedTag)')")
+        }
+        // 1. Read and validate everything.
+        let (weights, metadata) = try Safetensors.read(folder.appendingPathComponent(Self.modelStatesFile))
+        let meta: ModelStateMeta = try Self.decode(metadata["swiftspeed"], file: Self.modelStatesFile)
+        var problems: [String] = []
+        for (name, p) in zip(flat.names, flat.params) {
+            guard let w = weights[name] else { problems.append("missing \(name)"); continue }
+            if w.shape != p.shape { problems.append("\(name): checkpoint \(w.shape), model \(p.shape)") }
+        }
+        let unexpected = Set(weights.keys).subtracting(flat.names)
+        if !unexpected.isEmpty { problems.append("unexpected \(unexpected.sorted().joined(separator: ", "))") }
+        guard problems.isEmpty else {
+            throw CheckpointError("checkpoint \(folder.path) does not match the model: \(problems.joined(separator: "; "))")
+        }
+        let wantOptim = !loadModuleOnly && loadOptimizerStates
+        var optim: (tensors: [String: Tensor], meta: OptimStateMeta)?
+        if wantOptim {
+            let (tensors, m) = try Safetensors.read(folder.appendingPathComponent(Self.optimStatesFile(rank: 0)))
+            let om: OptimStateMeta = try Self.decode(m["swiftspeed"], file: Self.optimStatesFile(rank: 0))
+            guard om.worldSize == 1, om.paddedCount == flat.paddedCount else {
+                throw CheckpointError("checkpoint \(folder.path) was saved with \(om.worldSize) rank(s) and \(om.paddedCount) flat elements; this engine has 1 rank and \(flat.paddedCount)")
+            }
+            guard om.stateNames == optimizer.stateNames else {
+                throw CheckpointError("checkpoint optimizer state \(om.stateNames) (\(om.optimizer)) does not match \(optimizer.typeName)'s \(optimizer.stateNames)")
+            }
+            for name in ["fp32_flat_partition"] + om.stateNames where tensors[name]?.count != flat.paddedCount {
+                throw CheckpointError("checkpoint \(folder.path): optimizer tensor '\(name)' is missing or has the wrong size")
+            }
+            optim = (tensors, om)
+        }
+        // 2. Apply.
+        noGrad {
+            for (name, p) in zip(flat.names, flat.params) { p.copyData(from: weights[name]!) }
+            if let optim {
+                (flat.master ?? flat.values).copyData(from: optim.tensors["fp32_flat_partition"]!)
+                for (name, buffer) in zip(optimizer.stateNames, optimizerState) { buffer.copyData(from: optim.tensors[name]!) }
+            } else if let master = flat.master {
+                master.copyData(from: flat.values)
+            }
+        }
+        if !loadModuleOnly {
+            globalSteps = meta.globalSteps
+            globalSamples = meta.globalSamples
+            skippedSteps = meta.skippedSteps
+            microSteps = meta.microSteps
+            optimizerSteps = meta.optimizerSteps
+            if lossScaler != nil, let saved = meta.lossScaler { lossScaler = saved }
+            for (name, m) in module.namedModules() {
+                if let d = m as? Dropout, let stream = meta.dropoutStreams[name] { d.rng = stream }
+            }
+            if let optim, let betas = optim.meta.betas, betas.count == 2 { optimizer.betas = (betas[0], betas[1]) }
+            if let optim { optimizer.lr = optim.meta.lr }
+            if loadLRSchedulerStates, let scheduler, let state = meta.lrScheduler {
+                try scheduler.load(state: state)
+                scheduler.apply(to: optimizer)
+            }
+        }
+        flat.zeroGrads()
+        logger.info("[SwiftSpeed] loaded checkpoint \(folder.path) (global step \(meta.globalSteps))")
+        return (folder.path, meta.clientState)
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ text: String?, file: String) throws -> T {
+        guard let text else { throw CheckpointError("\(file) has no 'swiftspeed' metadata; it was not written by SwiftSpeed") }
+        do { return try JSONDecoder().decode(T.self, from: Data(text.utf8)) } catch {
+            throw CheckpointError("\(file): cannot read its metadata (\(error)); the checkpoint is corrupt or from another version")
+        }
+    }
+}

@@ -1,0 +1,93 @@
+// The boundary step: overflow check, unscale + clip in one multiply, optimizer update, schedule.
+// Invariant: the optimizer always sees fp32 gradients already divided by the loss scale and
+// clipped; a skipped (overflowed) step changes no weights, no optimizer state and no LR.
+
+import Logging
+import SpeedCore
+import SpeedOptim
+
+extension Engine {
+    func applyBoundaryStep() throws {
+        let g32 = flat.grads.dtype == .float32 ? flat.grads : noGrad { flat.grads.cast(to: .float32) }
+        let scaledNorm = noGrad { g32.square().sum() }.item().squareRoot()
+        let scale = lossScaler?.scale ?? 1
+        let overflow = !scaledNorm.isFinite
+        if var scaler = lossScaler {
+            let before = scaler.scale
+            try scaler.update(overflow: overflow)
+            lossScaler = scaler
+            if overflow {
+                logger.info("[SwiftSpeed] OVERFLOW! Skipping step. Attempted loss scale: \(before), reducing to \(scaler.scale)")
+            }
+        }
+        if overflow {
+            skippedSteps += 1
+            globalGradNorm = nil
+            if lossScaler == nil {
+                logger.warning("[SwiftSpeed] non-finite gradient norm at step \(globalSteps + 1); skipping the update")
+            }
+            zeroGrad()
+            return
+        }
+        let norm = scaledNorm / scale
+        globalGradNorm = norm
+        // DeepSpeed's unscale_and_clip: one combined factor on the scaled gradients.
+        var combined = scale
+        let clip = config.gradientClipping
+        if clip > 0 {
+            let ratio = (norm + 1e-6) / clip
+            if ratio > 1 { combined *= ratio }
+        }
+        if combined != 1 { g32.scale(by: 1 / combined) }
+        optimizerSteps += 1
+        let param = flat.master ?? flat.values
+        optimizer.update(param: param, grad: g32, state: optimizerState, step: optimizerSteps,
+                         lowPrecisionCopy: flat.master == nil ? nil : flat.values)
+        zeroGrad()
+        if let scheduler {
+            scheduler.step()
+            scheduler.apply(to: optimizer)
+        }
+    }
+
+    /// `steps_per_print` logging, wall-clock breakdown and monitor events after a boundary step.
+    func report() {
+        let every = config.stepsPerPrint ?? 0
+        if every > 0 && globalSteps % every == 0 {
+            var line = "[SwiftSpeed] step=\(globalSteps), skipped=\(skippedSteps), lr=\(getLR())"
+            if let betas = optimizer.betas { line += ", mom=[(\(betas.0), \(betas.1))]" }
+            if lossScaler != nil { line += ", loss_scale=\(lossScale)" }
+            logger.info("\(line)")
+        }
+        if config.wallClockBreakdown {
+            let t = timers
+            logger.info("[SwiftSpeed] time (ms) | forward: \(ms(t.forward)) | backward: \(ms(t.backward)) | step: \(ms(t.step))")
+        }
+        timers = StepTimers()
+        guard !monitors.isEmpty else { return }
+        var events: [MonitorEvent] = [MonitorEvent(tag: "Train/Samples/lr", value: optimizer.lr, step: globalSamples)]
+        if let loss = lastLoss { events.append(MonitorEvent(tag: "Train/Samples/train_loss", value: loss, step: globalSamples)) }
+        if lossScaler != nil { events.append(MonitorEvent(tag: "Train/Samples/loss_scale", value: lossScale, step: globalSamples)) }
+        for m in monitors { m.write(events) }
+    }
+
+    private func ms(_ seconds: Double) -> String {
+        String(Double(Int(seconds * 100_000)) / 100)
+    }
+}
+
+/// Accumulated wall time of the current optimizer step's phases, in seconds.
+struct StepTimers {
+    var forward = 0.0, backward = 0.0, step = 0.0
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Monotonic seconds.
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

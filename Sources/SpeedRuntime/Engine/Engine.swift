@@ -1,0 +1,127 @@
+// The training engine: DeepSpeed's forward/backward/step loop over flat parameter buffers.
+// Invariant: `step()` runs after every micro-batch but updates only at the accumulation boundary
+// ((microSteps + 1) % GAS == 0); every other call just counts the micro-step.
+
+import Logging
+import SpeedCore
+import SpeedNN
+import SpeedOptim
+
+/// DeepSpeed's engine: wraps a module, owns its flat buffers, optimizer state and schedules.
+///
+/// ```swift
+/// let (engine, _, _, _) = try SwiftSpeed.initialize(model: model, config: config)
+/// for batch in loader {
+///     let loss = engine(batch[0]).mseLoss(batch[1])
+///     try engine.backward(loss)
+///     try engine.step()
+/// }
+/// ```
+public final class Engine {
+    public let module: Module
+    public let config: DeepSpeedConfig
+    public let optimizer: any Optimizer
+    public let scheduler: (any LRScheduler)?
+    public let flat: FlatParameters
+    /// One fp32 buffer per `optimizer.stateNames` entry (`[paddedCount]`), from `makeState`.
+    public let optimizerState: [Tensor]
+    public internal(set) var lossScaler: LossScaler?
+    public let logger: Logger
+    let monitors: [any Monitor]
+
+    public internal(set) var microSteps = 0
+    public internal(set) var globalSteps = 0
+    public internal(set) var globalSamples = 0
+    public internal(set) var skippedSteps = 0
+    /// Updates actually applied (Adam's bias-correction step).
+    public internal(set) var optimizerSteps = 0
+    /// The unscaled global gradient L2 norm of the last boundary step (before clipping).
+    public internal(set) var globalGradNorm: Double?
+    /// Mean loss over the micro-batches of the last completed optimizer step.
+    public internal(set) var lastLoss: Double?
+    var lossSum = 0.0
+    var lossCount = 0
+    var timers = StepTimers()
+
+    /// The dtype parameters and activations use (fp32, bf16 or fp16).
+    public var modelDType: DType { flat.values.dtype }
+    public var gradientAccumulationSteps: Int { config.gradientAccumulationSteps }
+    public var trainBatchSize: Int { config.trainBatchSize }
+    public var trainMicroBatchSize: Int { config.trainMicroBatchSizePerGPU }
+
+    init(module: Module, config: DeepSpeedConfig, optimizer: any Optimizer, scheduler: (any LRScheduler)?,
+         monitors: [any Monitor], logger: Logger) {
+        self.module = module
+        self.config = config
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.logger = logger
+        self.monitors = monitors
+        let dtype: DType = config.fp16.enabled ? .float16 : (config.bf16.enabled ? .bfloat16 : .float32)
+        let gradDType: DType = dtype == .bfloat16 && config.dataTypes.gradAccumDType == "fp32" ? .float32 : dtype
+        let named = module.namedParameters().filter { $0.1.requiresGrad }
+        let flat = FlatParameters(named, dtype: dtype, gradDType: gradDType)
+        self.flat = flat
+        optimizerState = optimizer.makeState(count: flat.paddedCount, device: flat.values.device)
+        if config.fp16.enabled {
+            lossScaler = config.fp16.lossScale > 0
+                ? LossScaler(staticScale: config.fp16.lossScale)
+                : LossScaler(dynamic: true, initialScalePower: config.fp16.initialScalePower,
+                             window: config.fp16.lossScaleWindow, hysteresis: config.fp16.hysteresis,
+                             consecutiveHysteresis: config.fp16.consecutiveHysteresis,
+                             minScale: config.fp16.minLossScale)
+        }
+        scheduler?.apply(to: optimizer)
+    }
+
+    // MARK: The training loop
+
+    /// Runs the module's forward pass; floating-point inputs are cast to the model dtype.
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        let start = now()
+        defer { timers.forward += now() - start }
+        let x = input.dtype.isFloatingPoint && input.dtype != modelDType ? input.cast(to: modelDType) : input
+        return module(x)
+    }
+
+    /// Back-propagates `loss / GAS` (times the fp16 loss scale) into the flat gradient buffer.
+    public func backward(_ loss: Tensor) throws {
+        let start = now()
+        defer { timers.backward += now() - start }
+        precondition(loss.count == 1, "Engine.backward: loss must be a scalar, got shape \(loss.shape)")
+        lossSum += loss.item()
+        lossCount += 1
+        flat.reattachGrads()
+        let scale = (lossScaler?.scale ?? 1) / Double(gradientAccumulationSteps)
+        (scale == 1 ? loss : loss * scale).backward()
+    }
+
+    /// True when the next `step()` applies an update.
+    public var isGradientAccumulationBoundary: Bool { (microSteps + 1) % gradientAccumulationSteps == 0 }
+
+    /// Call after every micro-batch; updates parameters at the accumulation boundary.
+    public func step() throws {
+        let start = now()
+        defer { timers.step += now() - start; microSteps += 1 }
+        guard isGradientAccumulationBoundary else { return }
+        try applyBoundaryStep()
+        lastLoss = lossCount > 0 ? lossSum / Double(lossCount) : nil
+        lossSum = 0
+        lossCount = 0
+        globalSteps += 1
+        globalSamples += trainBatchSize
+        report()
+    }
+
+    /// Clears accumulated gradients.
+    public func zeroGrad() { flat.zeroGrads() }
+
+    public func train() { module.train() }
+    public func eval() { module.eval() }
+
+    /// The learning rate of each parameter group (one group).
+    public func getLR() -> [Double] { [optimizer.lr] }
+
+    /// The current fp16 loss scale (1 without fp16).
+    public var lossScale: Double { lossScaler?.scale ?? 1 }
+}

@@ -1,0 +1,128 @@
+// `swiftspeed train`: DeepSpeed-style training of a reference model from a ds_config.json.
+// Invariant: the batch for optimizer step s and micro-step m depends only on (seed, s, m), so a run
+// resumed from a checkpoint at step k replays exactly the batches of an uninterrupted run.
+
+import ArgumentParser
+import Foundation
+import Logging
+import SwiftSpeed
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train simple | gpt-mini | gpt2-small with a DeepSpeed config.",
+        discussion: """
+            Text data is tokenised byte by byte (vocabulary 256). Without --data, use --synthetic \
+            for random tokens (GPT) or random vectors (simple).
+            """)
+
+    @Option(help: "simple | gpt-mini | gpt2-small") var model: String = "gpt-mini"
+    @Option(help: "Path to ds_config.json.") var config: String
+    @Option(help: "A UTF-8 text file to train on (e.g. \(TextCorpus.fortunesPath)).") var data: String?
+    @Flag(help: "Train on random data instead of --data.") var synthetic = false
+    @Option(help: "Optimizer steps in total (a resumed run continues up to this).") var steps: Int = 20
+    @Option(help: "Seed for weights, data order and dropout.") var seed: UInt64 = 1234
+    @Option(help: "Checkpoint directory: saved at the end (and every --save-every steps).") var saveDir: String?
+    @Option(help: "Save a checkpoint every N optimizer steps (needs --save-dir).") var saveEvery: Int?
+    @Flag(help: "Continue from the latest checkpoint in --save-dir.") var resume = false
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Characters of text to generate at the end (text data only).") var sample: Int = 200
+    @Flag(help: "Print one JSON line per optimizer step.") var json = false
+
+    func validate() throws {
+        if data == nil && !synthetic { throw ValidationError("pass --data PATH or --synthetic") }
+        if data != nil && synthetic { throw ValidationError("--data and --synthetic are mutually exclusive") }
+        if resume && saveDir == nil { throw ValidationError("--resume needs --save-dir") }
+        if saveEvery != nil && saveDir == nil { throw ValidationError("--save-every needs --save-dir") }
+        if model != "simple" && GPTConfig.preset(model) == nil {
+            throw ValidationError("unknown model '\(model)'; use simple, gpt-mini or gpt2-small")
+        }
+        if model == "simple" && data != nil { throw ValidationError("--model simple trains on --synthetic data only") }
+    }
+
+    func run() throws {
+        var logger = Logger(label: "swiftspeed")
+        logger.logLevel = json ? .warning : .info
+        let device = threads.map { Device.cpu(threads: $0) } ?? .cpu
+        let ds: DeepSpeedConfig
+        do { ds = try DeepSpeedConfig.load(path: config, worldSize: 1) } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
+                                  device: device)
+        let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module, config: ds, logger: logger)
+        if resume, let dir = saveDir {
+            let (path, _) = try engine.loadCheckpoint(dir)
+            if let path { logger.info("resumed from \(path) at step \(engine.globalSteps)") }
+            else { logger.info("no checkpoint in \(dir); starting from scratch") }
+        }
+        let progress = json ? nil : ProgressBar(total: steps, start: engine.globalSteps)
+        while engine.globalSteps < steps {
+            let t0 = now()
+            let step = engine.globalSteps
+            for micro in 0..<engine.gradientAccumulationSteps {
+                let (input, target) = job.batch(step: step, micro: micro, gas: engine.gradientAccumulationSteps)
+                let loss = job.loss(engine(input), target)
+                try engine.backward(loss)
+                try engine.step()
+            }
+            let seconds = now() - t0
+            let samplesPerS = Double(engine.trainBatchSize) / seconds
+            let record = StepRecord(step: engine.globalSteps, loss: engine.lastLoss ?? .nan, lr: engine.getLR()[0],
+                                    lossScale: engine.lossScale, gradNorm: engine.globalGradNorm,
+                                    samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(job.tokensPerSample))
+            if json { print(record.json) } else { progress?.update(engine.globalSteps, record.summary) }
+            if let dir = saveDir, let every = saveEvery, engine.globalSteps % every == 0 {
+                try engine.saveCheckpoint(dir)
+            }
+        }
+        progress?.finish()
+        if let dir = saveDir { try engine.saveCheckpoint(dir) }
+        if !json, let text = job.generate(characters: sample, seed: seed) {
+            print("\n--- sample ---\n\(text)\n--------------")
+        }
+    }
+}
+
+/// One optimizer step's figures, printed as JSON or a progress summary.
+struct StepRecord {
+    var step: Int, loss: Double, lr: Double, lossScale: Double, gradNorm: Double?, samplesPerS: Double, tokensPerS: Double
+
+    var json: String {
+        "{\"step\":\(step),\"loss\":\(jsonNumber(loss)),\"lr\":\(jsonNumber(lr)),\"loss_scale\":\(jsonNumber(lossScale)),"
+            + "\"grad_norm\":\(gradNorm.map(jsonNumber) ?? "null"),\"samples_per_s\":\(jsonNumber(samplesPerS)),"
+            + "\"tokens_per_s\":\(jsonNumber(tokensPerS))}"
+    }
+
+    var summary: String {
+        "loss \(fmt(loss)) | lr \(lr) | \(fmt(tokensPerS)) tok/s" + (gradNorm.map { " | grad norm \(fmt($0))" } ?? "")
+    }
+}
+
+/// A number as JSON (non-finite values become null).
+func jsonNumber(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+
+/// Writes `error: message` to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+}
+
+/// A one-line progress bar on stdout (carriage-return redraw).
+final class ProgressBar {
+    let total: Int
+    let started = now()
+    let start: Int
+
+    init(total: Int, start: Int) { self.total = total; self.start = start }
+
+    func update(_ done: Int, _ note: String) {
+        let width = 30, filled = total > 0 ? width * done / total : width
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let elapsed = now() - started
+        let eta = done > start ? elapsed / Double(done - start) * Double(total - done) : 0
+        // Unbuffered, so the bar redraws in place even when stdout is a pipe.
+        FileHandle.standardOutput.write(Data("\r[\(bar)] \(done)/\(total) | \(note) | eta \(Int(eta))s".utf8))
+    }
+
+    func finish() { print("") }
+}

@@ -1,0 +1,117 @@
+// The data and loss of each reference model for `swiftspeed train` (text LM or the seed's MSE task).
+// Invariant: batches are a pure function of (seed, step, micro-step): no hidden iterator state.
+
+import SwiftSpeed
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A model with its data source and loss.
+struct TrainingJob {
+    let module: Module
+    let tokensPerSample: Int
+    private let kind: Kind
+    private let microBatch: Int
+    private let seed: UInt64
+    private let device: Device
+
+    private enum Kind {
+        case text(GPT, TokenWindowDataset, DataLoader)
+        case syntheticTokens(GPT)
+        case regression(SimpleModel)
+    }
+
+    init(model: String, dataPath: String?, seed: UInt64, microBatch: Int, device: Device) throws {
+        var rng = RandomStream(seed: seed)
+        self.microBatch = microBatch
+        self.seed = seed
+        self.device = device
+        if model == "simple" {
+            let m = SimpleModel(device: device, rng: &rng)
+            module = m
+            kind = .regression(m)
+            tokensPerSample = 1
+            return
+        }
+        var config = GPTConfig.preset(model)!
+        if let dataPath {
+            config.vocabSize = ByteTokenizer().vocabularySize
+            let text = try TextCorpus.load(dataPath)
+            let dataset = TokenWindowDataset(tokens: ByteTokenizer().encode(text), contextLength: config.contextLength)
+            let gpt = GPT(config, device: device, rng: &rng)
+            module = gpt
+            kind = .text(gpt, dataset, DataLoader(dataset, batchSize: microBatch, shuffle: true, seed: seed,
+                                                  dropLast: true, device: device))
+        } else {
+            let gpt = GPT(config, device: device, rng: &rng)
+            module = gpt
+            kind = .syntheticTokens(gpt)
+        }
+        tokensPerSample = config.contextLength
+    }
+
+    /// (input, target) for micro-batch `micro` of optimizer step `step` (`gas` micro-batches a step).
+    func batch(step: Int, micro: Int, gas: Int) -> (Tensor, Tensor) {
+        let index = step * gas + micro   // consecutive micro-batches walk the epochs in order
+        switch kind {
+        case .text(_, _, let loader):
+            let n = loader.batchesPerEpoch
+            let b = loader.batch(index % n, epoch: index / n)
+            return (b[0], b[1])
+        case .syntheticTokens(let gpt):
+            let t = gpt.config.contextLength, v = UInt64(gpt.config.vocabSize)
+            let row = (0..<(microBatch * (t + 1))).map {
+                Int32(RandomStream.bits(seed: seed ^ 0x5EED, counter: UInt64(index * microBatch * (t + 1) + $0)) % v)
+            }
+            var ids: [Int32] = [], targets: [Int32] = []
+            for b in 0..<microBatch {
+                let r = row[(b * (t + 1))..<((b + 1) * (t + 1))]
+                ids += r.dropLast()
+                targets += r.dropFirst()
+            }
+            return (Tensor(ids, shape: [microBatch, t], device: device), Tensor(targets, shape: [microBatch, t], device: device))
+        case .regression:
+            var rng = RandomStream(seed: seed ^ 0xDA7A, offset: UInt64(index) << 32)
+            let x = Tensor.randn([microBatch, 768], device: device, rng: &rng)
+            let y = Tensor.randn([microBatch, 768], device: device, rng: &rng)
+            return (x, y)
+        }
+    }
+
+    func loss(_ output: Tensor, _ target: Tensor) -> Tensor {
+        switch kind {
+        case .regression: output.mseLoss(target.cast(to: output.dtype))
+        default: output.crossEntropy(targets: target)
+        }
+    }
+
+    /// Samples text from the trained model (text data only).
+    func generate(characters: Int, seed: UInt64) -> String? {
+        guard case .text(let gpt, _, _) = kind, characters > 0 else { return nil }
+        let tok = ByteTokenizer()
+        var ids = tok.encode("\n")
+        var rng = RandomStream(seed: seed ^ 0x7E47)
+        gpt.eval()
+        defer { gpt.train() }
+        for _ in 0..<characters {
+            let context = Array(ids.suffix(gpt.config.contextLength))
+            let logits = noGrad { gpt(Tensor(context, shape: [1, context.count], device: device)) }
+            let last = noGrad { logits[0][context.count - 1].cast(to: .float32).scalars }
+            ids.append(Int32(Self.sample(last, temperature: 0.8, rng: &rng)))
+        }
+        return tok.decode(ids)
+    }
+
+    /// Draws an index from softmax(logits / temperature).
+    static func sample(_ logits: [Float], temperature: Float, rng: inout RandomStream) -> Int {
+        let m = logits.max() ?? 0
+        let weights = logits.map { Glibc.exp(Double(($0 - m) / temperature)) }
+        let total = weights.reduce(0, +)
+        var u = Double(RandomStream.uniform(seed: rng.seed, counter: rng.advance(by: 1))) * total
+        for (i, w) in weights.enumerated() {
+            u -= w
+            if u <= 0 { return i }
+        }
+        return weights.count - 1
+    }
+}

@@ -1,1 +1,0 @@
-// Placeholder until SpeedOptim's tests land.

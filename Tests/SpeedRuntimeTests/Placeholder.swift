@@ -1,1 +1,0 @@
-// Placeholder until SpeedRuntime's tests land.
