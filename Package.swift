@@ -45,8 +45,10 @@ let package = Package(
                           path: "Examples/LinearClientOptimizer", exclude: ["ds_config.json"]),
         .testTarget(name: "SpeedCoreTests", dependencies: ["SpeedCore"]),
         .testTarget(name: "SpeedNNTests", dependencies: ["SpeedNN"]),
-        .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"]),
-        .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"]),
+        .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
+        .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"], exclude: ["Fixtures"]),
+        // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built).
+        .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -18,7 +18,7 @@ for step in 0..<400 {
     let inputs = Tensor.randn([engine.trainMicroBatchSize, 10], rng: &rng)
     let labels = noGrad { Tensor.matmul(inputs, target, transposeB: true) }
     let outputs = engine(inputs)
-    let loss = outputs.mseLoss(labels.cast(to: outputs.dtype))
+    let loss = outputs.mseLoss(labels)
     try engine.backward(loss)
     try engine.step()
     if step % 40 == 0 { print("micro-step \(step), optimizer step \(engine.globalSteps), loss \(loss.item())") }

@@ -22,7 +22,7 @@ for epoch in 0..<3 {
     loader!.epoch = epoch
     for (batchIndex, batch) in loader!.enumerated() {
         let outputs = engine(batch[0])
-        let loss = outputs.mseLoss(batch[1].cast(to: outputs.dtype))
+        let loss = outputs.mseLoss(batch[1])
         try engine.backward(loss)
         try engine.step()
         if batchIndex % 10 == 0 {

@@ -124,9 +124,11 @@ extension Tensor {
         return node
     }
 
-    /// Mean squared error against `target` (same shape).
+    /// Mean squared error against `target` (same shape; a target of another float dtype is
+    /// converted to the prediction's, so fp32 labels work with a bf16/fp16 model).
     public func mseLoss(_ target: Tensor) -> Tensor {
         precondition(shape == target.shape, "mseLoss: prediction \(shape) and target \(target.shape) differ")
+        let target = target.dtype == dtype || !target.dtype.isFloatingPoint ? target : target.cast(to: dtype)
         return (self - target).square().mean()
     }
 

@@ -46,14 +46,15 @@ extension LRScheduler {
     public var state: LRSchedulerState { LRSchedulerState(lastBatchIteration: lastBatchIteration) }
 
     /// Sets `optimizer.lr` and, when this schedule cycles momentum and the optimizer has betas,
-    /// `optimizer.betas.0` (beta2 is kept). Call after construction and after every ``step()``.
+    /// `optimizer.betas` to `(beta1, 0.99)` — DeepSpeed's OneCycle overwrites beta2 with 0.99 while
+    /// cycling momentum, and so do we. Call after construction and after every ``step()``.
     ///
     /// ```swift
     /// schedule.step(); schedule.apply(to: adam)
     /// ```
     public func apply(to optimizer: Optimizer) {
         optimizer.lr = lr
-        if let b1 = beta1, let betas = optimizer.betas { optimizer.betas = (b1, betas.1) }
+        if let b1 = beta1, optimizer.betas != nil { optimizer.betas = (b1, 0.99) }
     }
 
     /// The LR in effect at each of the first `count` optimizer steps of a fresh run: the

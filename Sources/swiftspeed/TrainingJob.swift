@@ -80,7 +80,7 @@ struct TrainingJob {
 
     func loss(_ output: Tensor, _ target: Tensor) -> Tensor {
         switch kind {
-        case .regression: output.mseLoss(target.cast(to: output.dtype))
+        case .regression: output.mseLoss(target)
         default: output.crossEntropy(targets: target)
         }
     }

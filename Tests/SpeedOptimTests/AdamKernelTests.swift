@@ -83,6 +83,21 @@ func mirrorAdam(p: inout [Float], g: [Float], m: inout [Float], v: inout [Float]
         #expect(halfBits(copy) == roundedBits(param.scalars, dtype))
     }
 
+    /// From 2²¹ elements the copy is written with streaming stores (CPUBackend.streamingMinimum); the
+    /// second thread's chunk and the odd tail still go through the ordinary path.
+    @Test(arguments: [DType.bfloat16, .float16])
+    func streamedCopyEqualsRoundedResult(dtype: DType) {
+        let n = (1 << 21) + 9, device = Device.cpu(threads: 2)
+        var rng = RandomStream(seed: 45)
+        let param = Tensor.randn([n], std: 2, device: device, rng: &rng)
+        let grad = Tensor.randn([n], device: device, rng: &rng)
+        let copy = Tensor.zeros([n], dtype: dtype, device: device)
+        device.backend.adamStep(param: param, grad: grad, expAvg: Tensor.zeros([n], device: device),
+                                expAvgSq: Tensor.zeros([n], device: device), hyper: AdamHyper(lr: 1e-2, step: 1),
+                                lowPrecisionCopy: copy)
+        #expect(halfBits(copy) == roundedBits(param.scalars, dtype))
+    }
+
     /// Rounding edge cases (ties, subnormals, overflow, inf, NaN, signed zero) with lr = 0, so p is unchanged.
     @Test(arguments: [DType.bfloat16, .float16])
     func lowPrecisionCopyRoundingEdgeCases(dtype: DType) {

@@ -213,14 +213,15 @@ extension HalfLanes {
     }
 }
 
-/// All-ones lanes where `mask` is true (a float compare's result, used as bits). `_storage` is the
-/// mask's own lane vector; a bit cast of the mask instead goes through scalar inserts.
-@inline(__always) func laneBits(_ mask: SIMDMask<SIMD8<Int32>>) -> SIMD8<Int32> { mask._storage }
+typealias I8 = SIMD8<Int32>
+
+/// All-ones lanes where `a < b`, for lanes whose difference cannot overflow (here: float bit patterns
+/// without the sign). Float compares are avoided: their 8-lane `<8 x i1>` masks are legalised through
+/// scalar inserts on SSE2, and integer compares against a scalar compile to scalar loops.
+@inline(__always) func lessMask(_ a: I8, _ b: Int32) -> I8 { (a &- b) &>> 31 }
 
 /// `mask ? a : b` per lane, with `mask` lanes all-ones or zero.
-@inline(__always) func select(_ mask: SIMD8<Int32>, _ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
-    (a & mask) | (b & ~mask)
-}
+@inline(__always) func select(_ mask: I8, _ a: I8, _ b: I8) -> I8 { (a & mask) | (b & ~mask) }
 
 enum FP32Lanes: Lanes {
     @inline(__always) static func load(_ base: UnsafeRawPointer, _ i: Int) -> F8 {
@@ -257,9 +258,10 @@ enum BF16Lanes: HalfLanes {
     /// Adds 0x7FFF plus the kept part's lowest bit, then shifts (arithmetically, for the pack); NaN
     /// lanes instead set the quiet bit and keep their top half.
     @inline(__always) static func bits(_ x: F8) -> SIMD8<Int32> {
-        let u = unsafeBitCast(x, to: SIMD8<Int32>.self)
+        let u = unsafeBitCast(x, to: I8.self)
         let rounded = u &+ ((u &>> 16) & 1) &+ 0x7FFF
-        return select(laneBits(x .!= x), u | 0x0040_0000, rounded) &>> 16
+        let nan = ~lessMask(u & 0x7FFF_FFFF, 0x7F80_0001)
+        return select(nan, u | 0x0040_0000, rounded) &>> 16
     }
 }
 
@@ -278,20 +280,19 @@ enum FP16Lanes: HalfLanes {
         let w = unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h), to: SIMD8<Int32>.self)
         let sign = (w & 0x8000) &<< 16
         let scaled = unsafeBitCast((w & 0x7FFF) &<< 13, to: F8.self) * Float(bitPattern: 0x7780_0000)
-        let u = unsafeBitCast(scaled, to: SIMD8<Int32>.self)
-        return unsafeBitCast(u | (laneBits(scaled .>= 65536) & 0x7F80_0000) | sign, to: F8.self)
+        let infNaN = ~lessMask(w & 0x7FFF, 0x7C00) & 0x7F80_0000
+        return unsafeBitCast(unsafeBitCast(scaled, to: I8.self) | infNaN | sign, to: F8.self)
     }
     /// F. Giesen's round-to-nearest-even narrowing: normal results rebias the exponent and round on
     /// bit 13; results below 2⁻¹⁴ let the FPU round by adding 0.5; 65520 and above become inf.
     @inline(__always) static func bits(_ x: F8) -> SIMD8<Int32> {
-        let u = unsafeBitCast(x, to: SIMD8<Int32>.self)
+        let u = unsafeBitCast(x, to: I8.self)
         let a = u & 0x7FFF_FFFF
-        let magnitude = unsafeBitCast(a, to: F8.self)
         let normal = (a &+ ((a &>> 13) & 1) &+ Int32(bitPattern: 0xC800_0FFF)) &>> 13
-        let subnormal = unsafeBitCast(magnitude + 0.5, to: SIMD8<Int32>.self) &- 0x3F00_0000
-        var r = select(laneBits(magnitude .< 6.103_515_625e-5), subnormal, normal)   // 2⁻¹⁴
-        r = select(laneBits(magnitude .>= 65536), SIMD8(repeating: 0x7C00), r)
-        r = select(laneBits(x .!= x), SIMD8(repeating: 0x7E00), r)
+        let subnormal = unsafeBitCast(unsafeBitCast(a, to: F8.self) + 0.5, to: I8.self) &- 0x3F00_0000
+        var r = select(lessMask(a, 0x3880_0000), subnormal, normal)            // |x| < 2⁻¹⁴
+        let special = (~lessMask(a, 0x7F80_0001) & 0x0200) | 0x7C00              // NaN 0x7E00, else inf
+        r = select(lessMask(a, 0x4780_0000), r, special)                        // |x| >= 65536, inf, NaN
         // The sign as bit 15, sign-extended (0xFFFF8000) so the pack keeps the pattern.
         return r | ((u &>> 16) & Int32(bitPattern: 0xFFFF_8000))
     }
