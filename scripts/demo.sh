@@ -11,10 +11,11 @@ bash scripts/setup.sh
 echo "demo: building swiftspeed (release)"
 swift build -c release --product swiftspeed
 
-# The main job. For now: benchmark B1 (gpt-mini forward + backward on the CPU).
-# A later change replaces this one line with a real training run on the fortunes corpus
-# (/usr/share/games/fortunes/fortunes, installed by setup.sh).
-MAIN_JOB=(swift run -c release swiftspeed bench cpu-step)
+# The main job: train gpt-mini (byte-level) on Debian's fortunes corpus for 300 optimizer steps with
+# configs/gpt-mini-fortunes.json (AdamW, warmup + decay, clipping, CSV + TensorBoard monitors under
+# runs/), checkpoint it to checkpoints/fortunes, and print a generated sample at the end.
+MAIN_JOB=(.build/release/swiftspeed train --model gpt-mini --config configs/gpt-mini-fortunes.json
+          --data /usr/share/games/fortunes/fortunes --steps 300 --save-dir checkpoints/fortunes)
 
 echo "demo: ${MAIN_JOB[*]} $*"
 exec "${MAIN_JOB[@]}" "$@"

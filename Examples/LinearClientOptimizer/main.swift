@@ -14,12 +14,12 @@ print("micro-batch \(engine.trainMicroBatchSize), gradient accumulation \(engine
 
 // A fixed linear map to learn: y = x · Aᵀ.
 let target = Tensor.randn([10, 10], std: 0.3, rng: &rng)
-for step in 0..<400 {
+for step in 0..<2000 {
     let inputs = Tensor.randn([engine.trainMicroBatchSize, 10], rng: &rng)
     let labels = noGrad { Tensor.matmul(inputs, target, transposeB: true) }
     let outputs = engine(inputs)
     let loss = outputs.mseLoss(labels)
     try engine.backward(loss)
     try engine.step()
-    if step % 40 == 0 { print("micro-step \(step), optimizer step \(engine.globalSteps), loss \(loss.item())") }
+    if step % 200 == 0 || step == 1999 { print("micro-step \(step), optimizer step \(engine.globalSteps), loss \(loss.item())") }
 }

@@ -19,16 +19,17 @@ func now() -> Double {
 }
 
 extension Bench {
-    /// B1: gpt-mini fp32 training step on the CPU.
+    /// B1: gpt-mini fp32 training step on the CPU, through the engine (forward, backward, AdamW).
     struct CPUStep: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "cpu-step",
-            abstract: "B1: gpt-mini (L4 H4 C256 T128 V8192), micro-batch 8, forward + backward on the CPU.")
+            abstract: "B1: gpt-mini (L4 H4 C256 T128 V8192), micro-batch 8, fp32, AdamW(lr 3e-4, wd 0.1) on the CPU.")
 
         @Option(help: "Worker threads (default: all cores).") var threads: Int?
         @Option(help: "Timed steps after warm-up.") var steps: Int = 10
         @Option(help: "Warm-up steps.") var warmup: Int = 2
         @Option(help: "Micro-batch size.") var batch: Int = 8
+        @Flag(help: "Time forward + backward only (no optimizer step).") var noOptimizer = false
         @Flag(help: "Print one JSON line.") var json = false
 
         func run() throws {
@@ -36,38 +37,50 @@ extension Bench {
             let config = GPTConfig.gptMini
             var rng = RandomStream(seed: 1337)
             let model = GPT(config, device: device, rng: &rng)
-            let t = config.contextLength
-            let vocab = UInt64(config.vocabSize)
-            var ids: [Int] = [], targets: [Int] = []
+            // As the PyTorch anchor: AdamW, no clipping, one process.
+            let ds = try DeepSpeedConfig.parse("""
+                {"train_batch_size": \(batch), "gradient_clipping": 0,
+                 "optimizer": {"type": "AdamW", "params": {"lr": 3e-4, "weight_decay": 0.1}}}
+                """)
+            let (engine, _, _, _) = try SwiftSpeed.initialize(model: model, config: ds)
+            let t = config.contextLength, vocab = UInt64(config.vocabSize)
+            var ids: [Int32] = [], targets: [Int32] = []
             for b in 0..<batch {
-                let row: [Int] = (0...t).map { i in Int(RandomStream.bits(seed: 7, counter: UInt64(b * (t + 1) + i)) % vocab) }
+                let row = (0...t).map { Int32(RandomStream.bits(seed: 7, counter: UInt64(b * (t + 1) + $0)) % vocab) }
                 ids += row.dropLast()
                 targets += row.dropFirst()
             }
-            let idsT = Tensor(ids, shape: [batch, t], device: device)
-            let targetsT = Tensor(targets, shape: [batch, t], device: device)
-            var times: [Double] = []
-            var fwd: [Double] = [], bwd: [Double] = []
+            let input = Tensor(ids, shape: [batch, t], device: device)
+            let target = Tensor(targets, shape: [batch, t], device: device)
+            var total: [Double] = [], fwd: [Double] = [], bwd: [Double] = [], opt: [Double] = []
             for step in 0..<(warmup + steps) {
                 let t0 = now()
-                let loss = model.loss(idsT, targets: targetsT)
+                let loss = engine(input).crossEntropy(targets: target)
                 let t1 = now()
-                loss.backward()
+                try engine.backward(loss)
                 let t2 = now()
-                model.zeroGrad()
-                if step >= warmup { times.append(t2 - t0); fwd.append(t1 - t0); bwd.append(t2 - t1) }
+                if noOptimizer { engine.zeroGrad() } else { try engine.step() }
+                let t3 = now()
+                if step >= warmup {
+                    total.append(t3 - t0); fwd.append(t1 - t0); bwd.append(t2 - t1); opt.append(t3 - t2)
+                }
             }
-            let ms = times.sorted()[times.count / 2] * 1000
+            let ms = median(total) * 1000
             let tokensPerS = Double(batch * t) / (ms / 1000)
             let threadsUsed = (device.backend as? CPUBackend)?.threads ?? 0
             if json {
-                print("{\"case\":\"B1-cpu-step\",\"optimizer\":\"none\",\"threads\":\(threadsUsed),\"ms_per_step\":\(fmt(ms)),\"tokens_per_s\":\(fmt(tokensPerS)),\"forward_ms\":\(fmt(fwd.sorted()[fwd.count / 2] * 1000)),\"backward_ms\":\(fmt(bwd.sorted()[bwd.count / 2] * 1000))}")
+                print("{\"case\":\"B1-cpu-step\",\"optimizer\":\"\(noOptimizer ? "none" : "adamw")\",\"threads\":\(threadsUsed),"
+                    + "\"ms_per_step\":\(fmt(ms)),\"tokens_per_s\":\(fmt(tokensPerS)),\"forward_ms\":\(fmt(median(fwd) * 1000)),"
+                    + "\"backward_ms\":\(fmt(median(bwd) * 1000)),\"optimizer_ms\":\(fmt(median(opt) * 1000))}")
             } else {
-                print("B1 cpu-step (forward+backward, \(threadsUsed) threads): \(fmt(ms)) ms/step, \(fmt(tokensPerS)) tokens/s")
+                print("B1 cpu-step (\(threadsUsed) threads): \(fmt(ms)) ms/step, \(fmt(tokensPerS)) tokens/s "
+                    + "(forward \(fmt(median(fwd) * 1000)) ms, backward \(fmt(median(bwd) * 1000)) ms, step \(fmt(median(opt) * 1000)) ms)")
             }
         }
     }
 }
+
+func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 
 extension Bench {
     /// Raw matmul throughput of the backend (GFLOP/s), for reading the other figures against.

@@ -95,8 +95,19 @@ struct StepRecord {
     }
 
     var summary: String {
-        "loss \(fmt(loss)) | lr \(lr) | \(fmt(tokensPerS)) tok/s" + (gradNorm.map { " | grad norm \(fmt($0))" } ?? "")
+        "loss \(fmt(loss)) | lr \(scientific(lr)) | \(Int(tokensPerS)) tok/s" + (gradNorm.map { " | grad norm \(fmt($0))" } ?? "")
     }
+}
+
+/// `x` with 3 significant digits in exponent form, e.g. `1.43e-03`.
+func scientific(_ x: Double) -> String {
+    guard x != 0, x.isFinite else { return "\(x)" }
+    var e = Int(Foundation.log10(Swift.abs(x)).rounded(.down))
+    var m = x / Foundation.pow(10, Double(e))
+    m = (m * 100).rounded() / 100
+    if Swift.abs(m) >= 10 { m /= 10; e += 1 }
+    let digits = String(format: "%.2f", m)
+    return "\(digits)e\(e < 0 ? "-" : "+")\(Swift.abs(e) < 10 ? "0" : "")\(Swift.abs(e))"
 }
 
 /// A number as JSON (non-finite values become null).
@@ -124,5 +135,5 @@ final class ProgressBar {
         FileHandle.standardOutput.write(Data("\r[\(bar)] \(done)/\(total) | \(note) | eta \(Int(eta))s".utf8))
     }
 
-    func finish() { print("") }
+    func finish() { FileHandle.standardOutput.write(Data("\n".utf8)) }
 }

@@ -3,6 +3,7 @@
 // Invariant: the mirror repeats the kernel's documented operation order in scalar Float arithmetic, so any
 // difference is a lane, tail, alignment or threading bug, never rounding.
 
+import Foundation
 import SpeedCore
 import SpeedOptim
 import Testing
@@ -84,18 +85,18 @@ func mirrorAdam(p: inout [Float], g: [Float], m: inout [Float], v: inout [Float]
     }
 
     /// From 2²¹ elements the copy is written with streaming stores (CPUBackend.streamingMinimum); the
-    /// second thread's chunk and the odd tail still go through the ordinary path.
-    @Test(arguments: [DType.bfloat16, .float16])
-    func streamedCopyEqualsRoundedResult(dtype: DType) {
+    /// odd tail still goes through the ordinary path. (bf16 only: both formats share the store path.)
+    @Test func streamedCopyEqualsRoundedResult() {
         let n = (1 << 21) + 9, device = Device.cpu(threads: 2)
         var rng = RandomStream(seed: 45)
-        let param = Tensor.randn([n], std: 2, device: device, rng: &rng)
-        let grad = Tensor.randn([n], device: device, rng: &rng)
-        let copy = Tensor.zeros([n], dtype: dtype, device: device)
+        let param = Tensor.uniform([n], low: -2, high: 2, device: device, rng: &rng)
+        let grad = Tensor.uniform([n], low: -1, high: 1, device: device, rng: &rng)
+        let copy = Tensor.zeros([n], dtype: .bfloat16, device: device)
         device.backend.adamStep(param: param, grad: grad, expAvg: Tensor.zeros([n], device: device),
                                 expAvgSq: Tensor.zeros([n], device: device), hyper: AdamHyper(lr: 1e-2, step: 1),
                                 lowPrecisionCopy: copy)
-        #expect(halfBits(copy) == roundedBits(param.scalars, dtype))
+        let expected = param.cast(to: .bfloat16)
+        #expect(memcmp(copy.rawPointer, expected.rawPointer, 2 * n) == 0)
     }
 
     /// Rounding edge cases (ties, subnormals, overflow, inf, NaN, signed zero) with lr = 0, so p is unchanged.

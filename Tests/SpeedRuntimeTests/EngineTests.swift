@@ -1,4 +1,5 @@
 // Engine semantics from SPEC §4: accumulation boundaries, counters, clipping, optimizer and schedule wiring.
+import Foundation
 import Logging
 import SpeedCore
 import SpeedNN
@@ -153,5 +154,33 @@ import Testing
         #expect(steps.count == 2)
         #expect(steps.first?.contains("step=2, skipped=0, lr=[0.001]") == true)
         #expect(recorder.all.filter { $0.contains("forward:") && $0.contains("backward:") && $0.contains("step:") }.count == 4)
+    }
+}
+
+@Suite struct EngineMonitorTests {
+    @Test func csvAndTensorBoardMonitorsRecordLossAndLRPerStep() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ss-mon-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = RandomStream(seed: 40)
+        let model = Linear(6, 3, rng: &rng)
+        let cfg = try config(#"{"train_batch_size": 2, "optimizer": {"type": "SGD", "params": {"lr": 0.1}}, "csv_monitor": {"enabled": true, "output_path": "\#(dir)", "job_name": "job"}, "tensorboard": {"enabled": true, "output_path": "\#(dir)", "job_name": "job"}}"#)
+        let (engine, _, _, _) = try initialize(model: model, config: cfg)
+        let (x, y) = regressionData(samples: 2, seed: 41)
+        var losses: [Double] = []
+        for _ in 0..<3 {
+            let loss = engine(x).mseLoss(y)
+            losses.append(loss.item())
+            try engine.backward(loss)
+            try engine.step()
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/job").sorted()
+        #expect(files.contains { $0.hasPrefix("events.out.tfevents.") })
+        let lossFile = try #require(files.first { $0.contains("train_loss") })
+        let rows = try String(contentsOfFile: dir + "/job/" + lossFile, encoding: .utf8)
+            .split(whereSeparator: \.isNewline).map(String.init)
+        #expect(rows.count == 4)   // header + 3 steps
+        // DeepSpeed keys monitor events by global samples: 2, 4, 6.
+        #expect(rows[1] == "2,\(losses[0])")
+        #expect(rows[3] == "6,\(losses[2])")
     }
 }

@@ -14,10 +14,13 @@ extension Engine {
         let overflow = !scaledNorm.isFinite
         if var scaler = lossScaler {
             let before = scaler.scale
+            let hysteresis = scaler.currentHysteresis
             try scaler.update(overflow: overflow)
             lossScaler = scaler
             if overflow {
-                logger.info("[SwiftSpeed] OVERFLOW! Skipping step. Attempted loss scale: \(before), reducing to \(scaler.scale)")
+                let change = scaler.scale < before ? "reducing to \(scaler.scale)"
+                    : "but hysteresis is \(hysteresis). Reducing hysteresis to \(scaler.currentHysteresis)"
+                logger.info("[SwiftSpeed] OVERFLOW! Skipping step. Attempted loss scale: \(before), \(change)")
             }
         }
         if overflow {
