@@ -2,10 +2,12 @@
 // Invariant: an element's result depends only on its own inputs and the step constants (the tail runs the same
 // 8-lane code on a padded vector), so results are bit-identical for any thread count, slice offset or length.
 //
-// Codegen notes (baseline x86-64, SSE2; checked with objdump): `SIMD8.squareRoot()` becomes 8 errno-guarded
-// scalar `sqrtf` calls on Linux, so `sqrt8` uses SSE's `sqrtps`; integer lane compares against a scalar
-// compile to scalar loops, and `replace(with:where:)` rebuilds its mask, so the 16-bit rounding uses float
-// compares and bitwise selects. The sweep is memory-bound at 2 threads (28 bytes per element).
+// Codegen notes (baseline x86-64, SSE2; checked with objdump and perf): `SIMD8.squareRoot()` becomes 8
+// errno-guarded scalar `sqrtf` calls on Linux, so `sqrt8` uses SSE's `sqrtps`; integer lane compares against
+// a scalar compile to scalar loops and 8-lane float-compare masks go through scalar inserts, so the 16-bit
+// rounding builds masks as `(a − b) >> 31` and selects with and/andnot/or. Without a copy the sweep is
+// memory-bound at 2 threads (28 bytes per element); the bf16 and (more) fp16 roundings add enough SSE2
+// integer work to make it partly compute-bound (F16C's `vcvtps2ph` is not reachable from baseline Swift).
 
 import Synchronization
 #if arch(x86_64) && canImport(_Builtin_intrinsics)
