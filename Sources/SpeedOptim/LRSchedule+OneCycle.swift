@@ -12,8 +12,8 @@ import Foundation
 /// lr = min / (1 + decayLRRate·(t − N + 1)/decayStepSize) and beta1 = maxMom·(1 + decayMomRate·…),
 /// or min and maxMom when the step size or rate is 0. Construction sets lr = min, beta1 = minMom.
 ///
-/// DeepSpeed also overwrites beta2 with 0.99 while cycling momentum; SwiftSpeed keeps the
-/// optimizer's beta2 (``LRScheduler/apply(to:)`` sets beta1 only).
+/// As in DeepSpeed, cycling momentum sets the optimizer's betas to `(beta1, 0.99)`
+/// (``LRScheduler/apply(to:)``).
 ///
 /// ```swift
 /// let s = try OneCycle(cycleMinLR: 1e-4, cycleMaxLR: 1e-2, cycleFirstStepSize: 10, cycleSecondStepSize: 15)

@@ -71,6 +71,8 @@ public final class Lamb: Optimizer {
 
     public func update(param: Tensor, grad: Tensor, state: [Tensor], step: Int, lowPrecisionCopy: Tensor?) {
         checkSlice(param: param, grad: grad, state: state, step: step, lowPrecisionCopy: lowPrecisionCopy)
+        // Any shape is accepted: work on flat views (they share storage with the caller's tensors).
+        let (param, grad, lowPrecisionCopy) = (param.reshape([-1]), grad.reshape([-1]), lowPrecisionCopy?.reshape([-1]))
         let (m, v) = (state[0], state[1])
         noGrad {
             let g = Slice.fp32(grad)

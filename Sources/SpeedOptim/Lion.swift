@@ -41,6 +41,8 @@ public final class Lion: Optimizer {
 
     public func update(param: Tensor, grad: Tensor, state: [Tensor], step: Int, lowPrecisionCopy: Tensor?) {
         checkSlice(param: param, grad: grad, state: state, step: step, lowPrecisionCopy: lowPrecisionCopy)
+        // Any shape is accepted: work on flat views (they share storage with the caller's tensors).
+        let (param, grad, lowPrecisionCopy) = (param.reshape([-1]), grad.reshape([-1]), lowPrecisionCopy?.reshape([-1]))
         noGrad {
             let g = Slice.fp32(grad), m = state[0]
             let c = m * beta1 + g * (1 - beta1)

@@ -43,6 +43,8 @@ public final class SGD: Optimizer {
 
     public func update(param: Tensor, grad: Tensor, state: [Tensor], step: Int, lowPrecisionCopy: Tensor?) {
         checkSlice(param: param, grad: grad, state: state, step: step, lowPrecisionCopy: lowPrecisionCopy)
+        // Any shape is accepted: work on flat views (they share storage with the caller's tensors).
+        let (param, grad, lowPrecisionCopy) = (param.reshape([-1]), grad.reshape([-1]), lowPrecisionCopy?.reshape([-1]))
         noGrad {
             var d = Slice.fp32(grad)
             if weightDecay != 0 { d = d + param * weightDecay }

@@ -68,3 +68,25 @@ import Testing
         await #expect(processExitsWith: .failure) { _ = SGD(lr: 0.1, nesterov: true) }
     }
 }
+
+@Suite struct OptimizerShapeTests {
+    /// Every optimizer accepts parameters of any shape (not only flat slices) with flat state.
+    @Test(arguments: ["sgd", "adagrad", "lion", "lamb", "adamw"])
+    func updatesAcceptNonFlatParameters(_ name: String) {
+        let opt: any Optimizer = switch name {
+        case "sgd": SGD(lr: 0.1, momentum: 0.9, nesterov: true)
+        case "adagrad": Adagrad(lr: 0.1)
+        case "lion": Lion(lr: 0.1)
+        case "lamb": Lamb(lr: 0.1)
+        default: AdamW(lr: 0.1)
+        }
+        let p = Tensor((0..<32).map { Float($0) / 32 }, shape: [4, 8])
+        let g = Tensor((0..<32).map { Float($0 % 5) - 2 }, shape: [4, 8])
+        let state = opt.makeState(count: p.count, device: .cpu)
+        let flat = p.scalars
+        opt.update(param: p, grad: g, state: state, step: 1)
+        opt.update(param: p, grad: g, state: state, step: 2)
+        #expect(p.shape == [4, 8])
+        #expect(p.scalars != flat)
+    }
+}

@@ -103,3 +103,46 @@ import Testing
         }
     }
 }
+
+@Suite struct EngineCheckpointReplaceTests {
+    @Test func savingATagAgainReplacesItWholeAndLeavesNoPartialFolders() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ss-rs-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = RandomStream(seed: 50)
+        let model = Linear(4, 2, rng: &rng)
+        let (engine, _, _, _) = try initialize(model: model, config: try config(#"{"train_batch_size": 2, "optimizer": {"type": "SGD", "params": {"lr": 0.5}}}"#))
+        try engine.saveCheckpoint(dir, tag: "same")
+        let x = Tensor.ones([2, 4]), y = Tensor.zeros([2, 2])
+        try engine.backward(engine(x).mseLoss(y))
+        try engine.step()
+        try engine.saveCheckpoint(dir, tag: "same")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["latest", "same"])
+        var rng2 = RandomStream(seed: 51)
+        let fresh = try initialize(model: Linear(4, 2, rng: &rng2), config: try config(#"{"train_batch_size": 2, "optimizer": {"type": "SGD", "params": {"lr": 0.5}}}"#)).engine
+        try fresh.loadCheckpoint(dir)
+        #expect(fresh.globalSteps == 1)
+        #expect(weights(fresh.module) == weights(model))
+        // The model-states metadata carries the resolved config.
+        let (_, meta) = try Safetensors.read(URL(fileURLWithPath: dir + "/same/mp_rank_00_model_states.safetensors"))
+        #expect(meta["swiftspeed"]?.contains("train_batch_size") == true || meta["swiftspeed"]?.contains("trainBatchSize") == true)
+    }
+}
+
+@Suite struct EngineFrozenParameterTests {
+    @Test func frozenParametersFollowTheModelDTypeInBF16() throws {
+        var rng = RandomStream(seed: 52)
+        let model = Sequential(Linear(4, 4, rng: &rng), ReLU(), Linear(4, 2, rng: &rng))
+        let first = model.layers[0] as! Linear
+        let (engine, _, _, _) = try initialize(
+            model: model, config: try config(#"{"train_batch_size": 2, "bf16": {"enabled": true}, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#),
+            modelParameters: (model.layers[2] as! Linear).parameters())
+        #expect(first.weight.dtype == .bfloat16)
+        #expect(!first.weight.requiresGrad)
+        let frozen = first.weight.scalars
+        let x = Tensor.ones([2, 4]), y = Tensor.zeros([2, 2])
+        try engine.backward(engine(x).mseLoss(y))
+        try engine.step()
+        #expect(first.weight.scalars == frozen)
+        #expect(engine.flat.count == 4 * 2 + 2)
+    }
+}

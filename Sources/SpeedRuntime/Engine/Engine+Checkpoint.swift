@@ -1,7 +1,8 @@
 // DeepSpeed-layout checkpoints in safetensors + JSON: <dir>/<tag>/mp_rank_00_model_states.safetensors,
 // <dir>/<tag>/zero_pp_rank_<r>_mp_rank_00_optim_states.safetensors and <dir>/latest.
-// Invariant: every file is written atomically and `latest` last, and a load reads and validates
-// every file before it changes anything — a truncated checkpoint is refused, never half-loaded.
+// Invariant: a tag's files are written into a fresh folder that replaces `<tag>` only when complete,
+// `latest` is written last, and a load reads and validates every file before it changes anything —
+// a truncated checkpoint is refused, never half-loaded.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -35,6 +36,8 @@ struct ModelStateMeta: Codable {
     var lossScaler: LossScaler?
     var dropoutStreams: [String: RandomStream]
     var clientState: [String: JSONValue]
+    /// The resolved ds_config the run used (SPEC §7: model states carry the config).
+    var config: DeepSpeedConfig?
 }
 
 /// Optimizer-partition state stored in each rank's optim-states file (key `swiftspeed`).
@@ -65,19 +68,24 @@ extension Engine {
     @discardableResult
     public func saveCheckpoint(_ dir: String, tag: String? = nil, clientState: [String: JSONValue] = [:]) throws -> String {
         let tag = tag ?? "global_step\(globalSteps)"
-        let folder = URL(fileURLWithPath: dir).appendingPathComponent(tag)
+        precondition(!tag.isEmpty && !tag.contains("/"), "saveCheckpoint: tag '\(tag)' must be a non-empty name without '/'")
+        for m in monitors { m.flush() }
+        let target = URL(fileURLWithPath: dir).appendingPathComponent(tag)
+        // Write into a sibling folder; it replaces `<tag>` only once every file is complete.
+        let folder = URL(fileURLWithPath: dir).appendingPathComponent(".\(tag).partial-\(UInt32.random(in: 0...UInt32.max))")
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
             throw CheckpointError("cannot create checkpoint directory \(folder.path): \(error.localizedDescription)")
         }
+        defer { try? FileManager.default.removeItem(at: folder) }
         let dropout = module.namedModules().compactMap { name, m in (m as? Dropout).map { (name, $0.rng) } }
         let meta = ModelStateMeta(
             globalSteps: globalSteps, globalSamples: globalSamples, skippedSteps: skippedSteps, microSteps: microSteps,
             optimizerSteps: optimizerSteps, dpWorldSize: 1, zeroStage: config.zeroOptimization.stage,
             dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
             lrScheduler: scheduler?.state, lossScaler: lossScaler,
-            dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState)
+            dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config)
         let weights = Array(zip(flat.names, flat.params.map { $0.detach() }))
         try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)],
                               to: folder.appendingPathComponent(Self.modelStatesFile))
@@ -89,9 +97,26 @@ extension Engine {
         optimTensors += zip(optimizer.stateNames, optimizerState).map { ($0, $1) }
         try Safetensors.write(optimTensors, metadata: ["swiftspeed": try Self.json(optimMeta)],
                               to: folder.appendingPathComponent(Self.optimStatesFile(rank: 0)))
+        try Self.replace(target, with: folder)
         try AtomicFile.write(Array(tag.utf8), to: URL(fileURLWithPath: dir).appendingPathComponent("latest"))
-        logger.info("[SwiftSpeed] saved checkpoint \(folder.path)")
-        return folder.path
+        logger.info("[SwiftSpeed] saved checkpoint \(target.path)")
+        return target.path
+    }
+
+    /// Moves the complete `fresh` folder to `target`, replacing an older copy of the same tag (the old
+    /// copy is moved aside first and deleted only after the new one is in place).
+    static func replace(_ target: URL, with fresh: URL) throws {
+        let fm = FileManager.default
+        let old = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).old-\(UInt32.random(in: 0...UInt32.max))")
+        let hadOld = fm.fileExists(atPath: target.path)
+        do {
+            if hadOld { try fm.moveItem(at: target, to: old) }
+            try fm.moveItem(at: fresh, to: target)
+        } catch {
+            if hadOld && !fm.fileExists(atPath: target.path) { try? fm.moveItem(at: old, to: target) }
+            throw CheckpointError("cannot move the new checkpoint into \(target.path): \(error.localizedDescription)")
+        }
+        if hadOld { try? fm.removeItem(at: old) }
     }
 
     /// Loads a checkpoint saved by ``saveCheckpoint(_:tag:clientState:)`` (DeepSpeed's `load_checkpoint`).
@@ -146,7 +171,10 @@ extension Engine {
             }
             optim = (tensors, om)
         }
-        // 2. Apply.
+        if loadLRSchedulerStates, !loadModuleOnly, let state = meta.lrScheduler, state.lastBatchIteration < -1 {
+            throw CheckpointError("checkpoint \(folder.path): scheduler state last_batch_iteration \(state.lastBatchIteration) is invalid (must be >= -1)")
+        }
+        // 2. Apply (nothing below can fail).
         noGrad {
             for (name, p) in zip(flat.names, flat.params) { p.copyData(from: weights[name]!) }
             if let optim {

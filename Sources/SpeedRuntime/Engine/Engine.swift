@@ -62,6 +62,11 @@ public final class Engine {
         let named = module.namedParameters().filter { $0.1.requiresGrad }
         let flat = FlatParameters(named, dtype: dtype, gradDType: gradDType)
         self.flat = flat
+        // Frozen parameters are not trained but must match the activations' dtype.
+        for (_, p) in module.namedParameters() where !p.requiresGrad && p.dtype.isFloatingPoint && p.dtype != dtype {
+            let converted = noGrad { p.cast(to: dtype) }
+            p.rebind(storage: converted.storage, offset: converted.offset, dtype: dtype)
+        }
         optimizerState = optimizer.makeState(count: flat.paddedCount, device: flat.values.device)
         if config.fp16.enabled {
             lossScaler = config.fp16.lossScale > 0
@@ -72,6 +77,31 @@ public final class Engine {
                              minScale: config.fp16.minLossScale)
         }
         scheduler?.apply(to: optimizer)
+        for note in Self.unsupportedSettings(config) { logger.warning("[SwiftSpeed] \(note)") }
+    }
+
+    deinit { for m in monitors { m.flush() } }
+
+    /// Settings this single-process engine accepts but does not act on yet, each with what happens.
+    static func unsupportedSettings(_ c: DeepSpeedConfig) -> [String] {
+        var notes: [String] = []
+        let z = c.zeroOptimization
+        if z.stage > 0 {
+            notes.append("zero_optimization.stage \(z.stage) with one process partitions nothing: the update is identical to stage 0 (multi-rank ZeRO needs the MPI backend, not built yet)")
+        }
+        if let o = z.offloadOptimizer, o.device != .none {
+            notes.append("zero_optimization.offload_optimizer.device '\(o.device.rawValue)': on the CPU backend the optimizer already runs in CPU memory; nothing is moved")
+        }
+        if let p = z.offloadParam, p.device != .none {
+            notes.append("zero_optimization.offload_param is not implemented yet and is ignored")
+        }
+        if c.activationCheckpointing != ActivationCheckpointingConfig() {
+            notes.append("activation_checkpointing is not implemented yet and is ignored")
+        }
+        if c.prescaleGradients || c.gradientPredivideFactor != 1 || c.communicationDataType != nil {
+            notes.append("prescale_gradients / gradient_predivide_factor / communication_data_type only matter with several ranks; ignored with one process")
+        }
+        return notes
     }
 
     // MARK: The training loop
