@@ -48,6 +48,9 @@ public final class Lamb: Optimizer {
         self.maxCoeff = maxCoeff; self.minCoeff = minCoeff
     }
 
+    /// The trust ratio is per parameter tensor, as in DeepSpeed's FusedLamb.
+    public var updatesPerTensor: Bool { true }
+
     public var typeName: String { "lamb" }
 
     public var betas: (Double, Double)? {

@@ -33,6 +33,10 @@ public protocol Optimizer: AnyObject {
     /// Fresh state for a slice of `count` elements: one fp32 tensor per ``stateNames`` entry,
     /// zero-filled unless the optimizer starts elsewhere (Adagrad's `initialAccumulatorValue`).
     func makeState(count: Int, device: Device) -> [Tensor]
+    /// True when the update is not elementwise over a slice and must be applied once per parameter
+    /// tensor (Lamb's trust ratio is per tensor in DeepSpeed); the engine then calls ``update`` per
+    /// parameter view of the flat buffers instead of once per slice.
+    var updatesPerTensor: Bool { get }
     /// One update of a flat slice. `param` and every `state` tensor are fp32, `grad` is fp32 (or
     /// bf16/fp16), all with the same count; `step` is the 1-based optimizer step (bias
     /// correction, SGD's first momentum step). When `lowPrecisionCopy` (bf16/fp16) is given, the
@@ -44,6 +48,8 @@ extension Optimizer {
     public func update(param: Tensor, grad: Tensor, state: [Tensor], step: Int) {
         update(param: param, grad: grad, state: state, step: step, lowPrecisionCopy: nil)
     }
+
+    public var updatesPerTensor: Bool { false }
 
     public func makeState(count: Int, device: Device) -> [Tensor] {
         stateNames.map { _ in Tensor.zeros([count], device: device) }

@@ -184,3 +184,28 @@ import Testing
         #expect(rows[3] == "6,\(losses[2])")
     }
 }
+
+@Suite struct EngineLambTests {
+    /// DeepSpeed's Lamb takes its trust ratio per parameter tensor; the engine must too.
+    @Test func lambUpdatesEachParameterWithItsOwnTrustRatio() throws {
+        var rng = RandomStream(seed: 60), rng2 = RandomStream(seed: 60)
+        let model = Sequential(Linear(6, 4, rng: &rng), Tanh(), Linear(4, 3, rng: &rng))
+        let reference = Sequential(Linear(6, 4, rng: &rng2), Tanh(), Linear(4, 3, rng: &rng2))
+        let (x, y) = regressionData(samples: 4, seed: 61)
+        let cfg = try config(#"{"train_batch_size": 4, "gradient_clipping": 0, "optimizer": {"type": "Lamb", "params": {"lr": 0.01, "weight_decay": 0.01}}}"#)
+        let (engine, _, _, _) = try initialize(model: model, config: cfg)
+        let lamb = Lamb(lr: 0.01, weightDecay: 0.01)
+        let params = reference.parameters()
+        let states = params.map { lamb.makeState(count: $0.count, device: .cpu) }
+        for step in 1...2 {
+            try engine.backward(engine(x).mseLoss(y))
+            try engine.step()
+            reference(x).mseLoss(y).backward()
+            for (p, s) in zip(params, states) {
+                lamb.update(param: p, grad: p.grad!, state: s, step: step)
+                p.grad = nil
+            }
+        }
+        for (a, b) in zip(weights(model), weights(reference)) { #expect(Swift.abs(a - b) < 1e-6) }
+    }
+}

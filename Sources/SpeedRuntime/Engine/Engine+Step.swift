@@ -44,8 +44,17 @@ extension Engine {
         if combined != 1 { g32.scale(by: 1 / combined) }
         optimizerSteps += 1
         let param = flat.master ?? flat.values
-        optimizer.update(param: param, grad: g32, state: optimizerState, step: optimizerSteps,
-                         lowPrecisionCopy: flat.master == nil ? nil : flat.values)
+        let copy = flat.master == nil ? nil : flat.values
+        if optimizer.updatesPerTensor {
+            for (p, offset) in zip(flat.params, flat.offsets) {
+                let r = offset..<(offset + p.count)
+                optimizer.update(param: param.slice(axis: 0, r), grad: g32.slice(axis: 0, r),
+                                 state: optimizerState.map { $0.slice(axis: 0, r) }, step: optimizerSteps,
+                                 lowPrecisionCopy: copy?.slice(axis: 0, r))
+            }
+        } else {
+            optimizer.update(param: param, grad: g32, state: optimizerState, step: optimizerSteps, lowPrecisionCopy: copy)
+        }
         zeroGrad()
         if let scheduler {
             scheduler.step()
