@@ -27,7 +27,11 @@ public enum BinaryOp: Sendable, Hashable {
 }
 
 /// Reductions over the middle axis of a `[outer, count, inner]` view.
-public enum ReduceOp: Sendable, Hashable { case sum, max }
+public enum ReduceOp: Sendable, Hashable {
+    case sum, max
+    /// Σ x² (global gradient norms without a squared temporary).
+    case sumOfSquares
+}
 
 /// One (possibly batched) matrix product `C = alpha * op(A) · op(B) + beta * C`.
 ///

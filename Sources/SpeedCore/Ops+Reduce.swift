@@ -49,6 +49,13 @@ extension Tensor {
         return Tensor.record("sum", out, inputs: [self]) { g, _ in [g.reshape(kept).expand(to: self.shape)] }
     }
 
+    /// Σ x² over all elements as a scalar, in one pass without a squared temporary (global norms).
+    public func sumOfSquares() -> Tensor {
+        let out = new([])
+        backend.reduce(.sumOfSquares, self, outer: 1, count: count, inner: 1, into: out)
+        return Tensor.record("sum_of_squares", out, inputs: [self]) { g, _ in [self * (g * 2)] }
+    }
+
     /// Sum over one axis.
     public func sum(axis: Int, keepDims: Bool = false) -> Tensor { sum(axes: [axis], keepDims: keepDims) }
 

@@ -95,3 +95,15 @@ private let axisSets: [[Int]?] = [[0], [1], [-1], [0, 1], [1, 2], [0, 2], [2, 0]
         }
     }
 }
+
+@Suite struct SumOfSquaresTests {
+    @Test func sumOfSquaresMatchesSquareThenSumAndHasTheRightGradient() {
+        let x = randn64([3, 5], seed: 77)
+        expectClose(x.sumOfSquares(), x.square().sum())
+        expectGradientsMatch("sumOfSquares", [x]) { $0[0].sumOfSquares() }
+        // fp32 over a long buffer (the parallel path) against fp64.
+        let big = randn32([100_003], seed: 78)
+        let exact = big.cast(to: .float64).square().sum().item()
+        #expect(Swift.abs(big.sumOfSquares().item() - exact) < 1e-5 * exact)
+    }
+}

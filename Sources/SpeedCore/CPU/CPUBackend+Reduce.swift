@@ -29,7 +29,7 @@ extension CPUBackend {
                 for o in 0..<outer {
                     let row = xs.value + o * count
                     let parts = parallel.map(count, grain: 1 << 14) { r in Self.reduceRun(op, row + r.lowerBound, r.count) }
-                    ys.value[o] = op == .sum ? parts.reduce(0, +) : parts.reduce(-T.infinity) { Swift.max($0, $1) }
+                    ys.value[o] = op == .max ? parts.reduce(-T.infinity) { Swift.max($0, $1) } : parts.reduce(0, +)
                 }
             }
             return
@@ -43,20 +43,34 @@ extension CPUBackend {
                 let n = Swift.min(columnsPerTask, inner - lo)
                 let dst = ys.value + o * inner + lo
                 let src = xs.value + o * count * inner + lo
-                dst.update(from: src, count: n)
+                if op == .sumOfSquares { for j in 0..<n { dst[j] = src[j] * src[j] } } else { dst.update(from: src, count: n) }
                 for c in 1..<Swift.max(count, 1) {
                     let row = src + c * inner
-                    if op == .sum { for j in 0..<n { dst[j] += row[j] } }
-                    else { for j in 0..<n where row[j] > dst[j] || row[j].isNaN { dst[j] = row[j] } }
+                    switch op {
+                    case .sum: for j in 0..<n { dst[j] += row[j] }
+                    case .sumOfSquares: for j in 0..<n { dst[j] += row[j] * row[j] }
+                    case .max: for j in 0..<n where row[j] > dst[j] || row[j].isNaN { dst[j] = row[j] }
+                    }
                 }
-                if count == 0 { dst.update(repeating: op == .sum ? 0 : -T.infinity, count: n) }
+                if count == 0 { dst.update(repeating: op == .max ? -T.infinity : 0, count: n) }
             }
         }
     }
 
-    /// Sum (in Double for accuracy) or max of `n` contiguous values.
+    /// Sum or sum of squares (in Double for accuracy), or max, of `n` contiguous values.
     @inline(__always)
     static func reduceRun<T: CPUFloat>(_ op: ReduceOp, _ p: UnsafeMutablePointer<T>, _ n: Int) -> T {
+        if op == .sumOfSquares {
+            var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+            var i = 0
+            while i + 4 <= n {
+                let a = Double(p[i]), b = Double(p[i + 1]), c = Double(p[i + 2]), d = Double(p[i + 3])
+                s0 += a * a; s1 += b * b; s2 += c * c; s3 += d * d
+                i += 4
+            }
+            while i < n { let a = Double(p[i]); s0 += a * a; i += 1 }
+            return T((s0 + s1) + (s2 + s3))
+        }
         if op == .sum {
             // Four Double accumulators: accurate and still pipelined.
             var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0

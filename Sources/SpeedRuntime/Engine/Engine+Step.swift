@@ -9,7 +9,7 @@ import SpeedOptim
 extension Engine {
     func applyBoundaryStep() throws {
         let g32 = flat.grads.dtype == .float32 ? flat.grads : noGrad { flat.grads.cast(to: .float32) }
-        let scaledNorm = noGrad { g32.square().sum() }.item().squareRoot()
+        let scaledNorm = noGrad { g32.sumOfSquares() }.item().squareRoot()
         let scale = lossScaler?.scale ?? 1
         let overflow = !scaledNorm.isFinite
         if var scaler = lossScaler {
