@@ -17,6 +17,12 @@ let package = Package(
     targets: [
         // C declarations for the libraries we link (OpenBLAS today; MPI, CUDA via dlopen later).
         .target(name: "CSpeedShims", linkerSettings: [.linkedLibrary("openblas")]),
+        // C wrappers over OpenMPI (mpi.h is needed only to compile this target; Debian's libopenmpi-dev).
+        .target(
+            name: "CSpeedMPI",
+            cSettings: [.unsafeFlags(["-I/usr/lib/x86_64-linux-gnu/openmpi/include",
+                                      "-I/usr/lib/x86_64-linux-gnu/openmpi/include/openmpi"])],
+            linkerSettings: [.unsafeFlags(["-L/usr/lib/x86_64-linux-gnu/openmpi/lib"]), .linkedLibrary("mpi")]),
         // Tensor, DType, Device, autograd, the op set, the Backend protocol and the CPU backend.
         .target(
             name: "SpeedCore",
@@ -25,12 +31,14 @@ let package = Package(
         .target(name: "SpeedNN", dependencies: ["SpeedCore"]),
         // Optimizers (pure math over flat buffers) and LR schedules.
         .target(name: "SpeedOptim", dependencies: ["SpeedCore"]),
+        // Process groups: the collectives protocol, a single-process group and the MPI backend.
+        .target(name: "SpeedComm", dependencies: ["SpeedCore", "CSpeedMPI"]),
         // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, data.
         .target(
             name: "SpeedRuntime",
             dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
-        .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedRuntime"]),
+        .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedRuntime"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
@@ -45,6 +53,8 @@ let package = Package(
                           path: "Examples/LinearClientOptimizer", exclude: ["ds_config.json"]),
         .testTarget(name: "SpeedCoreTests", dependencies: ["SpeedCore"]),
         .testTarget(name: "SpeedNNTests", dependencies: ["SpeedNN"]),
+        // Runs `swiftspeed comm-check` under mpirun (the dependency makes sure the binary is built).
+        .testTarget(name: "SpeedCommTests", dependencies: ["SpeedComm", "swiftspeed"]),
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"], exclude: ["Fixtures"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built).

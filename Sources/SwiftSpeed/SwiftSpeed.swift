@@ -3,3 +3,4 @@
 @_exported import SpeedNN
 @_exported import SpeedOptim
 @_exported import SpeedRuntime
+@_exported import SpeedComm

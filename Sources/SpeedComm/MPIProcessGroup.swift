@@ -1,0 +1,140 @@
+// The MPI backend: OpenMPI collectives on CPU tensors through the CSpeedMPI wrappers.
+// Invariant: 16-bit float reductions are staged through fp32 (MPI has no bf16/fp16 sum), so every
+// rank sees the same rounded result; data-movement collectives move the raw bytes.
+
+import CSpeedMPI
+import SpeedCore
+
+/// A process group over `MPI_COMM_WORLD`.
+public final class MPIProcessGroup: ProcessGroup {
+    public let rank: Int
+    public let size: Int
+    public let timeout: Double
+
+    /// Initialises MPI (once per process) and joins the world communicator.
+    public init(timeout: Double = 1800) throws {
+        var r: Int32 = 0, s: Int32 = 0
+        let rc = ss_mpi_init(&r, &s)
+        guard rc == 0 else {
+            throw CommError(rank: -1, operation: "MPI initialisation", message: Self.message(rc))
+        }
+        rank = Int(r)
+        size = Int(s)
+        self.timeout = timeout
+    }
+
+    /// Ends the whole job (every rank) with `code`, e.g. after a timeout.
+    public func abort(code: Int32 = 1) -> Never {
+        ss_mpi_abort(code)
+        fatalError("MPI_Abort returned")
+    }
+
+    public func finalize() { _ = ss_mpi_finalize() }
+
+    // MARK: Collectives
+
+    public func allReduce(_ tensor: Tensor, op: CommOp) throws {
+        try checkCPU(tensor, "allReduce")
+        if tensor.dtype.isHalf {
+            let staged = noGrad { tensor.cast(to: .float32) }
+            try allReduce(staged, op: op)
+            tensor.copyData(from: staged)
+            return
+        }
+        try run("allReduce of \(tensor.count) \(tensor.dtype)") {
+            ss_mpi_allreduce(nil, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Self.mpiOp(op), timeout)
+        }
+        if op == .avg { tensor.scale(by: 1 / Double(size)) }
+    }
+
+    public func reduceScatter(_ input: Tensor, into output: Tensor, op: CommOp) throws {
+        try checkCPU(input, "reduceScatter")
+        precondition(input.count == output.count * size,
+                     "reduceScatter: input has \(input.count) elements; it needs size (\(size)) × output (\(output.count))")
+        precondition(input.dtype == output.dtype, "reduceScatter: dtypes \(input.dtype) and \(output.dtype) differ")
+        if input.dtype.isHalf {
+            let i32 = noGrad { input.cast(to: .float32) }, o32 = Tensor(empty: output.shape, dtype: .float32)
+            try reduceScatter(i32, into: o32, op: op)
+            output.copyData(from: o32)
+            return
+        }
+        try run("reduceScatter of \(input.count) \(input.dtype)") {
+            ss_mpi_reduce_scatter_block(input.rawPointer, output.rawPointer, output.count, Self.type(input.dtype),
+                                        Self.mpiOp(op), timeout)
+        }
+        if op == .avg { output.scale(by: 1 / Double(size)) }
+    }
+
+    public func allGather(_ input: Tensor, into output: Tensor) throws {
+        try checkCPU(input, "allGather")
+        precondition(output.count == input.count * size,
+                     "allGather: output has \(output.count) elements; it needs size (\(size)) × input (\(input.count))")
+        precondition(input.dtype == output.dtype, "allGather: dtypes \(input.dtype) and \(output.dtype) differ")
+        try run("allGather of \(input.count) \(input.dtype)") {
+            ss_mpi_allgather(input.rawPointer, output.rawPointer, input.count, Self.type(input.dtype), timeout)
+        }
+    }
+
+    public func broadcast(_ tensor: Tensor, root: Int) throws {
+        try checkCPU(tensor, "broadcast")
+        precondition(root >= 0 && root < size, "broadcast: root \(root) is not a rank of a group of size \(size)")
+        try run("broadcast of \(tensor.count) \(tensor.dtype) from rank \(root)") {
+            ss_mpi_bcast(tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(root), timeout)
+        }
+    }
+
+    public func send(_ tensor: Tensor, to destination: Int, tag: Int) throws {
+        try checkCPU(tensor, "send")
+        try run("send of \(tensor.count) \(tensor.dtype) to rank \(destination)") {
+            ss_mpi_send(tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(destination), Int32(tag), timeout)
+        }
+    }
+
+    public func receive(_ tensor: Tensor, from source: Int, tag: Int) throws {
+        try checkCPU(tensor, "receive")
+        try run("receive of \(tensor.count) \(tensor.dtype) from rank \(source)") {
+            ss_mpi_recv(tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(source), Int32(tag), timeout)
+        }
+    }
+
+    public func barrier() throws {
+        try run("barrier") { ss_mpi_barrier(timeout) }
+    }
+
+    // MARK: Helpers
+
+    private func run(_ operation: String, _ body: () -> Int32) throws {
+        let rc = body()
+        guard rc == 0 else {
+            let extra = rc == Int32(SS_MPI_TIMEOUT) ? " after \(timeout) s (a rank died or called a different collective)" : ""
+            throw CommError(rank: rank, operation: operation, message: Self.message(rc) + extra)
+        }
+    }
+
+    private func checkCPU(_ t: Tensor, _ op: String) throws {
+        guard t.device.isCPU else {
+            throw CommError(rank: rank, operation: op, message: "the MPI backend needs CPU tensors; this one is on \(t.device)")
+        }
+    }
+
+    static func message(_ code: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: 512)
+        ss_mpi_error_string(code, &buffer, Int32(buffer.count))
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func type(_ d: DType) -> Int32 {
+        switch d {
+        case .float32: Int32(SS_MPI_FLOAT)
+        case .float64: Int32(SS_MPI_DOUBLE)
+        case .int32: Int32(SS_MPI_INT32)
+        case .int64: Int32(SS_MPI_INT64)
+        case .bfloat16, .float16: Int32(SS_MPI_UINT16)
+        }
+    }
+
+    static func mpiOp(_ op: CommOp) -> Int32 {
+        op == .max ? Int32(SS_MPI_MAX) : Int32(SS_MPI_SUM)
+    }
+}

@@ -1,0 +1,91 @@
+// `swiftspeed comm-check` (hidden): run under mpirun, checks every collective against known values.
+// Invariant: each rank's inputs are a function of its rank, so every expected result is computable locally.
+
+import ArgumentParser
+import Foundation
+import SwiftSpeed
+
+struct CommCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "comm-check",
+        abstract: "Verify the process group's collectives (run with mpirun -np N).",
+        shouldDisplay: false)
+
+    @Option(help: "Seconds a collective may wait for the other ranks.") var timeout: Double = 60
+    @Option(help: "This rank skips the collectives (simulates a stuck rank) to test the timeout.") var stallRank: Int?
+    @Option(help: "This rank exits at once with status 9 (simulates a dead rank).") var crashRank: Int?
+
+    func run() throws {
+        let group = try ProcessGroups.fromEnvironment(timeout: timeout)
+        let (r, w) = (group.rank, group.size)
+        if crashRank == r { Foundation.exit(9) }
+        if let stall = stallRank, stall == r {
+            Thread.sleep(forTimeInterval: timeout * 4)
+            return
+        }
+        do {
+            try check(group, r, w)
+        } catch {
+            printError("\(error)")
+            if let mpi = group as? MPIProcessGroup { mpi.abort(code: 3) }
+            throw ExitCode(3)
+        }
+        print("rank \(r)/\(w): all collectives ok")
+        (group as? MPIProcessGroup)?.finalize()
+    }
+
+    func check(_ g: any ProcessGroup, _ r: Int, _ w: Int) throws {
+        func expect(_ what: String, _ got: [Float], _ want: [Float]) throws {
+            guard got == want else {
+                throw CommError(rank: r, operation: what, message: "got \(got.prefix(8)), expected \(want.prefix(8))")
+            }
+        }
+        let n = 5
+        let mine: [Float] = (0..<n).map { Float(r * 10 + $0) }
+        let rankSum = w * (w - 1) / 2
+        let sums: [Float] = (0..<n).map { i in Float(rankSum * 10 + w * i) }
+        let maxima: [Float] = (0..<n).map { Float((w - 1) * 10 + $0) }
+        // allReduce sum / avg / max, fp32 and bf16.
+        let s = Tensor(mine)
+        try g.allReduce(s, op: .sum)
+        try expect("allReduce sum", s.scalars, sums)
+        let m = Tensor(mine)
+        try g.allReduce(m, op: .max)
+        try expect("allReduce max", m.scalars, maxima)
+        let avg = Tensor(mine)
+        try g.allReduce(avg, op: .avg)
+        try expect("allReduce avg", avg.scalars, sums.map { $0 / Float(w) })
+        let half = Tensor(mine, dtype: .bfloat16)
+        try g.allReduce(half, op: .sum)
+        try expect("allReduce bf16", half.scalars, sums)
+        // reduceScatter: every rank sends [0, 1, …, w·n) + rank; rank r gets block r summed.
+        let input = Tensor((0..<(w * n)).map { Float($0 + r) })
+        let block = Tensor.zeros([n])
+        try g.reduceScatter(input, into: block, op: .sum)
+        let scattered: [Float] = (0..<n).map { i in Float(w * (r * n + i) + rankSum) }
+        try expect("reduceScatter", block.scalars, scattered)
+        // allGather: rank order.
+        let gathered = Tensor.zeros([w * n])
+        try g.allGather(Tensor(mine), into: gathered)
+        let all: [Float] = (0..<(w * n)).map { Float(($0 / n) * 10 + $0 % n) }
+        try expect("allGather", gathered.scalars, all)
+        // broadcast from the last rank.
+        let b = Tensor(mine)
+        try g.broadcast(b, root: w - 1)
+        try expect("broadcast", b.scalars, maxima)
+        // A ring of send/receive.
+        if w > 1 {
+            let incoming = Tensor.zeros([n])
+            if r % 2 == 0 {
+                try g.send(Tensor(mine), to: (r + 1) % w, tag: 7)
+                try g.receive(incoming, from: (r + w - 1) % w, tag: 7)
+            } else {
+                try g.receive(incoming, from: (r + w - 1) % w, tag: 7)
+                try g.send(Tensor(mine), to: (r + 1) % w, tag: 7)
+            }
+            let previous: [Float] = (0..<n).map { Float(((r + w - 1) % w) * 10 + $0) }
+            try expect("send/receive", incoming.scalars, previous)
+        }
+        try g.barrier()
+    }
+}
