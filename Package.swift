@@ -36,7 +36,7 @@ let package = Package(
         // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, data.
         .target(
             name: "SpeedRuntime",
-            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedRuntime"]),
         .executableTarget(

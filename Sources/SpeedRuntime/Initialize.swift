@@ -2,6 +2,7 @@
 // Invariant: a client optimizer/scheduler passed in wins over the config's block, exactly as in DeepSpeed.
 
 import Logging
+import SpeedComm
 import SpeedCore
 import SpeedNN
 import SpeedOptim
@@ -21,6 +22,7 @@ public struct InitializeError: Error, CustomStringConvertible {
 ///   - modelParameters: the parameters to train (default: every parameter that requires grad).
 ///   - trainingData: when given, a ``DataLoader`` with the micro-batch size is returned.
 ///   - lrScheduler: a client schedule; when nil the config's `scheduler` block (if any) builds one.
+///   - processGroup: the data-parallel group (default: one process); see `ProcessGroups.fromEnvironment()`.
 /// - Returns: `(engine, optimizer, dataloader, scheduler)`.
 ///
 /// ```swift
@@ -31,10 +33,15 @@ public struct InitializeError: Error, CustomStringConvertible {
 public func initialize(model: Module, config: DeepSpeedConfig, optimizer: (any Optimizer)? = nil,
                        modelParameters: [Tensor]? = nil, trainingData: (any Dataset)? = nil,
                        lrScheduler: (any LRScheduler)? = nil,
+                       processGroup: (any ProcessGroup)? = nil,
                        logger: Logger = Logger(label: "swiftspeed"))
     throws -> (engine: Engine, optimizer: any Optimizer, dataloader: DataLoader?, scheduler: (any LRScheduler)?)
 {
-    for warning in config.warnings { logger.warning("\(warning)") }
+    let group = processGroup ?? SingleProcessGroup()
+    guard config.worldSize == group.size else {
+        throw InitializeError("the config's batch sizes were resolved for world size \(config.worldSize) but the process group has \(group.size) ranks; load it with DeepSpeedConfig.load(path:worldSize: \(group.size))")
+    }
+    if group.rank == 0 { for warning in config.warnings { logger.warning("\(warning)") } }
     let opt: any Optimizer
     if let optimizer {
         opt = optimizer
@@ -51,11 +58,12 @@ public func initialize(model: Module, config: DeepSpeedConfig, optimizer: (any O
         let chosen = Set(modelParameters.map(ObjectIdentifier.init))
         for p in model.parameters() where !chosen.contains(ObjectIdentifier(p)) { p.requiresGrad = false }
     }
-    let monitors = try makeMonitors(config)
-    let engine = Engine(module: model, config: config, optimizer: opt, scheduler: sched, monitors: monitors, logger: logger)
+    let monitors = group.rank == 0 ? try makeMonitors(config) : []
+    let engine = try Engine(module: model, config: config, optimizer: opt, scheduler: sched, monitors: monitors,
+                            logger: logger, group: group)
     let loader = trainingData.map {
         DataLoader($0, batchSize: config.trainMicroBatchSizePerGPU, shuffle: true, seed: 0,
-                   device: engine.flat.values.device)
+                   rank: group.rank, worldSize: group.size, device: engine.flat.values.device)
     }
     return (engine, opt, loader, sched)
 }

@@ -43,25 +43,33 @@ struct Train: ParsableCommand {
         var logger = Logger(label: "swiftspeed")
         logger.logLevel = json ? .warning : .info
         let device = threads.map { Device.cpu(threads: $0) } ?? .cpu
+        // Under mpirun every rank runs this; rank 0 prints and saves (stage-0 data parallelism).
+        let group = try ProcessGroups.fromEnvironment()
+        let (rank, world) = (group.rank, group.size)
+        if rank != 0 { logger.logLevel = .error }
         let ds: DeepSpeedConfig
-        do { ds = try DeepSpeedConfig.load(path: config, worldSize: 1) } catch {
-            printError("\(error)")
+        do { ds = try DeepSpeedConfig.load(path: config, worldSize: world) } catch {
+            if rank == 0 { printError("\(error)") }
             throw ExitCode(1)
         }
         let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
                                   device: device)
-        let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module, config: ds, logger: logger)
+        let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module, config: ds, processGroup: group,
+                                                          logger: logger)
         if resume, let dir = saveDir {
             let (path, _) = try engine.loadCheckpoint(dir)
             if let path { logger.info("resumed from \(path) at step \(engine.globalSteps)") }
             else { logger.info("no checkpoint in \(dir); starting from scratch") }
         }
-        let progress = json ? nil : ProgressBar(total: steps, start: engine.globalSteps)
+        let progress = json || rank != 0 ? nil : ProgressBar(total: steps, start: engine.globalSteps)
         while engine.globalSteps < steps {
             let t0 = now()
             let step = engine.globalSteps
             for micro in 0..<engine.gradientAccumulationSteps {
-                let (input, target) = job.batch(step: step, micro: micro, gas: engine.gradientAccumulationSteps)
+                // Rank r takes micro-batch r of each group of `world`: the global batch is the same
+                // set of micro-batches whatever the world size.
+                let gas = engine.gradientAccumulationSteps
+                let (input, target) = job.batch(index: (step * gas + micro) * world + rank)
                 let loss = job.loss(engine(input), target)
                 try engine.backward(loss)
                 try engine.step()
@@ -71,17 +79,29 @@ struct Train: ParsableCommand {
             let record = StepRecord(step: engine.globalSteps, loss: engine.lastLoss ?? .nan, lr: engine.getLR()[0],
                                     lossScale: engine.lossScale, gradNorm: engine.globalGradNorm,
                                     samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(job.tokensPerSample))
-            if json { print(record.json) } else { progress?.update(engine.globalSteps, record.summary) }
+            if rank == 0 {
+                if json { print(record.json) } else { progress?.update(engine.globalSteps, record.summary) }
+            }
             if let dir = saveDir, let every = saveEvery, engine.globalSteps % every == 0 {
-                try engine.saveCheckpoint(dir)
+                try save(engine, dir, rank)
             }
         }
         progress?.finish()
-        if let dir = saveDir { try engine.saveCheckpoint(dir) }
-        if !json, let text = job.generate(characters: sample, seed: seed) {
+        if let dir = saveDir { try save(engine, dir, rank) }
+        if !json, rank == 0, let text = job.generate(characters: sample, seed: seed) {
             print("\n--- sample ---\n\(text)\n--------------")
         }
+        if let mpi = group as? MPIProcessGroup {
+            try mpi.barrier()
+            mpi.finalize()
+        }
     }
+}
+
+/// Stage 0: every rank holds the whole state, so rank 0 writes it and the others wait for it.
+private func save(_ engine: Engine, _ dir: String, _ rank: Int) throws {
+    if rank == 0 { try engine.saveCheckpoint(dir) }
+    try engine.group.barrier()
 }
 
 /// One optimizer step's figures, printed as JSON or a progress summary.

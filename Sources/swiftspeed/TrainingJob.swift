@@ -50,9 +50,9 @@ struct TrainingJob {
         tokensPerSample = config.contextLength
     }
 
-    /// (input, target) for micro-batch `micro` of optimizer step `step` (`gas` micro-batches a step).
-    func batch(step: Int, micro: Int, gas: Int) -> (Tensor, Tensor) {
-        let index = step * gas + micro   // consecutive micro-batches walk the epochs in order
+    /// (input, target) for the `index`-th micro-batch of the run (consecutive indices walk the epochs
+    /// in order).
+    func batch(index: Int) -> (Tensor, Tensor) {
         switch kind {
         case .text(_, _, let loader):
             let n = loader.batchesPerEpoch

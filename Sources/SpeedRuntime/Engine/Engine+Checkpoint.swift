@@ -82,7 +82,7 @@ extension Engine {
         let dropout = module.namedModules().compactMap { name, m in (m as? Dropout).map { (name, $0.rng) } }
         let meta = ModelStateMeta(
             globalSteps: globalSteps, globalSamples: globalSamples, skippedSteps: skippedSteps, microSteps: microSteps,
-            optimizerSteps: optimizerSteps, dpWorldSize: 1, zeroStage: config.zeroOptimization.stage,
+            optimizerSteps: optimizerSteps, dpWorldSize: group.size, zeroStage: config.zeroOptimization.stage,
             dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
             lrScheduler: scheduler?.state, lossScaler: lossScaler,
             dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config)

@@ -8,6 +8,8 @@ import SpeedOptim
 
 extension Engine {
     func applyBoundaryStep() throws {
+        // Stage 0 data parallelism: average the accumulated gradients over the ranks.
+        if group.size > 1 { try group.allReduce(flat.grads, op: .avg) }
         let g32 = flat.grads.dtype == .float32 ? flat.grads : noGrad { flat.grads.cast(to: .float32) }
         let scaledNorm = noGrad { g32.sumOfSquares() }.item().squareRoot()
         let scale = lossScaler?.scale ?? 1

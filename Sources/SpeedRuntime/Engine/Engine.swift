@@ -3,6 +3,7 @@
 // ((microSteps + 1) % GAS == 0); every other call just counts the micro-step.
 
 import Logging
+import SpeedComm
 import SpeedCore
 import SpeedNN
 import SpeedOptim
@@ -27,6 +28,8 @@ public final class Engine {
     public let optimizerState: [Tensor]
     public internal(set) var lossScaler: LossScaler?
     public let logger: Logger
+    /// The data-parallel group (one process unless launched with mpirun).
+    public let group: any ProcessGroup
     let monitors: [any Monitor]
 
     public internal(set) var microSteps = 0
@@ -50,7 +53,8 @@ public final class Engine {
     public var trainMicroBatchSize: Int { config.trainMicroBatchSizePerGPU }
 
     init(module: Module, config: DeepSpeedConfig, optimizer: any Optimizer, scheduler: (any LRScheduler)?,
-         monitors: [any Monitor], logger: Logger) {
+         monitors: [any Monitor], logger: Logger, group: any ProcessGroup) throws {
+        self.group = group
         self.module = module
         self.config = config
         self.optimizer = optimizer
@@ -77,7 +81,13 @@ public final class Engine {
                              minScale: config.fp16.minLossScale)
         }
         scheduler?.apply(to: optimizer)
-        for note in Self.unsupportedSettings(config) { logger.warning("[SwiftSpeed] \(note)") }
+        if group.rank == 0 { for note in Self.unsupportedSettings(config) { logger.warning("[SwiftSpeed] \(note)") } }
+        // Every rank starts from rank 0's weights (DeepSpeed broadcasts them at initialize).
+        if group.size > 1 {
+            let source = flat.master ?? flat.values
+            try group.broadcast(source, root: 0)
+            if let master = flat.master { flat.values.copyData(from: master) }
+        }
     }
 
     deinit { for m in monitors { m.flush() } }
@@ -87,7 +97,7 @@ public final class Engine {
         var notes: [String] = []
         let z = c.zeroOptimization
         if z.stage > 0 {
-            notes.append("zero_optimization.stage \(z.stage) with one process partitions nothing: the update is identical to stage 0 (multi-rank ZeRO needs the MPI backend, not built yet)")
+            notes.append("zero_optimization.stage \(z.stage): partitioning is not built yet; the engine runs stage 0 (every rank holds everything, gradients all-reduced), which gives the same updates")
         }
         if let o = z.offloadOptimizer, o.device != .none {
             notes.append("zero_optimization.offload_optimizer.device '\(o.device.rawValue)': on the CPU backend the optimizer already runs in CPU memory; nothing is moved")
@@ -99,7 +109,7 @@ public final class Engine {
             notes.append("activation_checkpointing is not implemented yet and is ignored")
         }
         if c.prescaleGradients || c.gradientPredivideFactor != 1 || c.communicationDataType != nil {
-            notes.append("prescale_gradients / gradient_predivide_factor / communication_data_type only matter with several ranks; ignored with one process")
+            notes.append("prescale_gradients / gradient_predivide_factor / communication_data_type are not implemented yet; gradients are averaged in their own dtype")
         }
         return notes
     }
@@ -136,6 +146,12 @@ public final class Engine {
         guard isGradientAccumulationBoundary else { return }
         try applyBoundaryStep()
         lastLoss = lossCount > 0 ? lossSum / Double(lossCount) : nil
+        if group.size > 1, let mine = lastLoss {
+            // The reported loss is the mean over the whole global batch.
+            let t = Tensor([mine], shape: [1], dtype: .float64)
+            try group.allReduce(t, op: .avg)
+            lastLoss = t.item()
+        }
         lossSum = 0
         lossCount = 0
         globalSteps += 1
