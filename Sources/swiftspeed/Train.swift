@@ -76,9 +76,12 @@ struct Train: ParsableCommand {
             }
             let seconds = now() - t0
             let samplesPerS = Double(engine.trainBatchSize) / seconds
+            let memory = engine.memoryBytes
             let record = StepRecord(step: engine.globalSteps, loss: engine.lastLoss ?? .nan, lr: engine.getLR()[0],
                                     lossScale: engine.lossScale, gradNorm: engine.globalGradNorm,
-                                    samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(job.tokensPerSample))
+                                    samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(job.tokensPerSample),
+                                    memParams: memory.params, memGrads: memory.grads, memOptim: memory.optimizer,
+                                    paramsTotal: engine.flat.count)
             if rank == 0 {
                 if json { print(record.json) } else { progress?.update(engine.globalSteps, record.summary) }
             }
@@ -107,11 +110,13 @@ private func save(_ engine: Engine, _ dir: String, _ rank: Int) throws {
 /// One optimizer step's figures, printed as JSON or a progress summary.
 struct StepRecord {
     var step: Int, loss: Double, lr: Double, lossScale: Double, gradNorm: Double?, samplesPerS: Double, tokensPerS: Double
+    var memParams: Int, memGrads: Int, memOptim: Int, paramsTotal: Int
 
     var json: String {
         "{\"step\":\(step),\"loss\":\(jsonNumber(loss)),\"lr\":\(jsonNumber(lr)),\"loss_scale\":\(jsonNumber(lossScale)),"
             + "\"grad_norm\":\(gradNorm.map(jsonNumber) ?? "null"),\"samples_per_s\":\(jsonNumber(samplesPerS)),"
-            + "\"tokens_per_s\":\(jsonNumber(tokensPerS))}"
+            + "\"tokens_per_s\":\(jsonNumber(tokensPerS)),\"mem_params_bytes\":\(memParams),\"mem_grads_bytes\":\(memGrads),"
+            + "\"mem_optim_bytes\":\(memOptim),\"params_total\":\(paramsTotal)}"
     }
 
     var summary: String {

@@ -209,3 +209,17 @@ import Testing
         for (a, b) in zip(weights(model), weights(reference)) { #expect(Swift.abs(a - b) < 1e-6) }
     }
 }
+
+@Suite struct EngineMemoryTests {
+    /// SPEC §6 / B4 at stage 0: 16 bytes per parameter with mixed-precision Adam (2 + 2 + 12),
+    /// and 16 with fp32 Adam (4 + 4 + 8).
+    @Test(arguments: [("fp16", 2, 2, 12), ("bf16", 2, 2, 12), ("fp32", 4, 4, 8)])
+    func memoryPerParameterMatchesTheFormula(_ precision: String, _ p: Int, _ g: Int, _ o: Int) throws {
+        var rng = RandomStream(seed: 70)
+        let model = Linear(6, 3, rng: &rng)
+        let block = precision == "fp32" ? "" : #", "\#(precision)": {"enabled": true}"#
+        let (engine, _, _, _) = try initialize(model: model, config: try config(#"{"train_batch_size": 2\#(block), "optimizer": {"type": "Adam", "params": {}}}"#))
+        let m = engine.memoryBytes, n = engine.flat.count
+        #expect(m.params == p * n && m.grads == g * n && m.optimizer == o * n)
+    }
+}

@@ -11,7 +11,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let cfg = dir.appendingPathComponent("ds.json")
         // train_batch_size 8, micro-batch 2: GAS 4 on 1 rank, 2 on 2 ranks, 1 on 4 ranks.
-        try #"{"train_batch_size": 8, "train_micro_batch_size_per_gpu": 2, "optimizer": {"type": "AdamW", "params": {"lr": 1e-3, "weight_decay": 0.1}}}"#
+        try #"{"train_batch_size": 8, "train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 0, "reduce_bucket_size": 100000}, "optimizer": {"type": "AdamW", "params": {"lr": 1e-3, "weight_decay": 0.1}}}"#
             .write(to: cfg, atomically: true, encoding: .utf8)
         let args = ["train", "--model", "simple", "--config", cfg.path, "--synthetic", "--steps", "3", "--json", "--threads", "1"]
         let single = try swiftspeed(args)

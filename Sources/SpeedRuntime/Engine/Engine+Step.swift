@@ -8,8 +8,14 @@ import SpeedOptim
 
 extension Engine {
     func applyBoundaryStep() throws {
-        // Stage 0 data parallelism: average the accumulated gradients over the ranks.
-        if group.size > 1 { try group.allReduce(flat.grads, op: .avg) }
+        // Stage 0 data parallelism: average the accumulated gradients over the ranks, in buckets of
+        // `reduce_bucket_size` elements (views of the flat buffer, so no copies).
+        if group.size > 1 {
+            let bucket = Swift.max(1, config.zeroOptimization.reduceBucketSize)
+            for start in stride(from: 0, to: flat.paddedCount, by: bucket) {
+                try group.allReduce(flat.grads.slice(axis: 0, start..<Swift.min(start + bucket, flat.paddedCount)), op: .avg)
+            }
+        }
         let g32 = flat.grads.dtype == .float32 ? flat.grads : noGrad { flat.grads.cast(to: .float32) }
         let scaledNorm = noGrad { g32.sumOfSquares() }.item().squareRoot()
         let scale = lossScaler?.scale ?? 1

@@ -168,6 +168,14 @@ public final class Engine {
     /// The learning rate of each parameter group (one group).
     public func getLR() -> [Double] { [optimizer.lr] }
 
+    /// Bytes this rank holds for model states (SPEC §6 / B4): parameters in the model dtype,
+    /// gradients, and optimizer state (fp32 master weights when the model is 16-bit, plus the
+    /// optimizer's buffers). Stage 0 holds everything: 16Ψ for mixed-precision Adam.
+    public var memoryBytes: (params: Int, grads: Int, optimizer: Int) {
+        let optimizer = (flat.master?.byteCount ?? 0) + optimizerState.reduce(0) { $0 + $1.byteCount }
+        return (flat.values.byteCount, flat.grads.byteCount, optimizer)
+    }
+
     /// The current fp16 loss scale (1 without fp16).
     public var lossScale: Double { lossScaler?.scale ?? 1 }
 }
