@@ -70,8 +70,11 @@ public final class MPIProcessGroup: ProcessGroup {
         precondition(output.count == input.count * size,
                      "allGather: output has \(output.count) elements; it needs size (\(size)) × input (\(input.count))")
         precondition(input.dtype == output.dtype, "allGather: dtypes \(input.dtype) and \(output.dtype) differ")
+        // `input` may be this rank's own block of `output` (ZeRO's gather of updated weights): MPI then
+        // needs MPI_IN_PLACE instead of an aliasing send buffer.
+        let inPlace = input.storage === output.storage && input.offset == output.offset + rank * input.count
         try run("allGather of \(input.count) \(input.dtype)") {
-            ss_mpi_allgather(input.rawPointer, output.rawPointer, input.count, Self.type(input.dtype), timeout)
+            ss_mpi_allgather(inPlace ? nil : input.rawPointer, output.rawPointer, input.count, Self.type(input.dtype), timeout)
         }
     }
 

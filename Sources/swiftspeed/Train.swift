@@ -101,10 +101,9 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Stage 0: every rank holds the whole state, so rank 0 writes it and the others wait for it.
+/// Saving is collective: rank 0 writes the model states, every rank its optimizer shard.
 private func save(_ engine: Engine, _ dir: String, _ rank: Int) throws {
-    if rank == 0 { try engine.saveCheckpoint(dir) }
-    try engine.group.barrier()
+    try engine.saveCheckpoint(dir)
 }
 
 /// One optimizer step's figures, printed as JSON or a progress summary.

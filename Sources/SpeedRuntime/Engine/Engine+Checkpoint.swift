@@ -59,7 +59,7 @@ extension Engine {
     static func optimStatesFile(rank: Int) -> String { "zero_pp_rank_\(rank)_mp_rank_00_optim_states.safetensors" }
 
     /// Saves weights, optimizer state, schedules and counters under `dir/tag` and points
-    /// `dir/latest` at it (DeepSpeed's `save_checkpoint`).
+    /// `dir/latest` at it (DeepSpeed's `save_checkpoint`). Collective: every rank must call it.
     ///
     /// ```swift
     /// try engine.saveCheckpoint("checkpoints", clientState: ["epoch": 3])
@@ -70,36 +70,50 @@ extension Engine {
         let tag = tag ?? "global_step\(globalSteps)"
         precondition(!tag.isEmpty && !tag.contains("/"), "saveCheckpoint: tag '\(tag)' must be a non-empty name without '/'")
         for m in monitors { m.flush() }
+        let rank = group.rank
+        let partitioned = partition != 0..<flat.paddedCount
         let target = URL(fileURLWithPath: dir).appendingPathComponent(tag)
-        // Write into a sibling folder; it replaces `<tag>` only once every file is complete.
-        let folder = URL(fileURLWithPath: dir).appendingPathComponent(".\(tag).partial-\(UInt32.random(in: 0...UInt32.max))")
-        do {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        } catch {
-            throw CheckpointError("cannot create checkpoint directory \(folder.path): \(error.localizedDescription)")
+        // Every rank writes into one sibling folder; it replaces `<tag>` only once all files are complete.
+        let folder = URL(fileURLWithPath: dir).appendingPathComponent(".\(tag).partial")
+        if rank == 0 {
+            try? FileManager.default.removeItem(at: folder)
+            do {
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            } catch {
+                throw CheckpointError("cannot create checkpoint directory \(folder.path): \(error.localizedDescription)")
+            }
         }
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let dropout = module.namedModules().compactMap { name, m in (m as? Dropout).map { (name, $0.rng) } }
-        let meta = ModelStateMeta(
-            globalSteps: globalSteps, globalSamples: globalSamples, skippedSteps: skippedSteps, microSteps: microSteps,
-            optimizerSteps: optimizerSteps, dpWorldSize: group.size, zeroStage: config.zeroOptimization.stage,
-            dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
-            lrScheduler: scheduler?.state, lossScaler: lossScaler,
-            dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config)
-        let weights = Array(zip(flat.names, flat.params.map { $0.detach() }))
-        try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)],
-                              to: folder.appendingPathComponent(Self.modelStatesFile))
-        let optimMeta = OptimStateMeta(
-            rank: 0, worldSize: 1, partitionOffset: 0, partitionCount: flat.paddedCount, paddedCount: flat.paddedCount,
-            optimizer: optimizer.typeName, lr: optimizer.lr, betas: optimizer.betas.map { [$0.0, $0.1] },
-            stateNames: optimizer.stateNames)
-        var optimTensors: [(String, Tensor)] = [("fp32_flat_partition", flat.master ?? flat.values)]
-        optimTensors += zip(optimizer.stateNames, optimizerState).map { ($0, $1) }
-        try Safetensors.write(optimTensors, metadata: ["swiftspeed": try Self.json(optimMeta)],
-                              to: folder.appendingPathComponent(Self.optimStatesFile(rank: 0)))
-        try Self.replace(target, with: folder)
-        try AtomicFile.write(Array(tag.utf8), to: URL(fileURLWithPath: dir).appendingPathComponent("latest"))
-        logger.info("[SwiftSpeed] saved checkpoint \(target.path)")
+        try group.barrier()
+        if rank == 0 {
+            let dropout = module.namedModules().compactMap { name, m in (m as? Dropout).map { (name, $0.rng) } }
+            let meta = ModelStateMeta(
+                globalSteps: globalSteps, globalSamples: globalSamples, skippedSteps: skippedSteps, microSteps: microSteps,
+                optimizerSteps: optimizerSteps, dpWorldSize: group.size, zeroStage: config.zeroOptimization.stage,
+                dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
+                lrScheduler: scheduler?.state, lossScaler: lossScaler,
+                dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config)
+            let weights = Array(zip(flat.names, flat.params.map { $0.detach() }))
+            try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)],
+                                  to: folder.appendingPathComponent(Self.modelStatesFile))
+        }
+        if partitioned || rank == 0 {
+            // A shard: this rank's slice of the fp32 weights and of every optimizer buffer.
+            let optimMeta = OptimStateMeta(
+                rank: partitioned ? rank : 0, worldSize: partitioned ? group.size : 1, partitionOffset: partition.lowerBound,
+                partitionCount: partition.count, paddedCount: flat.paddedCount, optimizer: optimizer.typeName,
+                lr: optimizer.lr, betas: optimizer.betas.map { [$0.0, $0.1] }, stateNames: optimizer.stateNames)
+            var optimTensors: [(String, Tensor)] = [("fp32_flat_partition", master ?? flat.values.slice(axis: 0, partition))]
+            optimTensors += zip(optimizer.stateNames, optimizerState).map { ($0, $1) }
+            try Safetensors.write(optimTensors, metadata: ["swiftspeed": try Self.json(optimMeta)],
+                                  to: folder.appendingPathComponent(Self.optimStatesFile(rank: optimMeta.rank)))
+        }
+        try group.barrier()
+        if rank == 0 {
+            try Self.replace(target, with: folder)
+            try AtomicFile.write(Array(tag.utf8), to: URL(fileURLWithPath: dir).appendingPathComponent("latest"))
+            logger.info("[SwiftSpeed] saved checkpoint \(target.path)")
+        }
+        try group.barrier()
         return target.path
     }
 
@@ -156,20 +170,36 @@ extension Engine {
             throw CheckpointError("checkpoint \(folder.path) does not match the model: \(problems.joined(separator: "; "))")
         }
         let wantOptim = !loadModuleOnly && loadOptimizerStates
+        // Full fp32 weights and optimizer buffers rebuilt from every shard, whatever the saving world
+        // size was; this rank then takes its own partition (resume on a different number of ranks).
         var optim: (tensors: [String: Tensor], meta: OptimStateMeta)?
         if wantOptim {
-            let (tensors, m) = try Safetensors.read(folder.appendingPathComponent(Self.optimStatesFile(rank: 0)))
-            let om: OptimStateMeta = try Self.decode(m["swiftspeed"], file: Self.optimStatesFile(rank: 0))
-            guard om.worldSize == 1, om.paddedCount == flat.paddedCount else {
-                throw CheckpointError("checkpoint \(folder.path) was saved with \(om.worldSize) rank(s) and \(om.paddedCount) flat elements; this engine has 1 rank and \(flat.paddedCount)")
+            let first = try Self.readShard(folder, rank: 0)
+            var shards = [first]
+            if first.meta.worldSize > 1 {
+                for r in 1..<first.meta.worldSize { shards.append(try Self.readShard(folder, rank: r)) }
             }
-            guard om.stateNames == optimizer.stateNames else {
-                throw CheckpointError("checkpoint optimizer state \(om.stateNames) (\(om.optimizer)) does not match \(optimizer.typeName)'s \(optimizer.stateNames)")
+            guard first.meta.stateNames == optimizer.stateNames else {
+                throw CheckpointError("checkpoint optimizer state \(first.meta.stateNames) (\(first.meta.optimizer)) does not match \(optimizer.typeName)'s \(optimizer.stateNames)")
             }
-            for name in ["fp32_flat_partition"] + om.stateNames where tensors[name]?.count != flat.paddedCount {
-                throw CheckpointError("checkpoint \(folder.path): optimizer tensor '\(name)' is missing or has the wrong size")
+            var full: [String: Tensor] = [:]
+            for name in ["fp32_flat_partition"] + first.meta.stateNames {
+                var parts: [Tensor] = []
+                for shard in shards {
+                    guard let t = shard.tensors[name], t.count == shard.meta.partitionCount, t.dtype == .float32 else {
+                        throw CheckpointError("checkpoint \(folder.path): optimizer tensor '\(name)' of shard \(shard.meta.rank) is missing or has the wrong size")
+                    }
+                    parts.append(t.reshape([-1]))
+                }
+                let saved = noGrad { Tensor.concat(parts, axis: 0) }
+                guard saved.count >= flat.count else {
+                    throw CheckpointError("checkpoint \(folder.path) holds \(saved.count) optimizer elements; this model has \(flat.count)")
+                }
+                let mine = Tensor.zeros([flat.paddedCount])
+                noGrad { mine.slice(axis: 0, 0..<flat.count).copyData(from: saved.slice(axis: 0, 0..<flat.count)) }
+                full[name] = noGrad { mine.slice(axis: 0, partition) }
             }
-            optim = (tensors, om)
+            optim = (full, first.meta)
         }
         if loadLRSchedulerStates, !loadModuleOnly, let state = meta.lrScheduler, state.lastBatchIteration < -1 {
             throw CheckpointError("checkpoint \(folder.path): scheduler state last_batch_iteration \(state.lastBatchIteration) is invalid (must be >= -1)")
@@ -178,10 +208,10 @@ extension Engine {
         noGrad {
             for (name, p) in zip(flat.names, flat.params) { p.copyData(from: weights[name]!) }
             if let optim {
-                (flat.master ?? flat.values).copyData(from: optim.tensors["fp32_flat_partition"]!)
+                (master ?? flat.values.slice(axis: 0, partition)).copyData(from: optim.tensors["fp32_flat_partition"]!)
                 for (name, buffer) in zip(optimizer.stateNames, optimizerState) { buffer.copyData(from: optim.tensors[name]!) }
-            } else if let master = flat.master {
-                master.copyData(from: flat.values)
+            } else if let master {
+                master.copyData(from: flat.values.slice(axis: 0, partition))
             }
         }
         if !loadModuleOnly {
@@ -204,6 +234,15 @@ extension Engine {
         flat.zeroGrads()
         logger.info("[SwiftSpeed] loaded checkpoint \(folder.path) (global step \(meta.globalSteps))")
         return (folder.path, meta.clientState)
+    }
+
+    /// One rank's optimizer shard, validated.
+    static func readShard(_ folder: URL, rank: Int) throws -> (tensors: [String: Tensor], meta: OptimStateMeta) {
+        let file = optimStatesFile(rank: rank)
+        let (tensors, metadata) = try Safetensors.read(folder.appendingPathComponent(file))
+        let meta: OptimStateMeta = try decode(metadata["swiftspeed"], file: file)
+        guard meta.rank == rank else { throw CheckpointError("\(file) says it is rank \(meta.rank)'s shard") }
+        return (tensors, meta)
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {

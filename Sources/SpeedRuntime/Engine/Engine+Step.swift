@@ -51,8 +51,10 @@ extension Engine {
         }
         if combined != 1 { g32.scale(by: 1 / combined) }
         optimizerSteps += 1
-        let param = flat.master ?? flat.values
-        let copy = flat.master == nil ? nil : flat.values
+        let fullUpdate = partition == 0..<flat.paddedCount
+        let param = master ?? flat.values.slice(axis: 0, partition)
+        let copy = master == nil ? nil : flat.values.slice(axis: 0, partition)
+        let grad = fullUpdate ? g32 : g32.slice(axis: 0, partition)
         if optimizer.updatesPerTensor {
             for (p, offset) in zip(flat.params, flat.offsets) {
                 let r = offset..<(offset + p.count)
@@ -61,8 +63,10 @@ extension Engine {
                                  lowPrecisionCopy: copy?.slice(axis: 0, r))
             }
         } else {
-            optimizer.update(param: param, grad: g32, state: optimizerState, step: optimizerSteps, lowPrecisionCopy: copy)
+            optimizer.update(param: param, grad: grad, state: optimizerState, step: optimizerSteps, lowPrecisionCopy: copy)
         }
+        // ZeRO stage 1: every rank updated its slice; gather the new weights everywhere.
+        if !fullUpdate { try group.allGather(flat.values.slice(axis: 0, partition), into: flat.values) }
         zeroGrad()
         if let scheduler {
             scheduler.step()

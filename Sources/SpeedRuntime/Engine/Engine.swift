@@ -24,7 +24,12 @@ public final class Engine {
     public let optimizer: any Optimizer
     public let scheduler: (any LRScheduler)?
     public let flat: FlatParameters
-    /// One fp32 buffer per `optimizer.stateNames` entry (`[paddedCount]`), from `makeState`.
+    /// The flat-buffer elements this rank updates: all of them at stage 0 or with one rank; slice
+    /// `rank` of `size` equal slices with ZeRO stage >= 1 (optimizer state partitioning).
+    public let partition: Range<Int>
+    /// fp32 master weights of `partition` when the model is 16-bit (`[partition.count]`), else nil.
+    public let master: Tensor?
+    /// One fp32 buffer per `optimizer.stateNames` entry (`[partition.count]`), from `makeState`.
     public let optimizerState: [Tensor]
     public internal(set) var lossScaler: LossScaler?
     public let logger: Logger
@@ -64,14 +69,33 @@ public final class Engine {
         let dtype: DType = config.fp16.enabled ? .float16 : (config.bf16.enabled ? .bfloat16 : .float32)
         let gradDType: DType = dtype == .bfloat16 && config.dataTypes.gradAccumDType == "fp32" ? .float32 : dtype
         let named = module.namedParameters().filter { $0.1.requiresGrad }
-        let flat = FlatParameters(named, dtype: dtype, gradDType: gradDType)
+        let partitioned = config.zeroOptimization.stage >= 1 && group.size > 1
+        if partitioned && optimizer.updatesPerTensor {
+            throw InitializeError("\(optimizer.typeName) computes a per-tensor trust ratio and cannot run on partitioned optimizer state (ZeRO stage >= 1 on \(group.size) ranks); use stage 0")
+        }
+        let flat = FlatParameters(named, dtype: dtype, gradDType: gradDType, partitions: partitioned ? group.size : 1)
         self.flat = flat
+        let share = flat.paddedCount / (partitioned ? group.size : 1)
+        let partition = partitioned ? (group.rank * share)..<((group.rank + 1) * share) : 0..<flat.paddedCount
+        self.partition = partition
+        // Every rank starts from rank 0's weights (DeepSpeed broadcasts them at initialize).
+        if group.size > 1 {
+            let source = flat.master ?? flat.values
+            try group.broadcast(source, root: 0)
+            if let master = flat.master { flat.values.copyData(from: master) }
+        }
+        if partitioned, let full = flat.master {
+            master = noGrad { full.slice(axis: 0, partition).copy() }
+            flat.releaseMaster()
+        } else {
+            master = flat.master
+        }
         // Frozen parameters are not trained but must match the activations' dtype.
         for (_, p) in module.namedParameters() where !p.requiresGrad && p.dtype.isFloatingPoint && p.dtype != dtype {
             let converted = noGrad { p.cast(to: dtype) }
             p.rebind(storage: converted.storage, offset: converted.offset, dtype: dtype)
         }
-        optimizerState = optimizer.makeState(count: flat.paddedCount, device: flat.values.device)
+        optimizerState = optimizer.makeState(count: partition.count, device: flat.values.device)
         if config.fp16.enabled {
             lossScaler = config.fp16.lossScale > 0
                 ? LossScaler(staticScale: config.fp16.lossScale)
@@ -82,12 +106,6 @@ public final class Engine {
         }
         scheduler?.apply(to: optimizer)
         if group.rank == 0 { for note in Self.unsupportedSettings(config) { logger.warning("[SwiftSpeed] \(note)") } }
-        // Every rank starts from rank 0's weights (DeepSpeed broadcasts them at initialize).
-        if group.size > 1 {
-            let source = flat.master ?? flat.values
-            try group.broadcast(source, root: 0)
-            if let master = flat.master { flat.values.copyData(from: master) }
-        }
     }
 
     deinit { for m in monitors { m.flush() } }
@@ -96,8 +114,8 @@ public final class Engine {
     static func unsupportedSettings(_ c: DeepSpeedConfig) -> [String] {
         var notes: [String] = []
         let z = c.zeroOptimization
-        if z.stage > 0 {
-            notes.append("zero_optimization.stage \(z.stage): partitioning is not built yet; the engine runs stage 0 (every rank holds everything, gradients all-reduced), which gives the same updates")
+        if z.stage > 1 {
+            notes.append("zero_optimization.stage \(z.stage): gradient/parameter partitioning is not built yet; the engine runs stage 1 (optimizer state partitioned over the ranks), which gives the same updates")
         }
         if let o = z.offloadOptimizer, o.device != .none {
             notes.append("zero_optimization.offload_optimizer.device '\(o.device.rawValue)': on the CPU backend the optimizer already runs in CPU memory; nothing is moved")
@@ -172,7 +190,7 @@ public final class Engine {
     /// gradients, and optimizer state (fp32 master weights when the model is 16-bit, plus the
     /// optimizer's buffers). Stage 0 holds everything: 16Ψ for mixed-precision Adam.
     public var memoryBytes: (params: Int, grads: Int, optimizer: Int) {
-        let optimizer = (flat.master?.byteCount ?? 0) + optimizerState.reduce(0) { $0 + $1.byteCount }
+        let optimizer = (master?.byteCount ?? 0) + optimizerState.reduce(0) { $0 + $1.byteCount }
         return (flat.values.byteCount, flat.grads.byteCount, optimizer)
     }
 

@@ -21,7 +21,7 @@ public final class FlatParameters {
     public let grads: Tensor
     /// `[paddedCount]` fp32 master weights when `values` is bf16/fp16 (taken from the original
     /// values before they were rounded), else nil: `values` itself is the master.
-    public let master: Tensor?
+    public private(set) var master: Tensor?
 
     /// Moves `named` parameters (converted to `dtype`) into a flat buffer and points each
     /// parameter's storage and `.grad` at its slice.
@@ -52,6 +52,9 @@ public final class FlatParameters {
             p.grad = grads.slice(axis: 0, offset..<(offset + p.count)).reshape(p.shape)
         }
     }
+
+    /// Drops the full fp32 master copy (ZeRO keeps only its partition of it).
+    func releaseMaster() { master = nil }
 
     /// Sets every gradient to zero (one fill), keeping the views.
     public func zeroGrads() { grads.fill(0) }
