@@ -106,15 +106,6 @@ private func systemOpen(_ path: String, _ flags: Int32) -> Int32 {
     #endif
 }
 
-private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, buffer, count)
-    #elseif canImport(Musl)
-    return Musl.write(fd, buffer, count)
-    #else
-    return Darwin.write(fd, buffer, count)
-    #endif
-}
 
 private func systemClose(_ fd: Int32) -> Int32 {
     #if canImport(Glibc)
