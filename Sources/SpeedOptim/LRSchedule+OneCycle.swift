@@ -34,7 +34,7 @@ public final class OneCycle: LRScheduler {
     public let decayMomRate: Double
     let totalSize: Double
     let stepRatio: Double
-    public private(set) var lastBatchIteration = -1
+    public var lastBatchIteration = -1
 
     /// - Parameters:
     ///   - cycleSecondStepSize: nil = `cycleFirstStepSize`.
@@ -125,11 +125,6 @@ public final class OneCycle: LRScheduler {
         return cycleMaxMom * (1 + decayMomRate * interval)
     }
 
-    public func step() { lastBatchIteration += 1 }
-    public func load(state: LRSchedulerState) throws {
-        try checkLoadable(state)
-        lastBatchIteration = state.lastBatchIteration
-    }
 }
 
 /// DeepSpeed's `LRRangeTest`: grows the LR linearly (or in stairs) from `minLR` to find the
@@ -146,7 +141,7 @@ public final class LRRangeTest: LRScheduler {
     public let stepSize: Int
     public let stepRate: Double
     public let staircase: Bool
-    public private(set) var lastBatchIteration = -1
+    public var lastBatchIteration = -1
 
     /// - Throws: ``LRScheduleError`` when `stepSize` < 1 (as DeepSpeed).
     public init(minLR: Double = 1e-3, stepSize: Int = 2000, stepRate: Double = 1.0, staircase: Bool = false) throws {
@@ -169,10 +164,4 @@ public final class LRRangeTest: LRScheduler {
         return minLR * (1 + stepRate * interval)
     }
 
-    public func beta1(at iteration: Int) -> Double? { nil }
-    public func step() { lastBatchIteration += 1 }
-    public func load(state: LRSchedulerState) throws {
-        try checkLoadable(state)
-        lastBatchIteration = state.lastBatchIteration
-    }
 }

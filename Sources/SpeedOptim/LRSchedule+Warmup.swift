@@ -43,7 +43,7 @@ public final class WarmupLR: LRScheduler {
     public let warmupNumSteps: Int
     public let warmupType: WarmupType
     let ramp: WarmupRamp
-    public private(set) var lastBatchIteration = -1
+    public var lastBatchIteration = -1
 
     /// - Throws: ``LRScheduleError`` when `warmupNumSteps` < 1 (as DeepSpeed).
     public init(minLR: Double = 0, maxLR: Double = 1e-3, warmupNumSteps: Int = 1000,
@@ -64,12 +64,6 @@ public final class WarmupLR: LRScheduler {
 
     func gamma(_ t: Int) -> Double { t < ramp.k ? ramp.gamma(t) : 1.0 }
 
-    public func beta1(at iteration: Int) -> Double? { nil }
-    public func step() { lastBatchIteration += 1 }
-    public func load(state: LRSchedulerState) throws {
-        try checkLoadable(state)
-        lastBatchIteration = state.lastBatchIteration
-    }
 }
 
 /// DeepSpeed's `WarmupDecayLR`: ``WarmupLR``'s warmup, then a linear decay to 0 at `totalNumSteps`.
@@ -87,7 +81,7 @@ public final class WarmupDecayLR: LRScheduler {
     public let warmupNumSteps: Int
     public let warmupType: WarmupType
     let ramp: WarmupRamp
-    public private(set) var lastBatchIteration = -1
+    public var lastBatchIteration = -1
 
     /// - Throws: ``LRScheduleError`` when `warmupNumSteps` < 1 or `totalNumSteps` < 0.
     public init(totalNumSteps: Int, minLR: Double = 0, maxLR: Double = 1e-3, warmupNumSteps: Int = 1000,
@@ -117,12 +111,6 @@ public final class WarmupDecayLR: LRScheduler {
         return minLR + (maxLR - minLR) * gamma
     }
 
-    public func beta1(at iteration: Int) -> Double? { nil }
-    public func step() { lastBatchIteration += 1 }
-    public func load(state: LRSchedulerState) throws {
-        try checkLoadable(state)
-        lastBatchIteration = state.lastBatchIteration
-    }
 }
 
 /// DeepSpeed's `WarmupCosineLR`: scales the optimizer's own LR (`baseLR`) by a ratio that warms
@@ -144,7 +132,7 @@ public final class WarmupCosineLR: LRScheduler {
     public let cosMinRatio: Double
     public let warmupType: WarmupType
     let ramp: WarmupRamp
-    public private(set) var lastBatchIteration = -1
+    public var lastBatchIteration = -1
 
     /// - Parameter baseLR: the optimizer's learning rate when the schedule is built (DeepSpeed's `org_lrs`).
     /// - Throws: ``LRScheduleError`` when `warmupNumSteps` < 1 or `totalNumSteps` < 0.
@@ -180,10 +168,4 @@ public final class WarmupCosineLR: LRScheduler {
 
     public func lr(at t: Int) -> Double { t < 0 ? 0.0 : baseLR * ratio(at: t) }
 
-    public func beta1(at iteration: Int) -> Double? { nil }
-    public func step() { lastBatchIteration += 1 }
-    public func load(state: LRSchedulerState) throws {
-        try checkLoadable(state)
-        lastBatchIteration = state.lastBatchIteration
-    }
 }

@@ -22,8 +22,8 @@
 public protocol LRScheduler: AnyObject {
     /// DeepSpeed's type name: "WarmupLR", "WarmupDecayLR", "WarmupCosineLR", "OneCycle", "LRRangeTest".
     var typeName: String { get }
-    /// Index of the last batch stepped; −1 before the first ``step()``.
-    var lastBatchIteration: Int { get }
+    /// Index of the last batch stepped; −1 before the first ``step()`` (settable, like DeepSpeed's `last_batch_iteration`).
+    var lastBatchIteration: Int { get set }
     /// The learning rate this schedule sets after `iteration` steps (−1 = at construction).
     func lr(at iteration: Int) -> Double
     /// Beta1 (momentum) this schedule sets at `iteration`, or nil when it does not cycle momentum.
@@ -36,6 +36,16 @@ public protocol LRScheduler: AnyObject {
 }
 
 extension LRScheduler {
+    /// No momentum cycling unless a schedule says otherwise (OneCycle does).
+    public func beta1(at iteration: Int) -> Double? { nil }
+
+    public func step() { lastBatchIteration += 1 }
+
+    public func load(state: LRSchedulerState) throws {
+        try checkLoadable(state)
+        lastBatchIteration = state.lastBatchIteration
+    }
+
     /// The learning rate in effect now (for the next optimizer update).
     public var lr: Double { lr(at: lastBatchIteration) }
 
