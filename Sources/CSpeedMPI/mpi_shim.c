@@ -1,8 +1,17 @@
 // Wrappers over OpenMPI: non-blocking collectives polled against a deadline (see CSpeedMPI.h).
 #include "CSpeedMPI.h"
 #include <mpi.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+enum { MAX_COMMS = 16 };
+// Handle -> communicator. Slot 0 is the world; written only by ss_mpi_init and ss_mpi_comm_dup,
+// which every rank calls collectively from its main thread before any helper thread uses a handle.
+static MPI_Comm comms[MAX_COMMS];
+static int comm_count = 0;
+
+static MPI_Comm comm_of(int c) { return (c > 0 && c < comm_count) ? comms[c] : MPI_COMM_WORLD; }
 
 static MPI_Datatype dtype_of(int d) {
     switch (d) {
@@ -47,15 +56,19 @@ static int wait_for(MPI_Request *request, double timeout) {
     return SS_MPI_OK;
 }
 
-int ss_mpi_init(int *rank, int *size) {
-    int initialized = 0;
+int ss_mpi_init(int *rank, int *size, int *thread_multiple) {
+    int initialized = 0, provided = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
-        int provided = 0;
-        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
         if (rc != MPI_SUCCESS) return rc;
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+        comms[0] = MPI_COMM_WORLD;
+        comm_count = 1;
+    } else {
+        MPI_Query_thread(&provided);
     }
+    *thread_multiple = provided >= MPI_THREAD_MULTIPLE;
     MPI_Comm_rank(MPI_COMM_WORLD, rank);
     MPI_Comm_size(MPI_COMM_WORLD, size);
     return SS_MPI_OK;
@@ -71,6 +84,7 @@ void ss_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
 void ss_mpi_error_string(int code, char *buffer, int length) {
     if (code == SS_MPI_TIMEOUT) { strncpy(buffer, "timed out waiting for the other ranks", length - 1); buffer[length - 1] = 0; return; }
+    if (code == SS_MPI_ERROR) { strncpy(buffer, "too many communicators or counts too large for MPI", length - 1); buffer[length - 1] = 0; return; }
     char text[MPI_MAX_ERROR_STRING];
     int n = 0;
     if (MPI_Error_string(code, text, &n) != MPI_SUCCESS) { strncpy(buffer, "unknown MPI error", length - 1); buffer[length - 1] = 0; return; }
@@ -78,45 +92,88 @@ void ss_mpi_error_string(int code, char *buffer, int length) {
     buffer[length - 1] = 0;
 }
 
-int ss_mpi_allreduce(const void *send, void *recv, long count, int dtype, int op, double timeout) {
+int ss_mpi_comm_dup(int comm, int *out) {
+    if (comm_count >= MAX_COMMS) return SS_MPI_ERROR;
+    MPI_Comm fresh;
+    int rc = MPI_Comm_dup(comm_of(comm), &fresh);
+    if (rc != MPI_SUCCESS) return rc;
+    MPI_Comm_set_errhandler(fresh, MPI_ERRORS_RETURN);
+    comms[comm_count] = fresh;
+    *out = comm_count++;
+    return SS_MPI_OK;
+}
+
+int ss_mpi_allreduce(int comm, const void *send, void *recv, long count, int dtype, int op, double timeout) {
     MPI_Request r;
-    int rc = MPI_Iallreduce(send ? send : MPI_IN_PLACE, recv, (int)count, dtype_of(dtype), op_of(op), MPI_COMM_WORLD, &r);
+    int rc = MPI_Iallreduce(send ? send : MPI_IN_PLACE, recv, (int)count, dtype_of(dtype), op_of(op), comm_of(comm), &r);
     return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
 }
 
-int ss_mpi_reduce_scatter_block(const void *send, void *recv, long recvcount, int dtype, int op, double timeout) {
+int ss_mpi_allreduce_blocking(int comm, void *buffer, long count, int dtype, int op) {
+    return MPI_Allreduce(MPI_IN_PLACE, buffer, (int)count, dtype_of(dtype), op_of(op), comm_of(comm));
+}
+
+/// int copies of `counts` (MPI's count type) and their running offsets; NULL when they do not fit.
+static int *int_counts(const long *counts, int n, int **displs) {
+    int *c = malloc(sizeof(int) * (size_t)n * 2);
+    if (!c) return NULL;
+    long running = 0;
+    for (int i = 0; i < n; i++) {
+        if (counts[i] < 0 || counts[i] > 0x7fffffffL || running > 0x7fffffffL) { free(c); return NULL; }
+        c[i] = (int)counts[i];
+        c[n + i] = (int)running;
+        running += counts[i];
+    }
+    *displs = c + n;
+    return c;
+}
+
+int ss_mpi_reduce_scatter(int comm, const void *send, void *recv, const long *counts, int dtype, int op, double timeout) {
+    int size = 0, *displs = NULL;
+    MPI_Comm_size(comm_of(comm), &size);
+    int *c = int_counts(counts, size, &displs);
+    if (!c) return SS_MPI_ERROR;
     MPI_Request r;
-    int rc = MPI_Ireduce_scatter_block(send, recv, (int)recvcount, dtype_of(dtype), op_of(op), MPI_COMM_WORLD, &r);
+    int rc = MPI_Ireduce_scatter(send, recv, c, dtype_of(dtype), op_of(op), comm_of(comm), &r);
+    if (rc == MPI_SUCCESS) rc = wait_for(&r, timeout);
+    free(c);
+    return rc;
+}
+
+int ss_mpi_allgatherv(int comm, const void *send, void *recv, const long *counts, int dtype, double timeout) {
+    int size = 0, rank = 0, *displs = NULL;
+    MPI_Comm_size(comm_of(comm), &size);
+    MPI_Comm_rank(comm_of(comm), &rank);
+    int *c = int_counts(counts, size, &displs);
+    if (!c) return SS_MPI_ERROR;
+    MPI_Request r;
+    int rc = MPI_Iallgatherv(send ? send : MPI_IN_PLACE, c[rank], dtype_of(dtype), recv, c, displs, dtype_of(dtype),
+                             comm_of(comm), &r);
+    if (rc == MPI_SUCCESS) rc = wait_for(&r, timeout);
+    free(c);
+    return rc;
+}
+
+int ss_mpi_bcast(int comm, void *buffer, long count, int dtype, int root, double timeout) {
+    MPI_Request r;
+    int rc = MPI_Ibcast(buffer, (int)count, dtype_of(dtype), root, comm_of(comm), &r);
     return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
 }
 
-int ss_mpi_allgather(const void *send, void *recv, long sendcount, int dtype, double timeout) {
+int ss_mpi_send(int comm, const void *buffer, long count, int dtype, int dest, int tag, double timeout) {
     MPI_Request r;
-    int rc = MPI_Iallgather(send ? send : MPI_IN_PLACE, (int)sendcount, dtype_of(dtype), recv, (int)sendcount,
-                            dtype_of(dtype), MPI_COMM_WORLD, &r);
+    int rc = MPI_Isend(buffer, (int)count, dtype_of(dtype), dest, tag, comm_of(comm), &r);
     return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
 }
 
-int ss_mpi_bcast(void *buffer, long count, int dtype, int root, double timeout) {
+int ss_mpi_recv(int comm, void *buffer, long count, int dtype, int source, int tag, double timeout) {
     MPI_Request r;
-    int rc = MPI_Ibcast(buffer, (int)count, dtype_of(dtype), root, MPI_COMM_WORLD, &r);
+    int rc = MPI_Irecv(buffer, (int)count, dtype_of(dtype), source, tag, comm_of(comm), &r);
     return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
 }
 
-int ss_mpi_send(const void *buffer, long count, int dtype, int dest, int tag, double timeout) {
+int ss_mpi_barrier(int comm, double timeout) {
     MPI_Request r;
-    int rc = MPI_Isend(buffer, (int)count, dtype_of(dtype), dest, tag, MPI_COMM_WORLD, &r);
-    return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
-}
-
-int ss_mpi_recv(void *buffer, long count, int dtype, int source, int tag, double timeout) {
-    MPI_Request r;
-    int rc = MPI_Irecv(buffer, (int)count, dtype_of(dtype), source, tag, MPI_COMM_WORLD, &r);
-    return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
-}
-
-int ss_mpi_barrier(double timeout) {
-    MPI_Request r;
-    int rc = MPI_Ibarrier(MPI_COMM_WORLD, &r);
+    int rc = MPI_Ibarrier(comm_of(comm), &r);
     return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
 }

@@ -5,22 +5,41 @@
 import CSpeedMPI
 import SpeedCore
 
-/// A process group over `MPI_COMM_WORLD`.
+/// A process group over `MPI_COMM_WORLD` (or a duplicate of it, see ``makeCompanion()``).
 public final class MPIProcessGroup: ProcessGroup {
     public let rank: Int
     public let size: Int
     public let timeout: Double
+    /// The shim's communicator handle (0 = MPI_COMM_WORLD).
+    let comm: Int32
+    /// Whether MPI granted MPI_THREAD_MULTIPLE (needed for a companion group on another thread).
+    public let threadMultiple: Bool
 
     /// Initialises MPI (once per process) and joins the world communicator.
     public init(timeout: Double = 1800) throws {
-        var r: Int32 = 0, s: Int32 = 0
-        let rc = ss_mpi_init(&r, &s)
+        var r: Int32 = 0, s: Int32 = 0, multiple: Int32 = 0
+        let rc = ss_mpi_init(&r, &s, &multiple)
         guard rc == 0 else {
             throw CommError(rank: -1, operation: "MPI initialisation", message: Self.message(rc))
         }
         rank = Int(r)
         size = Int(s)
         self.timeout = timeout
+        comm = 0
+        threadMultiple = multiple != 0
+    }
+
+    private init(rank: Int, size: Int, timeout: Double, comm: Int32, threadMultiple: Bool) {
+        self.rank = rank; self.size = size; self.timeout = timeout; self.comm = comm; self.threadMultiple = threadMultiple
+    }
+
+    /// A duplicate communicator over the same ranks (collective: every rank must call it), whose
+    /// collectives may run on a second thread; nil when MPI did not grant MPI_THREAD_MULTIPLE.
+    public func makeCompanion() throws -> (any ProcessGroup)? {
+        guard threadMultiple else { return nil }
+        var handle: Int32 = 0
+        try run("communicator duplicate") { ss_mpi_comm_dup(comm, &handle) }
+        return MPIProcessGroup(rank: rank, size: size, timeout: timeout, comm: handle, threadMultiple: true)
     }
 
     /// Ends the whole job (every rank) with `code`, e.g. after a timeout.
@@ -30,6 +49,14 @@ public final class MPIProcessGroup: ProcessGroup {
     }
 
     public func finalize() { _ = ss_mpi_finalize() }
+
+    /// OpenMPI's own blocking `MPI_Allreduce` (sum, in place): the anchor for `bench collectives`.
+    public func referenceAllReduce(_ tensor: Tensor) throws {
+        try checkCPU(tensor, "MPI_Allreduce")
+        try run("MPI_Allreduce of \(tensor.count) \(tensor.dtype)") {
+            ss_mpi_allreduce_blocking(comm, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(SS_MPI_SUM))
+        }
+    }
 
     // MARK: Collectives
 
@@ -42,39 +69,48 @@ public final class MPIProcessGroup: ProcessGroup {
             return
         }
         try run("allReduce of \(tensor.count) \(tensor.dtype)") {
-            ss_mpi_allreduce(nil, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Self.mpiOp(op), timeout)
+            ss_mpi_allreduce(comm, nil, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Self.mpiOp(op), timeout)
         }
         if op == .avg { tensor.scale(by: 1 / Double(size)) }
     }
 
-    public func reduceScatter(_ input: Tensor, into output: Tensor, op: CommOp) throws {
+    public func reduceScatter(_ input: Tensor, into output: Tensor, counts: [Int], op: CommOp) throws {
         try checkCPU(input, "reduceScatter")
-        precondition(input.count == output.count * size,
-                     "reduceScatter: input has \(input.count) elements; it needs size (\(size)) × output (\(output.count))")
+        precondition(counts.count == size && output.count == counts[rank] && input.count == counts.reduce(0, +),
+                     "reduceScatter: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
         precondition(input.dtype == output.dtype, "reduceScatter: dtypes \(input.dtype) and \(output.dtype) differ")
         if input.dtype.isHalf {
             let i32 = noGrad { input.cast(to: .float32) }, o32 = Tensor(empty: output.shape, dtype: .float32)
-            try reduceScatter(i32, into: o32, op: op)
+            try reduceScatter(i32, into: o32, counts: counts, op: op)
             output.copyData(from: o32)
             return
         }
+        // MPI forbids aliasing send and receive buffers; stage this rank's result when they overlap.
+        let aliased = input.storage === output.storage
+        let target = aliased ? Tensor(empty: output.shape, dtype: output.dtype) : output
         try run("reduceScatter of \(input.count) \(input.dtype)") {
-            ss_mpi_reduce_scatter_block(input.rawPointer, output.rawPointer, output.count, Self.type(input.dtype),
-                                        Self.mpiOp(op), timeout)
+            counts.withUnsafeBufferPointer { c in
+                ss_mpi_reduce_scatter(comm, input.rawPointer, target.rawPointer, c.baseAddress, Self.type(input.dtype),
+                                      Self.mpiOp(op), timeout)
+            }
         }
+        if aliased { output.copyData(from: target) }
         if op == .avg { output.scale(by: 1 / Double(size)) }
     }
 
-    public func allGather(_ input: Tensor, into output: Tensor) throws {
+    public func allGather(_ input: Tensor, into output: Tensor, counts: [Int]) throws {
         try checkCPU(input, "allGather")
-        precondition(output.count == input.count * size,
-                     "allGather: output has \(output.count) elements; it needs size (\(size)) × input (\(input.count))")
+        precondition(counts.count == size && input.count == counts[rank] && output.count == counts.reduce(0, +),
+                     "allGather: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
         precondition(input.dtype == output.dtype, "allGather: dtypes \(input.dtype) and \(output.dtype) differ")
         // `input` may be this rank's own block of `output` (ZeRO's gather of updated weights): MPI then
         // needs MPI_IN_PLACE instead of an aliasing send buffer.
-        let inPlace = input.storage === output.storage && input.offset == output.offset + rank * input.count
-        try run("allGather of \(input.count) \(input.dtype)") {
-            ss_mpi_allgather(inPlace ? nil : input.rawPointer, output.rawPointer, input.count, Self.type(input.dtype), timeout)
+        let inPlace = input.storage === output.storage && input.offset == output.offset + counts[..<rank].reduce(0, +)
+        try run("allGather of \(output.count) \(input.dtype)") {
+            counts.withUnsafeBufferPointer { c in
+                ss_mpi_allgatherv(comm, inPlace ? nil : input.rawPointer, output.rawPointer, c.baseAddress,
+                                  Self.type(input.dtype), timeout)
+            }
         }
     }
 
@@ -82,26 +118,26 @@ public final class MPIProcessGroup: ProcessGroup {
         try checkCPU(tensor, "broadcast")
         precondition(root >= 0 && root < size, "broadcast: root \(root) is not a rank of a group of size \(size)")
         try run("broadcast of \(tensor.count) \(tensor.dtype) from rank \(root)") {
-            ss_mpi_bcast(tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(root), timeout)
+            ss_mpi_bcast(comm, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(root), timeout)
         }
     }
 
     public func send(_ tensor: Tensor, to destination: Int, tag: Int) throws {
         try checkCPU(tensor, "send")
         try run("send of \(tensor.count) \(tensor.dtype) to rank \(destination)") {
-            ss_mpi_send(tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(destination), Int32(tag), timeout)
+            ss_mpi_send(comm, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(destination), Int32(tag), timeout)
         }
     }
 
     public func receive(_ tensor: Tensor, from source: Int, tag: Int) throws {
         try checkCPU(tensor, "receive")
         try run("receive of \(tensor.count) \(tensor.dtype) from rank \(source)") {
-            ss_mpi_recv(tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(source), Int32(tag), timeout)
+            ss_mpi_recv(comm, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(source), Int32(tag), timeout)
         }
     }
 
     public func barrier() throws {
-        try run("barrier") { ss_mpi_barrier(timeout) }
+        try run("barrier") { ss_mpi_barrier(comm, timeout) }
     }
 
     // MARK: Helpers

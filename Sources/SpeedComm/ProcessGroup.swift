@@ -35,15 +35,41 @@ public protocol ProcessGroup: AnyObject, Sendable {
     var timeout: Double { get }
     /// Combines `tensor` across ranks, in place.
     func allReduce(_ tensor: Tensor, op: CommOp) throws
-    /// `input` holds `size` equal blocks; rank r receives block r combined across ranks.
-    func reduceScatter(_ input: Tensor, into output: Tensor, op: CommOp) throws
-    /// Concatenates every rank's `input` (rank order) into `output` (`size × input.count`).
-    func allGather(_ input: Tensor, into output: Tensor) throws
+    /// `input` holds `counts.reduce(0, +)` elements, rank r's block (`counts[r]` of them) after
+    /// rank r-1's; this rank's block, combined across ranks, lands in `output` (`counts[rank]`).
+    /// Uneven blocks are how ZeRO reduces a gradient bucket straight into its owners' partitions.
+    func reduceScatter(_ input: Tensor, into output: Tensor, counts: [Int], op: CommOp) throws
+    /// Concatenates every rank's `input` (`counts[r]` elements from rank r, rank order) into `output`.
+    /// `input` may be this rank's own block of `output` (gathering in place).
+    func allGather(_ input: Tensor, into output: Tensor, counts: [Int]) throws
     /// Copies `root`'s `tensor` to every rank.
     func broadcast(_ tensor: Tensor, root: Int) throws
     func send(_ tensor: Tensor, to destination: Int, tag: Int) throws
     func receive(_ tensor: Tensor, from source: Int, tag: Int) throws
     func barrier() throws
+    /// A second group over the same ranks whose collectives may run on another thread while this
+    /// one's run (ZeRO-3's prefetch thread), or nil when the transport cannot do that.
+    func makeCompanion() throws -> (any ProcessGroup)?
+}
+
+extension ProcessGroup {
+    /// `input` holds `size` equal blocks; rank r receives block r combined across ranks.
+    ///
+    /// ```swift
+    /// try group.reduceScatter(grads, into: myShard, op: .avg)   // grads.count == size * myShard.count
+    /// ```
+    public func reduceScatter(_ input: Tensor, into output: Tensor, op: CommOp) throws {
+        precondition(input.count == output.count * size,
+                     "reduceScatter: input has \(input.count) elements; it needs size (\(size)) × output (\(output.count))")
+        try reduceScatter(input, into: output, counts: Array(repeating: output.count, count: size), op: op)
+    }
+
+    /// Concatenates every rank's `input` (rank order) into `output` (`size × input.count`).
+    public func allGather(_ input: Tensor, into output: Tensor) throws {
+        precondition(output.count == input.count * size,
+                     "allGather: output has \(output.count) elements; it needs size (\(size)) × input (\(input.count))")
+        try allGather(input, into: output, counts: Array(repeating: input.count, count: size))
+    }
 }
 
 /// The group of one process: every collective is the identity (or a copy).
@@ -55,14 +81,16 @@ public final class SingleProcessGroup: ProcessGroup {
 
     public func allReduce(_ tensor: Tensor, op: CommOp) throws {}
 
-    public func reduceScatter(_ input: Tensor, into output: Tensor, op: CommOp) throws {
-        precondition(input.count == output.count, "reduceScatter: input \(input.count) elements, output \(output.count) (size 1)")
-        output.copyData(from: input)
+    public func reduceScatter(_ input: Tensor, into output: Tensor, counts: [Int], op: CommOp) throws {
+        precondition(counts == [output.count] && input.count == output.count,
+                     "reduceScatter: counts \(counts), input \(input.count) and output \(output.count) elements (size 1)")
+        if input.storage !== output.storage || input.offset != output.offset { output.copyData(from: input) }
     }
 
-    public func allGather(_ input: Tensor, into output: Tensor) throws {
-        precondition(input.count == output.count, "allGather: input \(input.count) elements, output \(output.count) (size 1)")
-        output.copyData(from: input)
+    public func allGather(_ input: Tensor, into output: Tensor, counts: [Int]) throws {
+        precondition(counts == [input.count] && input.count == output.count,
+                     "allGather: counts \(counts), input \(input.count) and output \(output.count) elements (size 1)")
+        if input.storage !== output.storage || input.offset != output.offset { output.copyData(from: input) }
     }
 
     public func broadcast(_ tensor: Tensor, root: Int) throws {
@@ -78,6 +106,8 @@ public final class SingleProcessGroup: ProcessGroup {
     }
 
     public func barrier() throws {}
+
+    public func makeCompanion() throws -> (any ProcessGroup)? { SingleProcessGroup(timeout: timeout) }
 }
 
 /// Choosing a process group.

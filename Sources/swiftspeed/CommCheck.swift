@@ -30,7 +30,7 @@ struct CommCheck: ParsableCommand {
             if let mpi = group as? MPIProcessGroup { mpi.abort(code: 3) }
             throw ExitCode(3)
         }
-        print("rank \(r)/\(w): all collectives ok")
+        print("rank \(r)/\(w): all collectives ok (thread-multiple: \((group as? MPIProcessGroup)?.threadMultiple ?? true))")
         (group as? MPIProcessGroup)?.finalize()
     }
 
@@ -69,6 +69,24 @@ struct CommCheck: ParsableCommand {
         try g.allGather(Tensor(mine), into: gathered)
         let all: [Float] = (0..<(w * n)).map { Float(($0 / n) * 10 + $0 % n) }
         try expect("allGather", gathered.scalars, all)
+        // Uneven blocks (rank r owns r + 1 elements), as ZeRO's gradient buckets and stage-3 gathers use.
+        let counts = (0..<w).map { $0 + 1 }
+        let total = counts.reduce(0, +)
+        let unevenIn = Tensor((0..<total).map { Float($0 * (r + 1)) })
+        let unevenOut = Tensor.zeros([r + 1])
+        try g.reduceScatter(unevenIn, into: unevenOut, counts: counts, op: .sum)
+        let before = counts[..<r].reduce(0, +)
+        try expect("reduceScatter uneven", unevenOut.scalars, (0..<(r + 1)).map { Float((before + $0) * (w * (w + 1) / 2)) })
+        let unevenAll = Tensor.zeros([total])
+        unevenAll.slice(axis: 0, before..<(before + r + 1)).copyData(from: Tensor((0..<(r + 1)).map { _ in Float(r) }))
+        try g.allGather(unevenAll.slice(axis: 0, before..<(before + r + 1)), into: unevenAll, counts: counts)
+        try expect("allGather uneven in place", unevenAll.scalars, (0..<w).flatMap { q in (0...q).map { _ in Float(q) } })
+        // A companion group (ZeRO-3's prefetch thread) runs its own collectives.
+        if let companion = try g.makeCompanion() {
+            let c = Tensor(mine)
+            try companion.allReduce(c, op: .sum)
+            try expect("companion allReduce", c.scalars, sums)
+        }
         // broadcast from the last rank.
         let b = Tensor(mine)
         try g.broadcast(b, root: w - 1)

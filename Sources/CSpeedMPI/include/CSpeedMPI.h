@@ -1,6 +1,7 @@
 // Plain-C wrappers over the few MPI calls SwiftSpeed uses: MPI's handles are macros Swift cannot import.
 // Invariant: this header never includes mpi.h; every collective takes a deadline and returns
-// SS_MPI_TIMEOUT instead of blocking forever when a peer never arrives.
+// SS_MPI_TIMEOUT instead of blocking forever when a peer never arrives. Communicators are small
+// integer handles: 0 is MPI_COMM_WORLD, ss_mpi_comm_dup hands out the others.
 #ifndef CSPEEDMPI_H
 #define CSPEEDMPI_H
 
@@ -8,23 +9,29 @@ enum { SS_MPI_OK = 0, SS_MPI_TIMEOUT = -1, SS_MPI_ERROR = -2 };
 enum { SS_MPI_FLOAT = 0, SS_MPI_DOUBLE = 1, SS_MPI_INT32 = 2, SS_MPI_INT64 = 3, SS_MPI_UINT16 = 4, SS_MPI_BYTE = 5 };
 enum { SS_MPI_SUM = 0, SS_MPI_MAX = 1, SS_MPI_MIN = 2 };
 
-/// Initialises MPI (thread level FUNNELED) once; fills rank and size. Returns SS_MPI_OK or an MPI error code.
-int ss_mpi_init(int *rank, int *size);
+/// Initialises MPI (asking for MPI_THREAD_MULTIPLE) once; fills rank, size and whether several
+/// threads may call MPI at once (each on its own communicator). Returns SS_MPI_OK or an MPI error code.
+int ss_mpi_init(int *rank, int *size, int *thread_multiple);
 int ss_mpi_finalize(void);
 /// Aborts every rank of the job with `code`.
 void ss_mpi_abort(int code);
 /// Writes MPI's description of `code` into `buffer` (NUL-terminated).
 void ss_mpi_error_string(int code, char *buffer, int length);
+/// Duplicates communicator `comm` (collective); writes the new handle into `out`.
+int ss_mpi_comm_dup(int comm, int *out);
 
 /// In place when `send` is NULL. `timeout` is in seconds (<= 0: wait forever).
-int ss_mpi_allreduce(const void *send, void *recv, long count, int dtype, int op, double timeout);
-/// `send` holds size * recvcount elements; rank r receives block r reduced.
-int ss_mpi_reduce_scatter_block(const void *send, void *recv, long recvcount, int dtype, int op, double timeout);
-/// Every rank contributes `sendcount` elements; `recv` holds size * sendcount.
-int ss_mpi_allgather(const void *send, void *recv, long sendcount, int dtype, double timeout);
-int ss_mpi_bcast(void *buffer, long count, int dtype, int root, double timeout);
-int ss_mpi_send(const void *buffer, long count, int dtype, int dest, int tag, double timeout);
-int ss_mpi_recv(void *buffer, long count, int dtype, int source, int tag, double timeout);
-int ss_mpi_barrier(double timeout);
+int ss_mpi_allreduce(int comm, const void *send, void *recv, long count, int dtype, int op, double timeout);
+/// MPI_Allreduce itself, in place and blocking: the anchor `swiftspeed bench collectives` compares with.
+int ss_mpi_allreduce_blocking(int comm, void *buffer, long count, int dtype, int op);
+/// `send` holds sum(counts) elements in rank order; rank r receives its counts[r] elements reduced.
+int ss_mpi_reduce_scatter(int comm, const void *send, void *recv, const long *counts, int dtype, int op, double timeout);
+/// Rank r contributes counts[r] elements; `recv` holds them all back to back in rank order.
+/// In place when `send` is NULL (this rank's block already sits at its place in `recv`).
+int ss_mpi_allgatherv(int comm, const void *send, void *recv, const long *counts, int dtype, double timeout);
+int ss_mpi_bcast(int comm, void *buffer, long count, int dtype, int root, double timeout);
+int ss_mpi_send(int comm, const void *buffer, long count, int dtype, int dest, int tag, double timeout);
+int ss_mpi_recv(int comm, void *buffer, long count, int dtype, int source, int tag, double timeout);
+int ss_mpi_barrier(int comm, double timeout);
 
 #endif
