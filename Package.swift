@@ -57,8 +57,9 @@ let package = Package(
         .testTarget(name: "SpeedCommTests", dependencies: ["SpeedComm", "swiftspeed"]),
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"], exclude: ["Fixtures"]),
-        // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built).
-        .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed"]),
+        // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
+        // its outputs with SpeedRuntime (safetensors).
+        .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed", "SpeedRuntime"]),
     ],
     swiftLanguageModes: [.v6]
 )

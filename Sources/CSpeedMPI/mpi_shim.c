@@ -5,13 +5,13 @@
 #include <string.h>
 #include <time.h>
 
-enum { MAX_COMMS = 16 };
+enum { MAX_COMMS = 64 };
 // Handle -> communicator. Slot 0 is the world; written only by ss_mpi_init and ss_mpi_comm_dup,
 // which every rank calls collectively from its main thread before any helper thread uses a handle.
 static MPI_Comm comms[MAX_COMMS];
 static int comm_count = 0;
 
-static MPI_Comm comm_of(int c) { return (c > 0 && c < comm_count) ? comms[c] : MPI_COMM_WORLD; }
+static MPI_Comm comm_of(int c) { return (c > 0 && c < comm_count && comms[c] != MPI_COMM_NULL) ? comms[c] : MPI_COMM_WORLD; }
 
 static MPI_Datatype dtype_of(int d) {
     switch (d) {
@@ -64,6 +64,7 @@ int ss_mpi_init(int *rank, int *size, int *thread_multiple) {
         if (rc != MPI_SUCCESS) return rc;
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
         comms[0] = MPI_COMM_WORLD;
+        for (int i = 1; i < MAX_COMMS; i++) comms[i] = MPI_COMM_NULL;
         comm_count = 1;
     } else {
         MPI_Query_thread(&provided);
@@ -93,14 +94,26 @@ void ss_mpi_error_string(int code, char *buffer, int length) {
 }
 
 int ss_mpi_comm_dup(int comm, int *out) {
-    if (comm_count >= MAX_COMMS) return SS_MPI_ERROR;
+    int slot = 1;
+    while (slot < comm_count && comms[slot] != MPI_COMM_NULL) slot++;
+    if (slot >= MAX_COMMS) return SS_MPI_ERROR;
     MPI_Comm fresh;
     int rc = MPI_Comm_dup(comm_of(comm), &fresh);
     if (rc != MPI_SUCCESS) return rc;
     MPI_Comm_set_errhandler(fresh, MPI_ERRORS_RETURN);
-    comms[comm_count] = fresh;
-    *out = comm_count++;
+    comms[slot] = fresh;
+    if (slot == comm_count) comm_count++;
+    *out = slot;
     return SS_MPI_OK;
+}
+
+int ss_mpi_comm_free(int comm) {
+    if (comm <= 0 || comm >= comm_count || comms[comm] == MPI_COMM_NULL) return SS_MPI_OK;
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    int rc = finalized ? MPI_SUCCESS : MPI_Comm_free(&comms[comm]);
+    comms[comm] = MPI_COMM_NULL;
+    return rc;
 }
 
 int ss_mpi_allreduce(int comm, const void *send, void *recv, long count, int dtype, int op, double timeout) {

@@ -33,6 +33,9 @@ public final class MPIProcessGroup: ProcessGroup {
         self.rank = rank; self.size = size; self.timeout = timeout; self.comm = comm; self.threadMultiple = threadMultiple
     }
 
+    /// A companion's communicator is freed with it (every rank drops its engine in the same order).
+    deinit { if comm != 0 { _ = ss_mpi_comm_free(comm) } }
+
     /// A duplicate communicator over the same ranks (collective: every rank must call it), whose
     /// collectives may run on a second thread; nil when MPI did not grant MPI_THREAD_MULTIPLE.
     public func makeCompanion() throws -> (any ProcessGroup)? {

@@ -112,6 +112,29 @@ public struct AdamHyper: Sendable, Hashable {
     }
 }
 
+/// A backend's memory use, in bytes of the blocks it handed out (sizes as the allocator rounds them).
+///
+/// ```swift
+/// let backend = CPUBackend(threads: 1)
+/// backend.resetPeakMemory()
+/// let t = Tensor.zeros([1 << 20], device: Device(backend: backend, kind: "cpu"))   // 4 MiB
+/// backend.memoryStats.peakAllocatedBytes >= 4 << 20     // true
+/// ```
+public struct MemoryStats: Sendable, Hashable {
+    /// Bytes in live allocations.
+    public var allocatedBytes: Int
+    /// `allocatedBytes` plus freed blocks the allocator keeps cached for reuse.
+    public var reservedBytes: Int
+    /// The largest `allocatedBytes` since the backend was created or ``Backend/resetPeakMemory()``.
+    public var peakAllocatedBytes: Int
+
+    public init(allocatedBytes: Int, reservedBytes: Int, peakAllocatedBytes: Int) {
+        self.allocatedBytes = allocatedBytes
+        self.reservedBytes = reservedBytes
+        self.peakAllocatedBytes = peakAllocatedBytes
+    }
+}
+
 /// A compute device's kernels. Small on purpose: everything else is composed from these in
 /// the autograd ops (`Ops+*.swift`), so a new backend implements this protocol and nothing more.
 public protocol Backend: AnyObject, Sendable {
@@ -121,6 +144,12 @@ public protocol Backend: AnyObject, Sendable {
     // MARK: Memory
     func allocate(byteCount: Int) -> UnsafeMutableRawPointer
     func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int)
+    /// Bytes allocated now, held by the allocator's cache, and the most ever allocated at once
+    /// since ``resetPeakMemory()`` (PyTorch's `memory_allocated`, `memory_reserved`,
+    /// `max_memory_allocated`). Safe to read from any thread.
+    var memoryStats: MemoryStats { get }
+    /// Starts a new peak: `memoryStats.peakAllocatedBytes` becomes the bytes allocated now.
+    func resetPeakMemory()
     /// Copies `byteCount` bytes of `tensor`'s elements (from its offset) to host memory.
     func read(_ tensor: Tensor, into host: UnsafeMutableRawPointer)
     /// Copies host memory into `tensor`'s elements.

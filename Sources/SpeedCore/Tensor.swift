@@ -60,6 +60,8 @@ public final class Tensor {
     /// Pointer to the first element (CPU only).
     public var rawPointer: UnsafeMutableRawPointer {
         precondition(device.isCPU, "rawPointer: tensor lives on \(device); copy it to the CPU first")
+        precondition((offset + count) * dtype.byteSize <= storage.byteCount,
+                     "rawPointer: this \(shape) tensor's data is not resident (a ZeRO-3 partitioned parameter used outside its module's forward/backward); gather it with Engine.withGatheredParameters")
         return storage.pointer + offset * dtype.byteSize
     }
 
@@ -90,5 +92,13 @@ public final class Tensor {
         self.storage = storage
         self.offset = offset
         self.dtype = dtype
+    }
+
+    /// Drops this tensor's data, keeping shape and identity (ZeRO-3's released parameter): it points
+    /// at `placeholder`, an allocation too small for it, so any read fails in ``rawPointer``.
+    package func release(to placeholder: Storage) {
+        precondition(placeholder.byteCount < byteCount || count == 0, "release: the placeholder must be smaller than the tensor")
+        storage = placeholder
+        offset = 0
     }
 }

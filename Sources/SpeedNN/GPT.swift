@@ -19,12 +19,34 @@ public struct GPTConfig: Codable, Sendable, Hashable {
     public var embedDim: Int
     public var dropout: Double
     public var layerNormEps: Double
+    /// Checkpoint every transformer block: keep only the blocks' inputs in forward and recompute
+    /// each block in backward (Hugging Face's `gradient_checkpointing`). A training choice, not an
+    /// architecture one: weights, names and results are the same either way. Becomes the model's
+    /// ``GPT/activationCheckpointing``, which the runtime's `activation_checkpointing` block configures.
+    public var checkpointActivations: Bool
 
     public init(vocabSize: Int, contextLength: Int, layers: Int, heads: Int, embedDim: Int,
-                dropout: Double = 0, layerNormEps: Double = 1e-5) {
+                dropout: Double = 0, layerNormEps: Double = 1e-5, checkpointActivations: Bool = false) {
         precondition(embedDim % heads == 0, "GPTConfig: embedDim \(embedDim) is not divisible by heads \(heads)")
         self.vocabSize = vocabSize; self.contextLength = contextLength; self.layers = layers
         self.heads = heads; self.embedDim = embedDim; self.dropout = dropout; self.layerNormEps = layerNormEps
+        self.checkpointActivations = checkpointActivations
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case vocabSize, contextLength, layers, heads, embedDim, dropout, layerNormEps, checkpointActivations
+    }
+
+    /// Decodes configs written before `checkpointActivations` existed (it defaults to false).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vocabSize: try c.decode(Int.self, forKey: .vocabSize),
+                  contextLength: try c.decode(Int.self, forKey: .contextLength),
+                  layers: try c.decode(Int.self, forKey: .layers), heads: try c.decode(Int.self, forKey: .heads),
+                  embedDim: try c.decode(Int.self, forKey: .embedDim),
+                  dropout: try c.decode(Double.self, forKey: .dropout),
+                  layerNormEps: try c.decode(Double.self, forKey: .layerNormEps),
+                  checkpointActivations: try c.decodeIfPresent(Bool.self, forKey: .checkpointActivations) ?? false)
     }
 
     /// BENCHMARKS.md B1: L=4, H=4, C=256, T=128, V=8192.
@@ -104,13 +126,20 @@ public final class Block: Module {
 }
 
 /// GPT-2 language model: `ids [B, T]` → `logits [B, T, V]`.
-public final class GPT: Module {
+///
+/// With activation checkpointing on (``GPTConfig/checkpointActivations`` or
+/// ``activationCheckpointing``), each block is a checkpoint: forward keeps only the blocks'
+/// inputs, and backward recomputes one block at a time, with the same loss and gradients.
+public final class GPT: Module, ActivationCheckpointable {
     public let config: GPTConfig
     public let wte: Embedding   // [V, C], also the output projection
     public let wpe: Embedding   // [T, C]
     public let embedDropout: Dropout
     public let blocks: [Block]
     public let lnF: LayerNorm
+    /// Whether blocks are checkpointed (from `config.checkpointActivations`) and where their saved
+    /// inputs live. Settable at any time; takes effect at the next forward.
+    public var activationCheckpointing: ActivationCheckpointing
 
     public init(_ config: GPTConfig, dtype: DType = .float32, device: Device = .cpu, rng: inout RandomStream) {
         self.config = config
@@ -119,6 +148,7 @@ public final class GPT: Module {
         embedDropout = Dropout(config.dropout, rng: &rng)
         blocks = (0..<config.layers).map { _ in Block(config, dtype: dtype, device: device, rng: &rng) }
         lnF = LayerNorm(config.embedDim, eps: config.layerNormEps, dtype: dtype, device: device)
+        activationCheckpointing = ActivationCheckpointing(enabled: config.checkpointActivations)
         super.init()
     }
 
@@ -129,13 +159,17 @@ public final class GPT: Module {
         precondition(t <= config.contextLength, "GPT: sequence length \(t) exceeds contextLength \(config.contextLength)")
         let positions = Tensor((0..<t).map { $0 }, device: ids.device)
         var x = embedDropout(wte(ids) + wpe(positions))
-        for block in blocks { x = block(x) }
+        let ac = activationCheckpointing
+        for block in blocks { x = ac.enabled ? block.checkpointed(x, saveInputsOn: ac.saveInputsOn) : block(x) }
         return lnF(x)
     }
 
     public override func forward(_ ids: Tensor) -> Tensor {
         Tensor.matmul(hidden(ids), wte.weight, transposeB: true)   // [B, T, V]
     }
+
+    /// The tied output projection reads the embedding's weight outside `wte`'s own forward.
+    public override var externalParameters: [Tensor] { [wte.weight] }
 
     /// Mean next-token cross-entropy of `ids [B, T]` against `targets [B, T]`.
     public func loss(_ ids: Tensor, targets: Tensor) -> Tensor {

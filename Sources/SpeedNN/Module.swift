@@ -25,10 +25,11 @@ import SpeedCore
 open class Module {
     /// True in training mode (dropout active); see ``train(_:)`` and ``eval()``.
     public private(set) var isTraining = true
-    /// Called with the module before and after each ``callAsFunction(_:)`` (ZeRO-3 gathers
-    /// parameters in the pre-hook and releases them in the post-hook).
+    /// Called with the module before each ``callAsFunction(_:)`` (ZeRO-3 gathers parameters here).
     public var forwardPreHooks: [(Module) -> Void] = []
-    public var forwardPostHooks: [(Module) -> Void] = []
+    /// Called with the module and its output after each call; returns the output to pass on
+    /// (ZeRO-3 releases parameters here and wraps the output so backward gathers them again).
+    public var forwardPostHooks: [(Module, Tensor) -> Tensor] = []
 
     public init() {}
 
@@ -40,10 +41,15 @@ open class Module {
     /// Runs the pre-hooks, ``forward(_:)``, then the post-hooks.
     public func callAsFunction(_ input: Tensor) -> Tensor {
         for hook in forwardPreHooks { hook(self) }
-        let out = forward(input)
-        for hook in forwardPostHooks { hook(self) }
+        var out = forward(input)
+        for hook in forwardPostHooks { out = hook(self, out) }
         return out
     }
+
+    /// Parameters of other modules that this module's forward reads directly, e.g. a tied output
+    /// projection reading the embedding's weight (DeepSpeed's `register_external_parameter`):
+    /// ZeRO-3 keeps them gathered while this module runs.
+    open var externalParameters: [Tensor] { [] }
 
     // MARK: Reflection
 

@@ -63,7 +63,7 @@ public func initialize(model: Module, config: DeepSpeedConfig, optimizer: (any O
                             logger: logger, group: group)
     let loader = trainingData.map {
         DataLoader($0, batchSize: config.trainMicroBatchSizePerGPU, shuffle: true, seed: 0,
-                   rank: group.rank, worldSize: group.size, device: engine.flat.values.device)
+                   rank: group.rank, worldSize: group.size, device: engine.device)
     }
     return (engine, opt, loader, sched)
 }

@@ -6,5 +6,5 @@ struct SwiftSpeedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftspeed",
         abstract: "DeepSpeed's training runtime, in Swift.",
-        subcommands: [Train.self, Launch.self, Config.self, Bench.self, CommCheck.self, LaunchExec.self])
+        subcommands: [Train.self, Launch.self, Config.self, Bench.self, ZeroToFP32.self, CommCheck.self, ZeroCheck.self, LaunchExec.self])
 }

@@ -27,6 +27,8 @@ struct Train: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Characters of text to generate at the end (text data only).") var sample: Int = 200
     @Flag(help: "Print one JSON line per optimizer step.") var json = false
+    @Flag(help: "GPT models: checkpoint every transformer block (recompute activations in backward).")
+    var checkpointActivations = false
 
     func validate() throws {
         if data == nil && !synthetic { throw ValidationError("pass --data PATH or --synthetic") }
@@ -37,6 +39,9 @@ struct Train: ParsableCommand {
             throw ValidationError("unknown model '\(model)'; use simple, gpt-mini or gpt2-small")
         }
         if model == "simple" && data != nil { throw ValidationError("--model simple trains on --synthetic data only") }
+        if model == "simple" && checkpointActivations {
+            throw ValidationError("--checkpoint-activations applies to the GPT models, not --model simple")
+        }
     }
 
     func run() throws {
@@ -53,9 +58,11 @@ struct Train: ParsableCommand {
             throw ExitCode(1)
         }
         let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
-                                  device: device)
+                                  checkpointActivations: checkpointActivations, device: device)
         let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module, config: ds, processGroup: group,
                                                           logger: logger)
+        // peak_mem_bytes covers training only: model and engine buffers are counted, their setup is not.
+        device.backend.resetPeakMemory()
         if resume, let dir = saveDir {
             let (path, _) = try engine.loadCheckpoint(dir)
             if let path { logger.info("resumed from \(path) at step \(engine.globalSteps)") }
@@ -80,8 +87,8 @@ struct Train: ParsableCommand {
             let record = StepRecord(step: engine.globalSteps, loss: engine.lastLoss ?? .nan, lr: engine.getLR()[0],
                                     lossScale: engine.lossScale, gradNorm: engine.globalGradNorm,
                                     samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(job.tokensPerSample),
-                                    memParams: memory.params, memGrads: memory.grads, memOptim: memory.optimizer,
-                                    paramsTotal: engine.flat.count)
+                                    memParams: memory.params, memGrads: memory.grads, memOptim: memory.optimizer, memOffload: memory.offloaded,
+                                    peakMem: device.backend.memoryStats.peakAllocatedBytes, paramsTotal: engine.flat.count)
             if rank == 0 {
                 if json { print(record.json) } else { progress?.update(engine.globalSteps, record.summary) }
             }
@@ -109,13 +116,18 @@ private func save(_ engine: Engine, _ dir: String, _ rank: Int) throws {
 /// One optimizer step's figures, printed as JSON or a progress summary.
 struct StepRecord {
     var step: Int, loss: Double, lr: Double, lossScale: Double, gradNorm: Double?, samplesPerS: Double, tokensPerS: Double
-    var memParams: Int, memGrads: Int, memOptim: Int, paramsTotal: Int
+    var memParams: Int, memGrads: Int, memOptim: Int
+    /// Optimizer state (and stage-3 weights) that offload keeps in CPU memory.
+    var memOffload: Int
+    /// The device's peak allocated bytes since training started (activations included).
+    var peakMem: Int
+    var paramsTotal: Int
 
     var json: String {
         "{\"step\":\(step),\"loss\":\(jsonNumber(loss)),\"lr\":\(jsonNumber(lr)),\"loss_scale\":\(jsonNumber(lossScale)),"
             + "\"grad_norm\":\(gradNorm.map(jsonNumber) ?? "null"),\"samples_per_s\":\(jsonNumber(samplesPerS)),"
             + "\"tokens_per_s\":\(jsonNumber(tokensPerS)),\"mem_params_bytes\":\(memParams),\"mem_grads_bytes\":\(memGrads),"
-            + "\"mem_optim_bytes\":\(memOptim),\"params_total\":\(paramsTotal)}"
+            + "\"mem_optim_bytes\":\(memOptim),\"mem_offload_bytes\":\(memOffload),\"peak_mem_bytes\":\(peakMem),\"params_total\":\(paramsTotal)}"
     }
 
     var summary: String {

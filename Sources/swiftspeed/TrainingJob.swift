@@ -21,7 +21,9 @@ struct TrainingJob {
         case regression(SimpleModel)
     }
 
-    init(model: String, dataPath: String?, seed: UInt64, microBatch: Int, device: Device) throws {
+    /// - Parameter checkpointActivations: GPT only: checkpoint every block (``GPTConfig/checkpointActivations``).
+    init(model: String, dataPath: String?, seed: UInt64, microBatch: Int, checkpointActivations: Bool = false,
+         device: Device) throws {
         var rng = RandomStream(seed: seed)
         self.microBatch = microBatch
         self.seed = seed
@@ -34,6 +36,7 @@ struct TrainingJob {
             return
         }
         var config = GPTConfig.preset(model)!
+        config.checkpointActivations = checkpointActivations
         if let dataPath {
             config.vocabSize = ByteTokenizer().vocabularySize
             let text = try TextCorpus.load(dataPath)

@@ -117,7 +117,7 @@ final class Toy: Module {
         final class Log { var events: [String] = [] }
         let log = Log()
         fc.forwardPreHooks.append { _ in log.events.append("pre") }
-        fc.forwardPostHooks.append { _ in log.events.append("post") }
+        fc.forwardPostHooks.append { _, out in log.events.append("post"); return out }
         _ = fc(Tensor.ones([1, 2]))
         #expect(log.events == ["pre", "post"])
     }

@@ -18,7 +18,7 @@ import Testing
         try engine.backward(engine(x).mseLoss(y))
         try engine.step()
         let lrAfterOne = optimizer.lr
-        let before = weights(model), master = engine.flat.master!.scalars
+        let before = weights(model), master = engine.master!.scalars
         // A loss of 1e6 times the scale overflows fp16 gradients.
         try engine.backward(engine(x).mseLoss(y) * 1e6)
         try engine.step()
@@ -26,7 +26,7 @@ import Testing
         #expect(engine.globalSteps == 2)
         #expect(engine.lossScale == 128)
         #expect(weights(model) == before)
-        #expect(engine.flat.master!.scalars == master)
+        #expect(engine.master!.scalars == master)
         #expect(optimizer.lr == lrAfterOne)        // schedules do not step on skipped steps
         #expect(engine.globalGradNorm == nil)
         // Training continues normally afterwards.
@@ -44,7 +44,7 @@ import Testing
             let (x, y) = regressionData(samples: 2, seed: 23)
             try engine.backward(engine(x).mseLoss(y))
             try engine.step()
-            return (engine.flat.master ?? engine.flat.values).scalars
+            return (engine.master ?? engine.flat.values!).scalars
         }
         let half = try run(#"{"train_batch_size": 2, "gradient_clipping": 0, "fp16": {"enabled": true, "loss_scale": 1024}, "optimizer": {"type": "SGD", "params": {"lr": 0.1}}}"#)
         let full = try run(#"{"train_batch_size": 2, "gradient_clipping": 0, "optimizer": {"type": "SGD", "params": {"lr": 0.1}}}"#)
@@ -80,7 +80,7 @@ import Testing
         #expect(engine.modelDType == .bfloat16)
         #expect(model.weight.dtype == .bfloat16)
         // The fp32 masters hold the exact original values, not their bf16 rounding.
-        #expect(Array(engine.flat.master!.scalars.prefix(original.count)) == original)
+        #expect(Array(engine.master!.scalars.prefix(original.count)) == original)
         let (x, y) = regressionData(samples: 4, seed: 25)
         var losses: [Double] = []
         for _ in 0..<30 {
@@ -91,8 +91,8 @@ import Testing
         }
         #expect(losses.last! < 0.5 * losses.first!)
         // The bf16 weights are the masters rounded.
-        let rounded = engine.flat.master!.cast(to: .bfloat16).scalars
-        #expect(engine.flat.values.scalars == rounded)
+        let rounded = engine.master!.cast(to: .bfloat16).scalars
+        #expect(engine.flat.values!.scalars == rounded)
     }
 
     @Test func gradAccumDTypeFP32KeepsFP32GradientsForBF16Weights() throws {
@@ -100,11 +100,11 @@ import Testing
         let model = Linear(6, 3, rng: &rng)
         let cfg = try config(#"{"train_batch_size": 2, "bf16": {"enabled": true}, "data_types": {"grad_accum_dtype": "fp32"}, "optimizer": {"type": "SGD", "params": {"lr": 0.01}}}"#)
         let (engine, _, _, _) = try initialize(model: model, config: cfg)
-        #expect(engine.flat.grads.dtype == .float32)
+        #expect(engine.flat.grads!.dtype == .float32)
         let (x, y) = regressionData(samples: 2, seed: 27)
         try engine.backward(engine(x).mseLoss(y.cast(to: .bfloat16)))
         #expect(model.weight.grad?.dtype == .float32)
-        #expect(engine.flat.grads.scalars.contains { $0 != 0 })
+        #expect(engine.flat.grads!.scalars.contains { $0 != 0 })
         try engine.step()
     }
 }

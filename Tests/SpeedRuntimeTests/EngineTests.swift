@@ -28,7 +28,7 @@ import Testing
         #expect(engine.skippedSteps == 0)
         #expect(weights(model) != start)
         // Gradients are cleared after the boundary.
-        #expect(engine.flat.grads.scalars.allSatisfy { $0 == 0 })
+        #expect(engine.flat.grads!.scalars.allSatisfy { $0 == 0 })
     }
 
     @Test func accumulatingThreeMicroBatchesEqualsOneBatchOfThreeTimesTheSize() throws {
@@ -83,7 +83,7 @@ import Testing
         let (engine, _, _, _) = try initialize(model: model, config: cfg)
         let before = weights(model)
         try engine.backward(engine(x).mseLoss(y))
-        let norm = Double(engine.flat.grads.scalars.reduce(0) { $0 + $1 * $1 }).squareRoot()
+        let norm = Double(engine.flat.grads!.scalars.reduce(0) { $0 + $1 * $1 }).squareRoot()
         try engine.step()
         #expect(Swift.abs(engine.globalGradNorm! - norm) < 1e-4 * norm)
         // SGD with lr 1: the weight change is the clipped gradient, whose norm is the clip value.
@@ -132,9 +132,9 @@ import Testing
         let before = model.parameters().map { ($0, $0.scalars) }
         let (engine, _, _, _) = try initialize(model: model, config: try config(#"{"train_batch_size": 1, "optimizer": {"type": "SGD", "params": {}}}"#))
         for (p, values) in before {
-            #expect(p.storage === engine.flat.values.storage)
+            #expect(p.storage === engine.flat.values!.storage)
             #expect(p.scalars == values)
-            #expect(p.grad?.storage === engine.flat.grads.storage)
+            #expect(p.grad?.storage === engine.flat.grads!.storage)
         }
         #expect(engine.flat.count == 4 * 5 + 5 + 5 * 2 + 2)
     }

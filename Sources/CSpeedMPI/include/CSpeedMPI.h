@@ -19,6 +19,8 @@ void ss_mpi_abort(int code);
 void ss_mpi_error_string(int code, char *buffer, int length);
 /// Duplicates communicator `comm` (collective); writes the new handle into `out`.
 int ss_mpi_comm_dup(int comm, int *out);
+/// Frees a handle from ss_mpi_comm_dup (collective); its slot is reused.
+int ss_mpi_comm_free(int comm);
 
 /// In place when `send` is NULL. `timeout` is in seconds (<= 0: wait forever).
 int ss_mpi_allreduce(int comm, const void *send, void *recv, long count, int dtype, int op, double timeout);

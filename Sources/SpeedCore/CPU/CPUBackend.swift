@@ -22,6 +22,9 @@ public final class CPUBackend: Backend {
     /// Freed large blocks by rounded size, reused by the next allocation of that size: a training
     /// step allocates the same shapes every time, so after step 1 it takes no fresh pages.
     private let cache = Mutex(BlockCache())
+    /// Bytes of live blocks (rounded sizes) and their high-water mark, updated from any thread.
+    private let liveBytes = Atomic<Int>(0)
+    private let peakBytes = Atomic<Int>(0)
 
     /// Blocks of at least this size are cached; smaller ones go straight to malloc.
     static let cachedMinimum = 1 << 16
@@ -41,6 +44,8 @@ public final class CPUBackend: Backend {
 
     public func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
         let size = BlockCache.rounded(byteCount)
+        let live = liveBytes.wrappingAdd(size, ordering: .relaxed).newValue
+        peakBytes.max(live, ordering: .relaxed)
         if size >= Self.cachedMinimum, let p = cache.withLock({ $0.take(size) }) { return p.value }
         var p: UnsafeMutableRawPointer?
         let rc = posix_memalign(&p, 64, size)
@@ -50,11 +55,22 @@ public final class CPUBackend: Backend {
 
     public func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
         let size = BlockCache.rounded(byteCount)
+        liveBytes.wrappingSubtract(size, ordering: .relaxed)
         if size >= Self.cachedMinimum {
             let block = Unchecked(pointer)
             if cache.withLock({ $0.put(block, size) }) { return }
         }
         free(pointer)
+    }
+
+    public var memoryStats: MemoryStats {
+        let live = liveBytes.load(ordering: .relaxed)
+        return MemoryStats(allocatedBytes: live, reservedBytes: live + cache.withLock { $0.bytes },
+                           peakAllocatedBytes: Swift.max(peakBytes.load(ordering: .relaxed), live))
+    }
+
+    public func resetPeakMemory() {
+        peakBytes.store(liveBytes.load(ordering: .relaxed), ordering: .relaxed)
     }
 
     /// Returns every cached block to the system.
@@ -232,6 +248,9 @@ struct BlockCache: ~Copyable {
 
     /// Sizes round up to 4 KiB pages, so near-equal requests share blocks.
     static func rounded(_ n: Int) -> Int { (Swift.max(n, 1) + 4095) & ~4095 }
+
+    /// Bytes held in the free lists.
+    var bytes: Int { cachedBytes }
 
     mutating func take(_ size: Int) -> Unchecked<UnsafeMutableRawPointer>? {
         guard let p = free[size]?.popLast() else { return nil }

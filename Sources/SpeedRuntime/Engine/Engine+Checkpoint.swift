@@ -84,6 +84,10 @@ extension Engine {
             }
         }
         try group.barrier()
+        // Stage 3 gathers the full weights (collectively) so the model states are never empty.
+        let weights: [(String, Tensor)] = try withGatheredParameters {
+            rank == 0 ? zip(flat.names, flat.params.map { partitioner == nil ? $0.detach() : $0.copy() }).map { ($0, $1) } : []
+        }
         if rank == 0 {
             let dropout = module.namedModules().compactMap { name, m in (m as? Dropout).map { (name, $0.rng) } }
             let meta = ModelStateMeta(
@@ -92,7 +96,6 @@ extension Engine {
                 dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
                 lrScheduler: scheduler?.state, lossScaler: lossScaler,
                 dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config)
-            let weights = Array(zip(flat.names, flat.params.map { $0.detach() }))
             try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)],
                                   to: folder.appendingPathComponent(Self.modelStatesFile))
         }
@@ -102,7 +105,7 @@ extension Engine {
                 rank: partitioned ? rank : 0, worldSize: partitioned ? group.size : 1, partitionOffset: partition.lowerBound,
                 partitionCount: partition.count, paddedCount: flat.paddedCount, optimizer: optimizer.typeName,
                 lr: optimizer.lr, betas: optimizer.betas.map { [$0.0, $0.1] }, stateNames: optimizer.stateNames)
-            var optimTensors: [(String, Tensor)] = [("fp32_flat_partition", master ?? flat.values.slice(axis: 0, partition))]
+            var optimTensors: [(String, Tensor)] = [("fp32_flat_partition", master ?? weightShard)]
             optimTensors += zip(optimizer.stateNames, optimizerState).map { ($0, $1) }
             try Safetensors.write(optimTensors, metadata: ["swiftspeed": try Self.json(optimMeta)],
                                   to: folder.appendingPathComponent(Self.optimStatesFile(rank: optimMeta.rank)))
@@ -206,12 +209,18 @@ extension Engine {
         }
         // 2. Apply (nothing below can fail).
         noGrad {
-            for (name, p) in zip(flat.names, flat.params) { p.copyData(from: weights[name]!) }
+            // The saved weights laid out as the flat buffer; this rank keeps what it holds.
+            let full = Tensor.zeros([flat.paddedCount], dtype: modelDType, device: device)   // [paddedCount]
+            for (i, name) in flat.names.enumerated() { full.slice(axis: 0, flat.range(of: i)).copyData(from: weights[name]!) }
+            if let values = flat.values { values.copyData(from: full) } else {
+                weightShard.copyData(from: full.slice(axis: 0, partition))
+                partitioner?.loadPersistent(from: full)
+            }
             if let optim {
-                (master ?? flat.values.slice(axis: 0, partition)).copyData(from: optim.tensors["fp32_flat_partition"]!)
+                (master ?? weightShard).copyData(from: optim.tensors["fp32_flat_partition"]!)
                 for (name, buffer) in zip(optimizer.stateNames, optimizerState) { buffer.copyData(from: optim.tensors[name]!) }
             } else if let master {
-                master.copyData(from: flat.values.slice(axis: 0, partition))
+                master.copyData(from: weightShard)
             }
         }
         if !loadModuleOnly {
@@ -231,7 +240,7 @@ extension Engine {
                 scheduler.apply(to: optimizer)
             }
         }
-        flat.zeroGrads()
+        zeroGrad()
         logger.info("[SwiftSpeed] loaded checkpoint \(folder.path) (global step \(meta.globalSteps))")
         return (folder.path, meta.clientState)
     }

@@ -8,16 +8,29 @@ import SpeedOptim
 
 extension Engine {
     func applyBoundaryStep() throws {
-        // Stage 0 data parallelism: average the accumulated gradients over the ranks, in buckets of
-        // `reduce_bucket_size` elements (views of the flat buffer, so no copies).
-        if group.size > 1 {
+        // Stages 0–1: average the accumulated gradients over the ranks, in `reduce_bucket_size`
+        // buckets (views of the flat buffer, so no copies). Stages 2–3 reduced them during backward.
+        if let grads = flat.grads, group.size > 1 {
             let bucket = Swift.max(1, config.zeroOptimization.reduceBucketSize)
             for start in stride(from: 0, to: flat.paddedCount, by: bucket) {
-                try group.allReduce(flat.grads.slice(axis: 0, start..<Swift.min(start + bucket, flat.paddedCount)), op: .avg)
+                try reduceGradients(grads.slice(axis: 0, start..<Swift.min(start + bucket, flat.paddedCount)), counts: nil)
             }
         }
-        let g32 = flat.grads.dtype == .float32 ? flat.grads : noGrad { flat.grads.cast(to: .float32) }
-        let scaledNorm = noGrad { g32.sumOfSquares() }.item().squareRoot()
+        // This rank's averaged gradients as fp32 on the optimizer's device (the CPU with offload).
+        let g32: Tensor
+        if gradShard.dtype == .float32 && gradShard.device == optimizerDevice { g32 = gradShard } else {
+            g32 = Tensor(empty: [partition.count], dtype: .float32, device: optimizerDevice)
+            g32.copyData(from: gradShard)
+        }
+        var sumOfSquares = noGrad { g32.sumOfSquares() }.item()
+        if partition.count != flat.paddedCount {
+            // Each rank holds a different slice: the global norm (and the overflow flag it carries,
+            // inf/NaN propagate through the sum) is reduced across ranks.
+            let t = Tensor([sumOfSquares], shape: [1], dtype: .float64)
+            try group.allReduce(t, op: .sum)
+            sumOfSquares = t.item()
+        }
+        let scaledNorm = sumOfSquares.squareRoot()
         let scale = lossScaler?.scale ?? 1
         let overflow = !scaledNorm.isFinite
         if var scaler = lossScaler {
@@ -51,10 +64,9 @@ extension Engine {
         }
         if combined != 1 { g32.scale(by: 1 / combined) }
         optimizerSteps += 1
-        let fullUpdate = partition == 0..<flat.paddedCount
-        let param = master ?? flat.values.slice(axis: 0, partition)
-        let copy = master == nil ? nil : flat.values.slice(axis: 0, partition)
-        let grad = fullUpdate ? g32 : g32.slice(axis: 0, partition)
+        let param = master ?? weightShard
+        // The optimizer writes the rounded 16-bit copy in the same pass when it shares a device.
+        let copy = master == nil || master?.device != weightShard.device ? nil : weightShard
         if optimizer.updatesPerTensor {
             for (p, offset) in zip(flat.params, flat.offsets) {
                 let r = offset..<(offset + p.count)
@@ -63,10 +75,14 @@ extension Engine {
                                  lowPrecisionCopy: copy?.slice(axis: 0, r))
             }
         } else {
-            optimizer.update(param: param, grad: grad, state: optimizerState, step: optimizerSteps, lowPrecisionCopy: copy)
+            optimizer.update(param: param, grad: g32, state: optimizerState, step: optimizerSteps, lowPrecisionCopy: copy)
         }
-        // ZeRO stage 1: every rank updated its slice; gather the new weights everywhere.
-        if !fullUpdate { try group.allGather(flat.values.slice(axis: 0, partition), into: flat.values) }
+        if let master, copy == nil { weightShard.copyData(from: master) }   // offload: weights come back
+        if let values = flat.values, partition.count != flat.paddedCount {
+            // Stages 1–2: every rank updated its slice; gather the new weights everywhere.
+            try group.allGather(weightShard, into: values)
+        }
+        try partitioner?.refreshPersistent()
         zeroGrad()
         if let scheduler {
             scheduler.step()

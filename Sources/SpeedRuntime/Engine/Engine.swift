@@ -24,18 +24,38 @@ public final class Engine {
     public let optimizer: any Optimizer
     public let scheduler: (any LRScheduler)?
     public let flat: FlatParameters
+    /// The ZeRO stage in effect (SPEC §6): 0 replicates everything; 1 partitions optimizer state,
+    /// 2 also gradients, 3 also parameters.
+    public let stage: Int
+    /// How the flat buffer splits over the ranks (one partition at stage 0).
+    public let layout: PartitionLayout
     /// The flat-buffer elements this rank updates: all of them at stage 0 or with one rank; slice
-    /// `rank` of `size` equal slices with ZeRO stage >= 1 (optimizer state partitioning).
+    /// `rank` of `size` equal slices with ZeRO stage >= 1.
     public let partition: Range<Int>
-    /// fp32 master weights of `partition` when the model is 16-bit (`[partition.count]`), else nil.
+    /// This rank's `partition` of the weights in the model dtype (`[partition.count]`): a view of
+    /// `flat.values` at stages 0–2, the only copy at stage 3 (on the CPU with `offload_param`).
+    public let weightShard: Tensor
+    /// This rank's `partition` of the gradients (`[partition.count]`): a view of `flat.grads` at
+    /// stages 0–1; at stages 2–3 the buffer gradient buckets are reduced into during backward.
+    public let gradShard: Tensor
+    /// fp32 master weights of `partition` (`[partition.count]`) when the model is 16-bit or the
+    /// optimizer is offloaded to another device; nil when `weightShard` is itself the master.
     public let master: Tensor?
     /// One fp32 buffer per `optimizer.stateNames` entry (`[partition.count]`), from `makeState`.
     public let optimizerState: [Tensor]
+    /// Where the optimizer runs: the CPU with `offload_optimizer`, else the model's device.
+    public let optimizerDevice: Device
     public internal(set) var lossScaler: LossScaler?
     public let logger: Logger
     /// The data-parallel group (one process unless launched with mpirun).
     public let group: any ProcessGroup
     let monitors: [any Monitor]
+    /// Stages 2–3: gradient buckets reduced as backward produces them.
+    let reducer: GradientReducer?
+    /// Stage 3: gathers and releases parameters around each module's forward and backward.
+    let partitioner: ParameterPartitioner?
+    /// A communication failure inside an autograd hook, rethrown by `backward`.
+    var hookError: Error?
 
     public internal(set) var microSteps = 0
     public internal(set) var globalSteps = 0
@@ -52,7 +72,9 @@ public final class Engine {
     var timers = StepTimers()
 
     /// The dtype parameters and activations use (fp32, bf16 or fp16).
-    public var modelDType: DType { flat.values.dtype }
+    public var modelDType: DType { flat.dtype }
+    /// The device parameters and activations live on.
+    public var device: Device { gradShard.device }
     public var gradientAccumulationSteps: Int { config.gradientAccumulationSteps }
     public var trainBatchSize: Int { config.trainBatchSize }
     public var trainMicroBatchSize: Int { config.trainMicroBatchSizePerGPU }
@@ -66,36 +88,58 @@ public final class Engine {
         self.scheduler = scheduler
         self.logger = logger
         self.monitors = monitors
+        let z = config.zeroOptimization
+        guard (0...3).contains(z.stage) else {
+            throw InitializeError("zero_optimization.stage must be 0, 1, 2 or 3, got \(z.stage)")
+        }
+        stage = z.stage
         let dtype: DType = config.fp16.enabled ? .float16 : (config.bf16.enabled ? .bfloat16 : .float32)
         let gradDType: DType = dtype == .bfloat16 && config.dataTypes.gradAccumDType == "fp32" ? .float32 : dtype
         let named = module.namedParameters().filter { $0.1.requiresGrad }
-        let partitioned = config.zeroOptimization.stage >= 1 && group.size > 1
-        if partitioned && optimizer.updatesPerTensor {
+        if stage >= 1 && group.size > 1 && optimizer.updatesPerTensor {
             throw InitializeError("\(optimizer.typeName) computes a per-tensor trust ratio and cannot run on partitioned optimizer state (ZeRO stage >= 1 on \(group.size) ranks); use stage 0")
         }
-        let flat = FlatParameters(named, dtype: dtype, gradDType: gradDType, partitions: partitioned ? group.size : 1)
+        let ranks = stage >= 1 ? group.size : 1
+        let flat = FlatParameters(named, dtype: dtype, gradDType: gradDType, partitions: ranks, holdGrads: stage < 2)
         self.flat = flat
-        let share = flat.paddedCount / (partitioned ? group.size : 1)
-        let partition = partitioned ? (group.rank * share)..<((group.rank + 1) * share) : 0..<flat.paddedCount
-        self.partition = partition
+        layout = PartitionLayout(paddedCount: flat.paddedCount, ranks: ranks)
+        partition = layout.partition(ranks == 1 ? 0 : group.rank)
+        let values = flat.values!
         // Every rank starts from rank 0's weights (DeepSpeed broadcasts them at initialize).
         if group.size > 1 {
-            let source = flat.master ?? flat.values
+            let source = flat.master ?? values
             try group.broadcast(source, root: 0)
-            if let master = flat.master { flat.values.copyData(from: master) }
+            if let master = flat.master { values.copyData(from: master) }
         }
-        if partitioned, let full = flat.master {
-            master = noGrad { full.slice(axis: 0, partition).copy() }
+        let offloadOptimizer = (z.offloadOptimizer?.device ?? .none) != .none
+        let offloadParam = stage == 3 && (z.offloadParam?.device ?? .none) != .none
+        let optimizerDevice: Device = offloadOptimizer ? .cpu : values.device
+        self.optimizerDevice = optimizerDevice
+        let mine = partition
+        let weightShard = stage == 3
+            ? noGrad { values.slice(axis: 0, mine).to(offloadParam ? .cpu : values.device).copy() }
+            : values.slice(axis: 0, mine)
+        self.weightShard = weightShard
+        if let full = flat.master {
+            master = mine.count == full.count && optimizerDevice == full.device
+                ? full : noGrad { full.slice(axis: 0, mine).to(optimizerDevice).copy() }
             flat.releaseMaster()
         } else {
-            master = flat.master
+            master = optimizerDevice == weightShard.device ? nil : noGrad { weightShard.to(optimizerDevice).copy() }
         }
+        gradShard = flat.grads?.slice(axis: 0, partition)
+            ?? Tensor.zeros([partition.count], dtype: gradDType, device: values.device)
         // Frozen parameters are not trained but must match the activations' dtype.
         for (_, p) in module.namedParameters() where !p.requiresGrad && p.dtype.isFloatingPoint && p.dtype != dtype {
             let converted = noGrad { p.cast(to: dtype) }
             p.rebind(storage: converted.storage, offset: converted.offset, dtype: dtype)
         }
-        optimizerState = optimizer.makeState(count: partition.count, device: flat.values.device)
+        optimizerState = optimizer.makeState(count: partition.count, device: optimizerDevice)
+        reducer = stage >= 2 ? GradientReducer(flat: flat, layout: layout, bucketSize: z.reduceBucketSize) : nil
+        partitioner = stage == 3
+            ? try ParameterPartitioner(flat: flat, layout: layout, shard: weightShard, group: group,
+                                       persistenceThreshold: z.stage3ParamPersistenceThreshold, module: module)
+            : nil
         if config.fp16.enabled {
             lossScaler = config.fp16.lossScale > 0
                 ? LossScaler(staticScale: config.fp16.lossScale)
@@ -105,29 +149,25 @@ public final class Engine {
                              minScale: config.fp16.minLossScale)
         }
         scheduler?.apply(to: optimizer)
-        if group.rank == 0 { for note in Self.unsupportedSettings(config) { logger.warning("[SwiftSpeed] \(note)") } }
+        if stage == 3 { flat.releaseValues() }
+        try installHooks()
+        let notes = Self.unsupportedSettings(config) + applyActivationCheckpointing(config.activationCheckpointing, to: module)
+        if group.rank == 0 { for note in notes { logger.warning("[SwiftSpeed] \(note)") } }
     }
 
     deinit { for m in monitors { m.flush() } }
 
-    /// Settings this single-process engine accepts but does not act on yet, each with what happens.
+    /// Settings this engine accepts but does not act on, each with what happens instead.
     static func unsupportedSettings(_ c: DeepSpeedConfig) -> [String] {
         var notes: [String] = []
         let z = c.zeroOptimization
-        if z.stage > 1 {
-            notes.append("zero_optimization.stage \(z.stage): gradient/parameter partitioning is not built yet; the engine runs stage 1 (optimizer state partitioned over the ranks), which gives the same updates")
+        if let o = z.offloadOptimizer, o.device == .nvme {
+            notes.append("zero_optimization.offload_optimizer.device 'nvme' is not supported; the optimizer state is kept in CPU memory instead")
         }
-        if let o = z.offloadOptimizer, o.device != .none {
-            notes.append("zero_optimization.offload_optimizer.device '\(o.device.rawValue)': on the CPU backend the optimizer already runs in CPU memory; nothing is moved")
-        }
-        if let p = z.offloadParam, p.device != .none {
-            notes.append("zero_optimization.offload_param is not implemented yet and is ignored")
-        }
-        if c.activationCheckpointing != ActivationCheckpointingConfig() {
-            notes.append("activation_checkpointing is not implemented yet and is ignored")
-        }
-        if c.prescaleGradients || c.gradientPredivideFactor != 1 || c.communicationDataType != nil {
-            notes.append("prescale_gradients / gradient_predivide_factor / communication_data_type are not implemented yet; gradients are averaged in their own dtype")
+        if let p = z.offloadParam, p.device != .none, z.stage != 3 {
+            notes.append("zero_optimization.offload_param applies to stage 3 only (DeepSpeed ignores it at stage \(z.stage) too)")
+        } else if let p = z.offloadParam, p.device == .nvme {
+            notes.append("zero_optimization.offload_param.device 'nvme' is not supported; parameter partitions are kept in CPU memory instead")
         }
         return notes
     }
@@ -139,6 +179,7 @@ public final class Engine {
         let start = now()
         defer { timers.forward += now() - start }
         let x = input.dtype.isFloatingPoint && input.dtype != modelDType ? input.cast(to: modelDType) : input
+        partitioner?.begin(.forward)
         return module(x)
     }
 
@@ -151,7 +192,9 @@ public final class Engine {
         lossCount += 1
         flat.reattachGrads()
         let scale = (lossScaler?.scale ?? 1) / Double(gradientAccumulationSteps)
+        partitioner?.begin(.backward)
         (scale == 1 ? loss : loss * scale).backward()
+        try finishBackward()
     }
 
     /// True when the next `step()` applies an update.
@@ -178,7 +221,9 @@ public final class Engine {
     }
 
     /// Clears accumulated gradients.
-    public func zeroGrad() { flat.zeroGrads() }
+    public func zeroGrad() {
+        if flat.grads != nil { flat.zeroGrads() } else { gradShard.fill(0) }
+    }
 
     public func train() { module.train() }
     public func eval() { module.eval() }
@@ -186,12 +231,46 @@ public final class Engine {
     /// The learning rate of each parameter group (one group).
     public func getLR() -> [Double] { [optimizer.lr] }
 
-    /// Bytes this rank holds for model states (SPEC §6 / B4): parameters in the model dtype,
-    /// gradients, and optimizer state (fp32 master weights when the model is 16-bit, plus the
-    /// optimizer's buffers). Stage 0 holds everything: 16Ψ for mixed-precision Adam.
-    public var memoryBytes: (params: Int, grads: Int, optimizer: Int) {
-        let optimizer = (master?.byteCount ?? 0) + optimizerState.reduce(0) { $0 + $1.byteCount }
-        return (flat.values.byteCount, flat.grads.byteCount, optimizer)
+    /// Bytes this rank holds for model states (SPEC §6 / B4) on the model's device: parameters in
+    /// the model dtype, gradients, and optimizer state (fp32 master weights when the model is
+    /// 16-bit, plus the optimizer's buffers); `offloaded` counts what `offload_optimizer` /
+    /// `offload_param` moved to CPU memory instead. For mixed-precision Adam that is 16Ψ at stage 0,
+    /// 4Ψ + 12Ψ/W at stage 1, 2Ψ + 14Ψ/W at stage 2 and 16Ψ/W at stage 3 (plus padding and, at
+    /// stage 3, the whole copies of parameters under `stage3_param_persistence_threshold`).
+    public var memoryBytes: (params: Int, grads: Int, optimizer: Int, offloaded: Int) {
+        let z = config.zeroOptimization
+        let offloadOptimizer = (z.offloadOptimizer?.device ?? .none) != .none
+        let offloadParam = stage == 3 && (z.offloadParam?.device ?? .none) != .none
+        var params = flat.values?.byteCount ?? (partitioner?.persistentBytes ?? 0)
+        var offloaded = 0
+        if flat.values == nil {
+            if offloadParam { offloaded += weightShard.byteCount } else { params += weightShard.byteCount }
+        }
+        let grads = flat.grads?.byteCount ?? gradShard.byteCount
+        var optimizer = (master?.byteCount ?? 0) + optimizerState.reduce(0) { $0 + $1.byteCount }
+        if offloadOptimizer {
+            offloaded += optimizer
+            optimizer = 0
+        }
+        return (params, grads, optimizer, offloaded)
+    }
+
+    /// Runs `body` with every parameter's full data resident, as DeepSpeed's
+    /// `zero.GatheredParameters` does; at stage 3 this is collective (every rank must call it),
+    /// at other stages it just runs `body`.
+    ///
+    /// ```swift
+    /// let weights = try engine.withGatheredParameters { model.stateDict() }
+    /// ```
+    public func withGatheredParameters<R>(_ body: () throws -> R) throws -> R {
+        guard let partitioner else { return try body() }
+        return try partitioner.withAllGathered(body)
+    }
+
+    /// Stage 3 only: flat elements all-gathered so far and how many module gathers a prefetch on
+    /// the communication thread had already served.
+    public var stage3Gathers: (elements: Int, prefetched: Int)? {
+        partitioner.map { ($0.gatheredElements, $0.prefetcher?.hits ?? 0) }
     }
 
     /// The current fp16 loss scale (1 without fp16).

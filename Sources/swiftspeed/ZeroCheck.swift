@@ -1,0 +1,209 @@
+// `swiftspeed zero-check`: under mpirun, trains a small GPT with every ZeRO stage / offload / dtype /
+// GAS combination on W ranks and checks it against one process with the same global batch.
+// Invariant: micro-batch i of a step is the same data whatever W is (rank r of W takes i = m·W + r),
+// so the W-rank run and the single-process reference see the same global batch in every step.
+
+import ArgumentParser
+import Foundation
+import Logging
+import SwiftSpeed
+
+struct ZeroCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zero-check",
+        abstract: "Check ZeRO stages 0-3 on this job's ranks against a single-process run (run with mpirun -np N).")
+
+    @Option(help: "ZeRO stages to check, comma-separated.") var stages = "0,1,2,3"
+    @Option(help: "Precisions to check: fp32, fp16, bf16.") var dtypes = "fp32,fp16,bf16"
+    @Option(help: "Gradient accumulation steps to check.") var gas = "1,3"
+    @Option(help: "Offload settings to check: none, cpu.") var offload = "none,cpu"
+    @Option(help: "Optimizer steps per case.") var steps = 4
+    @Option(help: "Seconds a collective may wait for the other ranks.") var timeout: Double = 120
+    @Flag(help: "Checkpoint every GPT block's activations (recomputed in backward).") var checkpointActivations = false
+
+    func run() throws {
+        let group = try ProcessGroups.fromEnvironment(timeout: timeout)
+        var failures = 0, cases = 0
+        for stage in ints(stages) {
+            for dtype in dtypes.split(separator: ",").map(String.init) {
+                for g in ints(gas) {
+                    for off in offload.split(separator: ",").map(String.init) {
+                        let c = ZeroCase(stage: stage, dtype: dtype, gas: g, offload: off == "cpu", steps: steps,
+                                         checkpointActivations: checkpointActivations)
+                        cases += 1
+                        do {
+                            let note = try c.check(group)
+                            if group.rank == 0 { print("ok   \(c.name) \(note)") }
+                        } catch let error as CheckFailure {
+                            failures += 1
+                            if group.rank == 0 { print("FAIL \(c.name): \(error.message)") }
+                        }
+                    }
+                }
+            }
+        }
+        if group.rank == 0 { print("zero-check: \(cases - failures)/\(cases) cases match on \(group.size) ranks") }
+        (group as? MPIProcessGroup)?.finalize()
+        if failures > 0 { throw ExitCode(1) }
+    }
+
+    private func ints(_ s: String) -> [Int] { s.split(separator: ",").compactMap { Int($0) } }
+}
+
+struct CheckFailure: Error { let message: String }
+
+/// One configuration: trains on the job's ranks and (rank 0) on one process, then compares.
+struct ZeroCase {
+    let stage: Int, dtype: String, gas: Int, offload: Bool, steps: Int, checkpointActivations: Bool
+    static let model = GPTConfig(vocabSize: 64, contextLength: 16, layers: 2, heads: 2, embedDim: 32)
+    static let microBatch = 2
+
+    var name: String {
+        "stage=\(stage) dtype=\(dtype) gas=\(gas) offload=\(offload ? "cpu" : "none")" + (checkpointActivations ? " checkpoint-activations" : "")
+    }
+
+    func config(worldSize: Int, gas: Int, stage: Int) throws -> DeepSpeedConfig {
+        var zero: [String: Any] = ["stage": stage, "reduce_bucket_size": 3000, "stage3_param_persistence_threshold": 100]
+        if offload {
+            zero["offload_optimizer"] = ["device": "cpu"]
+            if stage == 3 { zero["offload_param"] = ["device": "cpu"] }
+        }
+        var dict: [String: Any] = [
+            "train_micro_batch_size_per_gpu": Self.microBatch, "gradient_accumulation_steps": gas,
+            "gradient_clipping": 0.5, "zero_optimization": zero,
+            "optimizer": ["type": "AdamW", "params": ["lr": 3e-3, "weight_decay": 0.1]],
+        ]
+        if dtype == "fp16" { dict["fp16"] = ["enabled": true, "initial_scale_power": 15, "hysteresis": 1] }
+        if dtype == "bf16" { dict["bf16"] = ["enabled": true] }
+        return try DeepSpeedConfig.parse(dictionary: dict, worldSize: worldSize)
+    }
+
+    /// Token ids and targets of global micro-batch `index`.
+    static func batch(_ index: Int) -> (Tensor, Tensor) {
+        let t = model.contextLength, n = microBatch * (t + 1)
+        let row = (0..<n).map { Int32(RandomStream.bits(seed: 0x2E80, counter: UInt64(index * n + $0)) % UInt64(model.vocabSize)) }
+        var ids: [Int32] = [], targets: [Int32] = []
+        for b in 0..<microBatch {
+            ids += row[(b * (t + 1))..<((b + 1) * (t + 1) - 1)]
+            targets += row[(b * (t + 1) + 1)..<((b + 1) * (t + 1))]
+        }
+        return (Tensor(ids, shape: [microBatch, t]), Tensor(targets, shape: [microBatch, t]))
+    }
+
+    func makeEngine(_ group: any ProcessGroup, gas: Int, stage: Int) throws -> Engine {
+        var rng = RandomStream(seed: 7)
+        var model = Self.model
+        model.checkpointActivations = checkpointActivations
+        let gpt = GPT(model, rng: &rng)
+        var logger = Logger(label: "zero-check")
+        logger.logLevel = .error
+        return try initialize(model: gpt, config: try config(worldSize: group.size, gas: gas, stage: stage),
+                              processGroup: group, logger: logger).engine
+    }
+
+    /// Runs `steps` optimizer steps starting at global step `from`; returns the losses.
+    func train(_ engine: Engine, rank: Int, world: Int, from: Int = 0, steps: Int) throws -> [Double] {
+        var losses: [Double] = []
+        for step in from..<(from + steps) {
+            for micro in 0..<engine.gradientAccumulationSteps {
+                let (x, y) = Self.batch((step * engine.gradientAccumulationSteps + micro) * world + rank)
+                try engine.backward(engine(x).crossEntropy(targets: y))
+                try engine.step()
+            }
+            losses.append(engine.lastLoss ?? .nan)
+        }
+        return losses
+    }
+
+    /// Full fp32 weights (the masters), gathered from every rank's partition.
+    static func masters(_ engine: Engine) throws -> [Float] {
+        let mine = noGrad { (engine.master ?? engine.weightShard).cast(to: .float32) }
+        let full = Tensor.zeros([engine.flat.paddedCount])
+        if engine.layout.ranks == 1 { full.copyData(from: mine) } else { try engine.group.allGather(mine, into: full) }
+        return Array(full.scalars.prefix(engine.flat.count))
+    }
+
+    /// Loss tolerance: fp32 agrees to rounding; 16-bit runs round activations differently per layout.
+    var tolerance: Double { dtype == "fp32" ? 1e-5 : (dtype == "fp16" ? 2e-3 : 2e-2) }
+
+    func check(_ group: any ProcessGroup) throws -> String {
+        let (rank, world) = (group.rank, group.size)
+        let engine = try makeEngine(group, gas: gas, stage: stage)
+        let losses = try train(engine, rank: rank, world: world, steps: steps)
+        let weights = try Self.masters(engine)
+        let skipped = engine.skippedSteps
+        if let gathers = engine.stage3Gathers, gathers.prefetched == 0 {
+            throw CheckFailure(message: "stage 3 never used a prefetched gather (\(gathers.elements) elements gathered)")
+        }
+        try checkMemory(engine)
+        // Checkpoint round trip: save on W ranks at this stage, load at another stage, continue.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zero-check-\(getppid())").path
+        try engine.saveCheckpoint(dir, tag: "case")
+        let other = (stage + 2) % 4
+        let resumed = try makeEngine(group, gas: gas, stage: other)
+        try resumed.loadCheckpoint(dir, tag: "case")
+        let next = try train(engine, rank: rank, world: world, from: steps, steps: 1)
+        let nextResumed = try train(resumed, rank: rank, world: world, from: steps, steps: 1)
+        var problems: [String] = []
+        // One rank's gradients become NaN: the overflow flag is reduced, so every rank skips.
+        let before = try Self.masters(engine), skippedBefore = engine.skippedSteps
+        for micro in 0..<engine.gradientAccumulationSteps {
+            let (x, y) = Self.batch(micro * world + rank)
+            let loss = engine(x).crossEntropy(targets: y)
+            try engine.backward(rank == world - 1 && micro == 0 ? loss * Double.nan : loss)
+            try engine.step()
+        }
+        let after = try Self.masters(engine)
+        if engine.skippedSteps != skippedBefore + 1 || after != before {
+            problems.append("a NaN gradient on rank \(world - 1) did not make rank \(rank) skip the step")
+        }
+        if abs(next[0] - nextResumed[0]) > tolerance * max(1, abs(next[0])) {
+            problems.append("after save at stage \(stage) and load at stage \(other): loss \(nextResumed[0]) vs \(next[0])")
+        }
+        // Rank 0 alone: the single-process reference, and loading the W-rank checkpoint on one rank.
+        var note = ""
+        if rank == 0 {
+            let single = SingleProcessGroup()
+            let reference = try makeEngine(single, gas: gas * world, stage: stage)
+            let expected = try train(reference, rank: 0, world: 1, steps: steps)
+            for (i, (a, b)) in zip(losses, expected).enumerated() where !(abs(a - b) <= tolerance * max(1, abs(b))) {
+                problems.append("step \(i + 1) loss \(a) on \(world) ranks vs \(b) on 1")
+            }
+            if skipped != reference.skippedSteps {
+                problems.append("skipped \(skipped) steps on \(world) ranks vs \(reference.skippedSteps) on 1")
+            }
+            let want = try Self.masters(reference)
+            let drift = zip(weights, want).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            if drift > (dtype == "fp32" ? 1e-5 : 1e-2) { problems.append("weights differ by up to \(drift)") }
+            let alone = try makeEngine(single, gas: gas * world, stage: stage)
+            try alone.loadCheckpoint(dir, tag: "case")
+            let reloaded = try Self.masters(alone)
+            // `weights` were taken before the extra step; compare what the checkpoint held.
+            if reloaded != weights { problems.append("the \(world)-rank checkpoint loaded on 1 rank has different fp32 weights") }
+            if let gathers = engine.stage3Gathers { note = "prefetched \(gathers.prefetched) gathers, " }
+            note += "losses \(losses.map { String(format: "%.4f", $0) }.joined(separator: " ")), skipped \(skipped)"
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        // Everyone learns whether rank 0 found a problem.
+        let flag = Tensor([Float(problems.isEmpty ? 0 : 1)])
+        try group.allReduce(flag, op: .max)
+        if flag.item() > 0 { throw CheckFailure(message: problems.isEmpty ? "another rank found a mismatch" : problems.joined(separator: "; ")) }
+        return note
+    }
+
+    /// Bytes per rank for model states against SPEC §6 (B4), exact up to padding.
+    func checkMemory(_ engine: Engine) throws {
+        let w = engine.layout.ranks, n = engine.flat.paddedCount
+        let p = engine.modelDType.byteSize, g = engine.gradShard.dtype.byteSize
+        let k = (engine.master == nil ? 0 : 4) + 4 * engine.optimizerState.count
+        let persistent = stage == 3 ? engine.flat.params.filter { $0.count <= 100 }.reduce(0) { $0 + $1.count } * p : 0
+        let params = stage == 3 ? (offload ? 0 : n / w * p) + persistent : n * p
+        let grads = stage >= 2 ? n / w * g : n * g
+        let optim = stage >= 1 ? n / w * k : n * k
+        let m = engine.memoryBytes
+        let want = (params, grads, offload ? 0 : optim, (offload ? optim : 0) + (offload && stage == 3 ? n / w * p : 0))
+        guard m == want else {
+            throw CheckFailure(message: "memory (params, grads, optim, offloaded) \(m) != formula \(want)")
+        }
+    }
+}

@@ -1,0 +1,53 @@
+// `swiftspeed zero-to-fp32 CKPT_DIR OUT_DIR [--tag T]`: DeepSpeed's zero_to_fp32.py — full fp32 weights from a checkpoint.
+// Invariant: the weights come from the optimizer shards' fp32 masters (any stage, any world size), and the
+// output file is replaced atomically, so OUT_DIR/model.safetensors is the old file or the complete new one.
+
+import ArgumentParser
+import Foundation
+import SwiftSpeed
+
+/// `swiftspeed zero-to-fp32 checkpoints out [--tag global_step100]`
+///
+/// ```
+/// $ swiftspeed zero-to-fp32 checkpoints out
+/// wrote out/model.safetensors: 11 tensors, 5289472 fp32 parameters (21.2 MB) from checkpoints/global_step100 (ZeRO stage 1, 2 shards, saved in bfloat16)
+/// ```
+struct ZeroToFP32: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zero-to-fp32",
+        abstract: "Consolidate a checkpoint's ZeRO shards into full fp32 weights (OUT_DIR/model.safetensors).",
+        discussion: """
+            Works for checkpoints of any ZeRO stage (0-3) saved by any number of ranks. The weights are the \
+            exact fp32 master weights from the optimizer shards (not the 16-bit model weights); optimizer \
+            moments are dropped. The output has the parameter names of the model and metadata format=pt, \
+            so Hugging Face's loaders read it.
+            """)
+
+    @Argument(help: "The checkpoint directory (the --save-dir / saveCheckpoint folder holding 'latest').") var checkpointDir: String
+    @Argument(help: "Folder to write model.safetensors into (created if missing).") var outputDir: String
+    @Option(help: "Checkpoint tag to read (default: the one in CHECKPOINT_DIR/latest).") var tag: String?
+
+    func run() throws {
+        do {
+            let ckpt = try ZeroCheckpoint(directory: checkpointDir, tag: tag)
+            let out = URL(fileURLWithPath: outputDir)
+            do {
+                try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            } catch {
+                throw CheckpointError("cannot create the output folder \(out.path): \(error.localizedDescription)")
+            }
+            let file = out.appendingPathComponent("model.safetensors")
+            let count = try ckpt.writeFP32(to: file)
+            let megabytes = (Double(count * 4) / 1e5).rounded() / 10
+            print("wrote \(file.path): \(ckpt.parameterNames.count) tensors, \(count) fp32 parameters (\(megabytes) MB) "
+                + "from \(ckpt.folder.path) (ZeRO stage \(ckpt.zeroStage), \(ckpt.shards.count) shard\(ckpt.shards.count == 1 ? "" : "s"), "
+                + "saved in \(ckpt.modelDType))")
+        } catch let error as CheckpointError {
+            printError("\(error)")
+            throw ExitCode(1)
+        } catch let error as SafetensorsError {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
