@@ -20,6 +20,9 @@ struct ZeroCheck: ParsableCommand {
     @Option(help: "Optimizer steps per case.") var steps = 4
     @Option(help: "Seconds a collective may wait for the other ranks.") var timeout: Double = 120
     @Flag(help: "Checkpoint every GPT block's activations (recomputed in backward).") var checkpointActivations = false
+    @Flag(help: "Set prescale_gradients.") var prescale = false
+    @Option(help: "gradient_predivide_factor.") var predivide: Double = 1
+    @Option(help: "communication_data_type: fp32, fp16 or bf16.") var commDtype: String?
 
     func run() throws {
         let group = try ProcessGroups.fromEnvironment(timeout: timeout)
@@ -29,7 +32,9 @@ struct ZeroCheck: ParsableCommand {
                 for g in ints(gas) {
                     for off in offload.split(separator: ",").map(String.init) {
                         let c = ZeroCase(stage: stage, dtype: dtype, gas: g, offload: off == "cpu", steps: steps,
-                                         checkpointActivations: checkpointActivations)
+                                         checkpointActivations: checkpointActivations,
+                                         averaging: ["prescale_gradients": prescale, "gradient_predivide_factor": predivide]
+                                            .merging(commDtype.map { ["communication_data_type": $0] } ?? [:]) { a, _ in a })
                         cases += 1
                         do {
                             let note = try c.check(group)
@@ -55,6 +60,8 @@ struct CheckFailure: Error { let message: String }
 /// One configuration: trains on the job's ranks and (rank 0) on one process, then compares.
 struct ZeroCase {
     let stage: Int, dtype: String, gas: Int, offload: Bool, steps: Int, checkpointActivations: Bool
+    /// Extra top-level config keys (gradient averaging options).
+    var averaging: [String: Any] = [:]
     static let model = GPTConfig(vocabSize: 64, contextLength: 16, layers: 2, heads: 2, embedDim: 32)
     static let microBatch = 2
 
@@ -73,6 +80,7 @@ struct ZeroCase {
             "gradient_clipping": 0.5, "zero_optimization": zero,
             "optimizer": ["type": "AdamW", "params": ["lr": 3e-3, "weight_decay": 0.1]],
         ]
+        dict.merge(averaging) { a, _ in a }
         if dtype == "fp16" { dict["fp16"] = ["enabled": true, "initial_scale_power": 15, "hysteresis": 1] }
         if dtype == "bf16" { dict["bf16"] = ["enabled": true] }
         return try DeepSpeedConfig.parse(dictionary: dict, worldSize: worldSize)
@@ -124,7 +132,10 @@ struct ZeroCase {
     }
 
     /// Loss tolerance: fp32 agrees to rounding; 16-bit runs round activations differently per layout.
-    var tolerance: Double { dtype == "fp32" ? 1e-5 : (dtype == "fp16" ? 2e-3 : 2e-2) }
+    var tolerance: Double {
+        let wire = averaging["communication_data_type"] as? String ?? dtype
+        return dtype == "fp32" && wire == "fp32" ? 1e-5 : (dtype == "bf16" || wire == "bf16" ? 2e-2 : 2e-3)
+    }
 
     func check(_ group: any ProcessGroup) throws -> String {
         let (rank, world) = (group.rank, group.size)
@@ -174,7 +185,7 @@ struct ZeroCase {
             }
             let want = try Self.masters(reference)
             let drift = zip(weights, want).map { abs(Double($0) - Double($1)) }.max() ?? 0
-            if drift > (dtype == "fp32" ? 1e-5 : 1e-2) { problems.append("weights differ by up to \(drift)") }
+            if drift > (tolerance <= 1e-5 ? 1e-5 : 1e-2) { problems.append("weights differ by up to \(drift)") }
             let alone = try makeEngine(single, gas: gas * world, stage: stage)
             try alone.loadCheckpoint(dir, tag: "case")
             let reloaded = try Self.masters(alone)

@@ -23,6 +23,14 @@ import Testing
         #expect(text.contains("zero-check: 4/4 cases match on 2 ranks"), "\(text)")
     }
 
+    /// DeepSpeed's averaging options on real MPI: the same training as one process.
+    @Test(arguments: [["--prescale"], ["--predivide", "4", "--comm-dtype", "fp16"], ["--comm-dtype", "bf16"]])
+    func gradientAveragingOptionsMatchOneProcess(options: [String]) throws {
+        guard mpirun != nil else { return }
+        let text = try zeroCheck(ranks: 2, ["--stages", "0,2", "--dtypes", "fp32", "--gas", "1", "--offload", "none"] + options)
+        #expect(text.contains("zero-check: 2/2 cases match on 2 ranks"), "\(text)")
+    }
+
     private func zeroCheck(ranks: Int, _ extra: [String]) throws -> String {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed")
         let p = Process()

@@ -155,7 +155,7 @@ extension Engine {
         if let counts {
             let out = Tensor(empty: [counts[group.rank]], dtype: commType, device: device)
             try group.reduceScatter(t, into: out, counts: counts, op: .sum)
-            if let target { target.addInPlace(out, scale: post) }
+            if let target { target.addInPlace(out.dtype == target.dtype ? out : noGrad { out.cast(to: target.dtype) }, scale: post) }
         } else {
             try group.allReduce(t, op: .sum)
             if post != 1 { t.scale(by: post) }
