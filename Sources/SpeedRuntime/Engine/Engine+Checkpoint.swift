@@ -55,8 +55,6 @@ struct OptimStateMeta: Codable {
 }
 
 extension Engine {
-    static let modelStatesFile = "mp_rank_00_model_states.safetensors"
-    static func optimStatesFile(rank: Int) -> String { "zero_pp_rank_\(rank)_mp_rank_00_optim_states.safetensors" }
 
     /// Saves weights, optimizer state, schedules and counters under `dir/tag` and points
     /// `dir/latest` at it (DeepSpeed's `save_checkpoint`). Collective: every rank must call it.
@@ -97,7 +95,7 @@ extension Engine {
                 lrScheduler: scheduler?.state, lossScaler: lossScaler,
                 dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config)
             try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)],
-                                  to: folder.appendingPathComponent(Self.modelStatesFile))
+                                  to: folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile))
         }
         if partitioned || rank == 0 {
             // A shard: this rank's slice of the fp32 weights and of every optimizer buffer.
@@ -105,10 +103,10 @@ extension Engine {
                 rank: partitioned ? rank : 0, worldSize: partitioned ? group.size : 1, partitionOffset: partition.lowerBound,
                 partitionCount: partition.count, paddedCount: flat.paddedCount, optimizer: optimizer.typeName,
                 lr: optimizer.lr, betas: optimizer.betas.map { [$0.0, $0.1] }, stateNames: optimizer.stateNames)
-            var optimTensors: [(String, Tensor)] = [("fp32_flat_partition", master ?? weightShard)]
+            var optimTensors: [(String, Tensor)] = [(ZeroCheckpoint.masterName, master ?? weightShard)]
             optimTensors += zip(optimizer.stateNames, optimizerState).map { ($0, $1) }
             try Safetensors.write(optimTensors, metadata: ["swiftspeed": try Self.json(optimMeta)],
-                                  to: folder.appendingPathComponent(Self.optimStatesFile(rank: optimMeta.rank)))
+                                  to: folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: optimMeta.rank)))
         }
         try group.barrier()
         if rank == 0 {
@@ -160,8 +158,8 @@ extension Engine {
             throw CheckpointError("checkpoint \(folder.path) does not exist (tag '\(resolvedTag)')")
         }
         // 1. Read and validate everything.
-        let (weights, metadata) = try Safetensors.read(folder.appendingPathComponent(Self.modelStatesFile))
-        let meta: ModelStateMeta = try Self.decode(metadata["swiftspeed"], file: Self.modelStatesFile)
+        let (weights, metadata) = try Safetensors.read(folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile))
+        let meta: ModelStateMeta = try ZeroCheckpoint.decode(metadata["swiftspeed"], file: ZeroCheckpoint.modelStatesFile)
         var problems: [String] = []
         for (name, p) in zip(flat.names, flat.params) {
             guard let w = weights[name] else { problems.append("missing \(name)"); continue }
@@ -173,36 +171,24 @@ extension Engine {
             throw CheckpointError("checkpoint \(folder.path) does not match the model: \(problems.joined(separator: "; "))")
         }
         let wantOptim = !loadModuleOnly && loadOptimizerStates
-        // Full fp32 weights and optimizer buffers rebuilt from every shard, whatever the saving world
-        // size was; this rank then takes its own partition (resume on a different number of ranks).
+        // This rank's partition of the fp32 weights and optimizer buffers, read from whichever shards
+        // overlap it, whatever world size and stage saved them (resume on a different W or stage).
         var optim: (tensors: [String: Tensor], meta: OptimStateMeta)?
         if wantOptim {
-            let first = try Self.readShard(folder, rank: 0)
-            var shards = [first]
-            if first.meta.worldSize > 1 {
-                for r in 1..<first.meta.worldSize { shards.append(try Self.readShard(folder, rank: r)) }
+            let shards = try ZeroCheckpoint.Shards(folder: folder)
+            guard shards.stateNames == optimizer.stateNames else {
+                throw CheckpointError("checkpoint optimizer state \(shards.stateNames) (\(shards.optimizer)) does not match \(optimizer.typeName)'s \(optimizer.stateNames)")
             }
-            guard first.meta.stateNames == optimizer.stateNames else {
-                throw CheckpointError("checkpoint optimizer state \(first.meta.stateNames) (\(first.meta.optimizer)) does not match \(optimizer.typeName)'s \(optimizer.stateNames)")
+            guard shards.paddedCount >= flat.count else {
+                throw CheckpointError("checkpoint \(folder.path) holds \(shards.paddedCount) optimizer elements; this model has \(flat.count)")
             }
-            var full: [String: Tensor] = [:]
-            for name in ["fp32_flat_partition"] + first.meta.stateNames {
-                var parts: [Tensor] = []
-                for shard in shards {
-                    guard let t = shard.tensors[name], t.count == shard.meta.partitionCount, t.dtype == .float32 else {
-                        throw CheckpointError("checkpoint \(folder.path): optimizer tensor '\(name)' of shard \(shard.meta.rank) is missing or has the wrong size")
-                    }
-                    parts.append(t.reshape([-1]))
-                }
-                let saved = noGrad { Tensor.concat(parts, axis: 0) }
-                guard saved.count >= flat.count else {
-                    throw CheckpointError("checkpoint \(folder.path) holds \(saved.count) optimizer elements; this model has \(flat.count)")
-                }
-                let mine = Tensor.zeros([flat.paddedCount])
-                noGrad { mine.slice(axis: 0, 0..<flat.count).copyData(from: saved.slice(axis: 0, 0..<flat.count)) }
-                full[name] = noGrad { mine.slice(axis: 0, partition) }
+            let tensors = try shards.flatBuffers([ZeroCheckpoint.masterName] + shards.stateNames, range: partition)
+            if partition.upperBound > flat.count {
+                // This run's padding stays zero, whatever the saving run had there.
+                let tail = (Swift.max(flat.count, partition.lowerBound) - partition.lowerBound)..<partition.count
+                for t in tensors.values { t.slice(axis: 0, tail).fill(0) }
             }
-            optim = (full, first.meta)
+            optim = (tensors, shards.meta)
         }
         if loadLRSchedulerStates, !loadModuleOnly, let state = meta.lrScheduler, state.lastBatchIteration < -1 {
             throw CheckpointError("checkpoint \(folder.path): scheduler state last_batch_iteration \(state.lastBatchIteration) is invalid (must be >= -1)")
@@ -217,7 +203,7 @@ extension Engine {
                 partitioner?.loadPersistent(from: full)
             }
             if let optim {
-                (master ?? weightShard).copyData(from: optim.tensors["fp32_flat_partition"]!)
+                (master ?? weightShard).copyData(from: optim.tensors[ZeroCheckpoint.masterName]!)
                 for (name, buffer) in zip(optimizer.stateNames, optimizerState) { buffer.copyData(from: optim.tensors[name]!) }
             } else if let master {
                 master.copyData(from: weightShard)
@@ -245,25 +231,9 @@ extension Engine {
         return (folder.path, meta.clientState)
     }
 
-    /// One rank's optimizer shard, validated.
-    static func readShard(_ folder: URL, rank: Int) throws -> (tensors: [String: Tensor], meta: OptimStateMeta) {
-        let file = optimStatesFile(rank: rank)
-        let (tensors, metadata) = try Safetensors.read(folder.appendingPathComponent(file))
-        let meta: OptimStateMeta = try decode(metadata["swiftspeed"], file: file)
-        guard meta.rank == rank else { throw CheckpointError("\(file) says it is rank \(meta.rank)'s shard") }
-        return (tensors, meta)
-    }
-
     static func json<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ text: String?, file: String) throws -> T {
-        guard let text else { throw CheckpointError("\(file) has no 'swiftspeed' metadata; it was not written by SwiftSpeed") }
-        do { return try JSONDecoder().decode(T.self, from: Data(text.utf8)) } catch {
-            throw CheckpointError("\(file): cannot read its metadata (\(error)); the checkpoint is corrupt or from another version")
-        }
     }
 }
