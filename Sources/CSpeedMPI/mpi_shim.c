@@ -3,6 +3,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 enum { MAX_COMMS = 64 };
@@ -38,7 +39,9 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/// Polls `request` until it completes or `timeout` seconds pass (sleeping briefly between polls).
+/// Polls `request` until it completes or `timeout` seconds pass, yielding the core between polls once
+/// the operation is clearly not instant (a sleep instead costs mid-size collectives half their
+/// bandwidth; ranks often outnumber cores, so spinning alone would starve the peer it waits for).
 static int wait_for(MPI_Request *request, double timeout) {
     double deadline = timeout > 0 ? now() + timeout : 0;
     int done = 0;
@@ -48,18 +51,30 @@ static int wait_for(MPI_Request *request, double timeout) {
         if (rc != MPI_SUCCESS) return rc;
         if (done) break;
         if (deadline > 0 && now() > deadline) return SS_MPI_TIMEOUT;
-        if (++spins > 1000) {
-            struct timespec pause = {0, 50000};   // 50 µs once the operation is clearly not instant
-            nanosleep(&pause, NULL);
-        }
+        if (++spins > 1000) sched_yield();
     }
     return SS_MPI_OK;
+}
+
+int ss_mpi_library_version(char *buf, int len) {
+    char version[MPI_MAX_LIBRARY_VERSION_STRING];
+    int length = 0;
+    int rc = MPI_Get_library_version(version, &length);
+    if (buf && len > 0) {
+        int n = rc == MPI_SUCCESS ? (length < len - 1 ? length : len - 1) : 0;
+        memcpy(buf, version, (size_t)n);
+        buf[n] = 0;
+    }
+    return rc == MPI_SUCCESS ? SS_MPI_OK : rc;
 }
 
 int ss_mpi_init(int *rank, int *size, int *thread_multiple) {
     int initialized = 0, provided = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
+        // libnbc's default MPI_Iallreduce algorithm loses 3-10x to MPI_Allreduce from 4 MiB up on
+        // shared memory; the ring matches it (BENCHMARKS.md B5). A user's own setting wins.
+        setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "ring", 0);
         int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
         if (rc != MPI_SUCCESS) return rc;
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);

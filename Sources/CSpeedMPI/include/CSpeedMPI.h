@@ -13,6 +13,9 @@ enum { SS_MPI_SUM = 0, SS_MPI_MAX = 1, SS_MPI_MIN = 2 };
 /// threads may call MPI at once (each on its own communicator). Returns SS_MPI_OK or an MPI error code.
 int ss_mpi_init(int *rank, int *size, int *thread_multiple);
 int ss_mpi_finalize(void);
+/// Writes MPI's library version string (MPI_Get_library_version, callable before MPI_Init) into `buf`,
+/// NUL-terminated and truncated to `len`; returns SS_MPI_OK or an MPI error code.
+int ss_mpi_library_version(char *buf, int len);
 /// Aborts every rank of the job with `code`.
 void ss_mpi_abort(int code);
 /// Writes MPI's description of `code` into `buffer` (NUL-terminated).
