@@ -23,6 +23,9 @@ let package = Package(
             cSettings: [.unsafeFlags(["-I/usr/lib/x86_64-linux-gnu/openmpi/include",
                                       "-I/usr/lib/x86_64-linux-gnu/openmpi/include/openmpi"])],
             linkerSettings: [.unsafeFlags(["-L/usr/lib/x86_64-linux-gnu/openmpi/lib"]), .linkedLibrary("mpi")]),
+        // Our own declarations of the CUDA driver API, NVRTC, cuBLASLt and NCCL, and their dlopen loader (no CUDA
+        // headers or libraries at build time: the same binary runs with and without a GPU).
+        .target(name: "CSpeedCUDA", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         // Tensor, DType, Device, autograd, the op set, the Backend protocol and the CPU backend.
         .target(
             name: "SpeedCore",
@@ -31,6 +34,8 @@ let package = Package(
         .target(name: "SpeedNN", dependencies: ["SpeedCore"]),
         // Optimizers (pure math over flat buffers) and LR schedules.
         .target(name: "SpeedOptim", dependencies: ["SpeedCore"]),
+        // The CUDA layer: library loading, device enumeration, NVRTC + on-disk kernel cache, caching allocator.
+        .target(name: "SpeedCUDA", dependencies: ["SpeedCore", "CSpeedCUDA"]),
         // Process groups: the collectives protocol, a single-process group and the MPI backend.
         .target(name: "SpeedComm", dependencies: ["SpeedCore", "CSpeedMPI"]),
         // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, data.
@@ -38,11 +43,13 @@ let package = Package(
             name: "SpeedRuntime",
             dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
-        .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedRuntime"]),
+        .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedRuntime", "SpeedCUDA"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
                 "SwiftSpeed",
+                "CSpeedShims",   // openblas_get_config, for `swiftspeed report`
+                "CSpeedMPI",     // ss_mpi_library_version, for `swiftspeed report`
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -55,6 +62,8 @@ let package = Package(
         .testTarget(name: "SpeedNNTests", dependencies: ["SpeedNN"]),
         // Runs `swiftspeed comm-check` under mpirun (the dependency makes sure the binary is built).
         .testTarget(name: "SpeedCommTests", dependencies: ["SpeedComm", "swiftspeed"]),
+        // Runs without a GPU: loader errors, NVRTC (when a libnvrtc is found), the kernel cache, the allocator.
+        .testTarget(name: "SpeedCUDATests", dependencies: ["SpeedCUDA"]),
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"], exclude: ["Fixtures"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads

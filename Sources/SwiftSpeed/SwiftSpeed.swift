@@ -4,3 +4,4 @@
 @_exported import SpeedOptim
 @_exported import SpeedRuntime
 @_exported import SpeedComm
+@_exported import SpeedCUDA

@@ -1,4 +1,4 @@
-// The swiftspeed command line: benchmarks and tools (DeepSpeed's launcher, ds_report, … join later).
+// The swiftspeed command line: training, DeepSpeed's launcher and ds_report (`report`), config checks, benchmarks.
 import ArgumentParser
 
 @main
@@ -6,5 +6,6 @@ struct SwiftSpeedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftspeed",
         abstract: "DeepSpeed's training runtime, in Swift.",
-        subcommands: [Train.self, Launch.self, Config.self, Bench.self, ZeroToFP32.self, CommCheck.self, ZeroCheck.self, LaunchExec.self])
+        subcommands: [Train.self, Launch.self, Config.self, Report.self, Bench.self, ZeroToFP32.self, CommCheck.self, ZeroCheck.self,
+                      LaunchExec.self])
 }
