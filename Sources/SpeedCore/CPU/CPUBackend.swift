@@ -130,6 +130,7 @@ public final class CPUBackend: Backend {
             case .float32: stridedCopy(Float.self, x, layout, out, outLayout, accumulate: true)
             case .float64: stridedCopy(Double.self, x, layout, out, outLayout, accumulate: true)
             default:
+                precondition(x.dtype.isHalf, "copy: accumulating \(x.dtype) tensors is not supported (floating-point gradients only)")
                 let (px, po) = (promote(x)!, promote(out)!)
                 copy(px, layout: layout, into: po, outLayout: outLayout, accumulate: true)
                 cast(po, into: out)
