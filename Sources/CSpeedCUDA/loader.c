@@ -60,6 +60,7 @@ static const Symbol driver_symbols[] = {
     REQ(SSCudaDriver, cuModuleLoadData, "cuModuleLoadData"),
     REQ(SSCudaDriver, cuModuleUnload, "cuModuleUnload"),
     REQ(SSCudaDriver, cuModuleGetFunction, "cuModuleGetFunction"),
+    REQ(SSCudaDriver, cuFuncSetAttribute, "cuFuncSetAttribute"),
     REQ(SSCudaDriver, cuLaunchKernel, "cuLaunchKernel"),
 };
 

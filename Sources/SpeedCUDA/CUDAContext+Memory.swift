@@ -45,3 +45,13 @@ extension CUDAContext {
             })
     }
 }
+
+extension CachingAllocator where Address == UInt64 {
+    /// `allocate(byteCount:)` with the driver's error as a ``CUDAError`` (for throwing setup code).
+    func allocateDevice(_ byteCount: Int) throws(CUDAError) -> UInt64 {
+        do { return try allocate(byteCount: byteCount) } catch let e as CUDAError { throw e } catch {
+            throw .driver(call: "cuMemAlloc_v2(\(byteCount) bytes)", code: Int32(SS_CUDA_ERROR_OUT_OF_MEMORY), name: "CUDA_ERROR_OUT_OF_MEMORY",
+                          message: "\(error)")
+        }
+    }
+}

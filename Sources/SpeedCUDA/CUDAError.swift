@@ -71,6 +71,8 @@ public enum CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
     case nccl(call: String, code: Int32, message: String)
     /// The kernel cache could not be read or written.
     case cache(path: String, reason: String)
+    /// A device name that is not `cpu`, `cuda` or `cuda:N`.
+    case invalidDeviceName(String)
 
     public var description: String {
         switch self {
@@ -99,6 +101,8 @@ public enum CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(call) failed: \(message) (ncclResult \(code))"
         case .cache(let path, let reason):
             return "kernel cache \(path): \(reason) (set SWIFTSPEED_KERNEL_CACHE to a writable directory)"
+        case .invalidDeviceName(let name):
+            return "unknown device \"\(name)\": expected cpu, cuda or cuda:N"
         }
     }
 

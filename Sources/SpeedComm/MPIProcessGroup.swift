@@ -64,7 +64,7 @@ public final class MPIProcessGroup: ProcessGroup {
     // MARK: Collectives
 
     public func allReduce(_ tensor: Tensor, op: CommOp) throws {
-        try checkCPU(tensor, "allReduce")
+        if !tensor.device.isCPU { return try viaHost([tensor], writes: [true]) { try allReduce($0[0], op: op) } }
         if tensor.dtype.isHalf {
             let staged = noGrad { tensor.cast(to: .float32) }
             try allReduce(staged, op: op)
@@ -78,7 +78,9 @@ public final class MPIProcessGroup: ProcessGroup {
     }
 
     public func reduceScatter(_ input: Tensor, into output: Tensor, counts: [Int], op: CommOp) throws {
-        try checkCPU(input, "reduceScatter")
+        if !input.device.isCPU || !output.device.isCPU {
+            return try viaHost([input, output], writes: [false, true]) { try reduceScatter($0[0], into: $0[1], counts: counts, op: op) }
+        }
         precondition(counts.count == size && output.count == counts[rank] && input.count == counts.reduce(0, +),
                      "reduceScatter: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
         precondition(input.dtype == output.dtype, "reduceScatter: dtypes \(input.dtype) and \(output.dtype) differ")
@@ -102,7 +104,9 @@ public final class MPIProcessGroup: ProcessGroup {
     }
 
     public func allGather(_ input: Tensor, into output: Tensor, counts: [Int]) throws {
-        try checkCPU(input, "allGather")
+        if !input.device.isCPU || !output.device.isCPU {
+            return try viaHost([input, output], writes: [false, true]) { try allGather($0[0], into: $0[1], counts: counts) }
+        }
         precondition(counts.count == size && input.count == counts[rank] && output.count == counts.reduce(0, +),
                      "allGather: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
         precondition(input.dtype == output.dtype, "allGather: dtypes \(input.dtype) and \(output.dtype) differ")
@@ -118,7 +122,7 @@ public final class MPIProcessGroup: ProcessGroup {
     }
 
     public func broadcast(_ tensor: Tensor, root: Int) throws {
-        try checkCPU(tensor, "broadcast")
+        if !tensor.device.isCPU { return try viaHost([tensor], writes: [true]) { try broadcast($0[0], root: root) } }
         precondition(root >= 0 && root < size, "broadcast: root \(root) is not a rank of a group of size \(size)")
         try run("broadcast of \(tensor.count) \(tensor.dtype) from rank \(root)") {
             ss_mpi_bcast(comm, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(root), timeout)
@@ -126,14 +130,14 @@ public final class MPIProcessGroup: ProcessGroup {
     }
 
     public func send(_ tensor: Tensor, to destination: Int, tag: Int) throws {
-        try checkCPU(tensor, "send")
+        if !tensor.device.isCPU { return try viaHost([tensor], writes: [false]) { try send($0[0], to: destination, tag: tag) } }
         try run("send of \(tensor.count) \(tensor.dtype) to rank \(destination)") {
             ss_mpi_send(comm, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(destination), Int32(tag), timeout)
         }
     }
 
     public func receive(_ tensor: Tensor, from source: Int, tag: Int) throws {
-        try checkCPU(tensor, "receive")
+        if !tensor.device.isCPU { return try viaHost([tensor], writes: [true]) { try receive($0[0], from: source, tag: tag) } }
         try run("receive of \(tensor.count) \(tensor.dtype) from rank \(source)") {
             ss_mpi_recv(comm, tensor.rawPointer, tensor.count, Self.type(tensor.dtype), Int32(source), Int32(tag), timeout)
         }
@@ -151,6 +155,14 @@ public final class MPIProcessGroup: ProcessGroup {
             let extra = rc == Int32(SS_MPI_TIMEOUT) ? " after \(timeout) s (a rank died or called a different collective)" : ""
             throw CommError(rank: rank, operation: operation, message: Self.message(rc) + extra)
         }
+    }
+
+    /// The fallback for device tensors (GPU buffers without NCCL): copy to host memory, run the CPU collective,
+    /// copy the results back.
+    private func viaHost(_ tensors: [Tensor], writes: [Bool], _ body: ([Tensor]) throws -> Void) throws {
+        let host = noGrad { tensors.map { $0.device.isCPU ? $0 : $0.to(.cpu) } }
+        try body(host)
+        for (i, t) in tensors.enumerated() where writes[i] && !t.device.isCPU { t.copyData(from: host[i]) }
     }
 
     private func checkCPU(_ t: Tensor, _ op: String) throws {

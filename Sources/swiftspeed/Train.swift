@@ -25,6 +25,7 @@ struct Train: ParsableCommand {
     @Option(help: "Save a checkpoint every N optimizer steps (needs --save-dir).") var saveEvery: Int?
     @Flag(help: "Continue from the latest checkpoint in --save-dir.") var resume = false
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "cpu, cuda or cuda:N (under a launcher, cuda means each rank's local GPU).") var device: String = "cpu"
     @Option(help: "Characters of text to generate at the end (text data only).") var sample: Int = 200
     @Flag(help: "Print one JSON line per optimizer step.") var json = false
     @Flag(help: "GPT models: checkpoint every transformer block (recompute activations in backward).")
@@ -47,9 +48,13 @@ struct Train: ParsableCommand {
     func run() throws {
         var logger = Logger(label: "swiftspeed")
         logger.logLevel = json ? .warning : .info
-        let device = threads.map { Device.cpu(threads: $0) } ?? .cpu
         // Under mpirun every rank runs this; rank 0 prints and saves (stage-0 data parallelism).
         let group = try ProcessGroups.fromEnvironment()
+        let device: Device
+        do { device = try trainingDevice(rank: group.rank) } catch {
+            printError("train: \(error)")
+            throw ExitCode(2)
+        }
         let (rank, world) = (group.rank, group.size)
         if rank != 0 { logger.logLevel = .error }
         let ds: DeepSpeedConfig
@@ -105,6 +110,18 @@ struct Train: ParsableCommand {
             try mpi.barrier()
             mpi.finalize()
         }
+    }
+}
+
+extension Train {
+    /// `--device`: the CPU (with `--threads`), or a GPU; plain `cuda` picks the rank's local GPU under a launcher.
+    func trainingDevice(rank: Int) throws -> Device {
+        if device == "cpu" { return threads.map { Device.cpu(threads: $0) } ?? .cpu }
+        if device == "cuda", let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_RANK"]
+            ?? ProcessInfo.processInfo.environment["LOCAL_RANK"], let i = Int(local) {
+            return try Device.cuda(i)
+        }
+        return try Device.named(device)
     }
 }
 

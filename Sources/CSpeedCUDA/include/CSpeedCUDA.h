@@ -73,6 +73,8 @@ enum {
 /// cuStreamCreate and cuEventCreate flags.
 enum { SS_CU_STREAM_DEFAULT = 0, SS_CU_STREAM_NON_BLOCKING = 1 };
 enum { SS_CU_EVENT_DEFAULT = 0, SS_CU_EVENT_BLOCKING_SYNC = 1, SS_CU_EVENT_DISABLE_TIMING = 2 };
+/// CUfunction_attribute values used for cuFuncSetAttribute.
+enum { SS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8 };
 
 /// Driver entry points. Field names are the API's names; the comment gives the exported symbol when it differs.
 typedef struct SSCudaDriver {
@@ -116,6 +118,7 @@ typedef struct SSCudaDriver {
     SSCUresult (*cuModuleLoadData)(SSCUmodule *module, const void *image);
     SSCUresult (*cuModuleUnload)(SSCUmodule module);
     SSCUresult (*cuModuleGetFunction)(SSCUfunction *function, SSCUmodule module, const char *name);
+    SSCUresult (*cuFuncSetAttribute)(SSCUfunction function, int attribute, int value);
     SSCUresult (*cuLaunchKernel)(SSCUfunction function,
                                  unsigned int gridX, unsigned int gridY, unsigned int gridZ,
                                  unsigned int blockX, unsigned int blockY, unsigned int blockZ,
@@ -195,7 +198,13 @@ enum {
 };
 enum { SS_CUBLASLT_ORDER_COL = 0, SS_CUBLASLT_ORDER_ROW = 1 };
 /// cublasLtMatmulPreferenceAttributes_t.
-enum { SS_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1 };   // uint64_t
+enum {
+    SS_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1,   // uint64_t
+    SS_CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES = 5, // uint32_t (default 256)
+    SS_CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES = 6, // uint32_t
+    SS_CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES = 7, // uint32_t
+    SS_CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES = 8, // uint32_t
+};
 
 typedef struct SSCublasLt {
     size_t (*cublasLtGetVersion)(void);
