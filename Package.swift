@@ -36,8 +36,8 @@ let package = Package(
         .target(name: "SpeedOptim", dependencies: ["SpeedCore"]),
         // The CUDA layer: library loading, device enumeration, NVRTC + on-disk kernel cache, caching allocator.
         .target(name: "SpeedCUDA", dependencies: ["SpeedCore", "CSpeedCUDA"]),
-        // Process groups: the collectives protocol, a single-process group and the MPI backend.
-        .target(name: "SpeedComm", dependencies: ["SpeedCore", "CSpeedMPI"]),
+        // Process groups: the collectives protocol, a single-process group, MPI (CPU) and NCCL (GPU).
+        .target(name: "SpeedComm", dependencies: ["SpeedCore", "CSpeedMPI", "SpeedCUDA", "CSpeedCUDA"]),
         // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, data.
         .target(
             name: "SpeedRuntime",

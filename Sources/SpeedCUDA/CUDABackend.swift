@@ -127,6 +127,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Device-to-device copy of `bytes` (stream ordered).
     func copyBytes(from src: UInt64, to dst: UInt64, _ bytes: Int) {
         guard bytes > 0, src != dst else { return }
+        try? context.makeCurrent()
         check(driver.api.cuMemcpyDtoDAsync!(dst, src, bytes, stream), "cuMemcpyDtoDAsync_v2(\(bytes) bytes)")
     }
 
@@ -212,12 +213,14 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Reads the error flag `index` and clears it (a host synchronisation).
     func takeFlag(_ index: Int) -> Int32 {
         var value: Int32 = 0
+        try? context.makeCurrent()
         check(driver.api.cuMemcpyDtoH!(&value, flags + UInt64(4 * index), 4), "cuMemcpyDtoH_v2(flag)")
         if value != 0 { clearFlag(index) }
         return value
     }
 
     func clearFlag(_ index: Int) {
+        try? context.makeCurrent()
         check(driver.api.cuMemsetD8Async!(flags + UInt64(4 * index), 0, 4, stream), "cuMemsetD8Async(flag)")
     }
 }

@@ -49,11 +49,17 @@ struct Train: ParsableCommand {
         var logger = Logger(label: "swiftspeed")
         logger.logLevel = json ? .warning : .info
         // Under mpirun every rank runs this; rank 0 prints and saves (stage-0 data parallelism).
-        let group = try ProcessGroups.fromEnvironment()
+        var group = try ProcessGroups.fromEnvironment()
         let device: Device
         do { device = try trainingDevice(rank: group.rank) } catch {
             printError("train: \(error)")
             throw ExitCode(2)
+        }
+        // GPUs across processes talk through NCCL; without it, MPI stages through host memory.
+        if device.isCUDA, let mpi = group as? MPIProcessGroup, mpi.size > 1 {
+            do { group = try NCCLProcessGroup(mpi: mpi, device: device) } catch {
+                logger.warning("NCCL unavailable (\(error)); collectives go through MPI with host staging")
+            }
         }
         let (rank, world) = (group.rank, group.size)
         if rank != 0 { logger.logLevel = .error }
@@ -106,7 +112,7 @@ struct Train: ParsableCommand {
         if !json, rank == 0, let text = job.generate(characters: sample, seed: seed) {
             print("\n--- sample ---\n\(text)\n--------------")
         }
-        if let mpi = group as? MPIProcessGroup {
+        if let mpi = (group as? MPIProcessGroup) ?? (group as? NCCLProcessGroup)?.mpi {
             try mpi.barrier()
             mpi.finalize()
         }

@@ -252,7 +252,11 @@ EXPORT SSNCCLresult ncclCommInitRank(SSNCCLcomm* comm, int ranks, SSNCCLUniqueId
 EXPORT SSNCCLresult ncclCommDestroy(SSNCCLcomm comm) {
     if (!comm) return kInvalidArgument;
     Comm* c = (Comm*)comm;
-    MPI_Comm_free(&c->mpi);
+    // A communicator destroyed after MPI_Finalize (real NCCL does not use MPI, so callers may do that) leaks
+    // its MPI handle instead of aborting.
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&c->mpi);
     delete c;
     return kSuccess;
 }
