@@ -45,7 +45,8 @@ struct GPUTests {
         memory.deallocate(q)
     }
 
-    @Test(.enabled(if: TestLibraries.nvrtc != nil, Comment(rawValue: TestLibraries.noNVRTC)))
+    @Test(.enabled(if: TestLibraries.nvrtc != nil, Comment(rawValue: TestLibraries.noNVRTC)),
+          .enabled(if: !TestLibraries.emulated, Comment(rawValue: TestLibraries.emulatedReason)))
     func anNVRTCKernelLoadsAndRunsOnTheGPU() throws {
         let context = try CUDAContext(driver: driver, ordinal: 0)
         try context.makeCurrent()

@@ -77,7 +77,7 @@ import Testing
         #expect(MemoryLayout<SSCublasLtMatmulHeuristicResult>.size == 96)
         #expect(MemoryLayout<SSNCCLUniqueId>.size == 128)
         #expect(MemoryLayout<SSCUdeviceptr>.size == 8)
-        #expect(MemoryLayout<SSCudaDriver>.size == 40 * MemoryLayout<UnsafeRawPointer>.size)
+        #expect(MemoryLayout<SSCudaDriver>.size == 41 * MemoryLayout<UnsafeRawPointer>.size)
     }
 
     @Test func computeCapabilityNamesItsArchitecture() {

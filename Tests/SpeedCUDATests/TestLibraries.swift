@@ -33,6 +33,9 @@ enum TestLibraries {
 
     static let noNVRTC = "no libnvrtc found: set SWIFTSPEED_CUDA_LIB_PATH to its directory (e.g. unzip `pip download --no-deps nvidia-cuda-nvrtc` under /tmp/cudapkgs)"
     static let noGPU = "no GPU: needs libcuda.so.1 and a visible NVIDIA GPU"
+    /// The host emulator of scripts/cuda-emu runs only SwiftSpeed's own kernels, not a test's ad-hoc ones.
+    static let emulated: Bool = (try? driver?.device(0).name.contains("emulator")) == true
+    static let emulatedReason = "the CUDA host emulator (scripts/cuda-emu) runs only SwiftSpeed's kernels"
 
     /// A fresh directory under the temporary directory.
     static func scratch(_ tag: String) throws -> String {
