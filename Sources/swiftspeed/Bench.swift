@@ -8,7 +8,7 @@ import Glibc
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark case from BENCHMARKS.md.",
-        subcommands: [CPUStep.self, GEMM.self, AdamStep.self, Collectives.self])
+        subcommands: [CPUStep.self, GEMM.self, AdamStep.self, Collectives.self, GPUStep.self])
 }
 
 /// Monotonic seconds.
