@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Everything issue #5/#6 need from a lent GPU machine, in one call: report, the self-test, gpt2-small training on the
+# GPU at every ZeRO stage (+ offload) against the CPU run of the same seed, and the B3 benchmark. Outputs go to $OUT.
+# Invariant: needs only the static binary in .gpu/ (built here by `scripts/gpu-session.sh --build`), no Swift there.
+#
+#   scripts/gpu-session.sh --build          # on the build machine: .gpu/swiftspeed (static stdlib)
+#   bash scripts/gpu-session.sh [steps]     # on the GPU machine (the device tool's `run`, carry [".gpu"])
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--build" ]]; then
+    swift build -c release --static-swift-stdlib --product swiftspeed || exit 1
+    mkdir -p .gpu && cp "$(swift build -c release --static-swift-stdlib --show-bin-path)/swiftspeed" .gpu/
+    grep -qx '.gpu/' .git/info/exclude 2>/dev/null || echo '.gpu/' >> .git/info/exclude
+    ls -l .gpu/swiftspeed
+    exit 0
+fi
+
+STEPS=${1:-5}
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export SWIFTSPEED_KERNEL_CACHE=${SWIFTSPEED_KERNEL_CACHE:-/tmp/swiftspeed-kernels}
+BIN=.gpu/swiftspeed
+log() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$OUT/session.log"; }
+
+log "nvidia-smi"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/session.log"
+log "report"; $BIN report 2>&1 | tee "$OUT/report.txt"
+log "selftest"; /usr/bin/time -v $BIN selftest --device cuda --quiet --steps 3 > "$OUT/selftest.txt" 2> "$OUT/selftest.time"
+echo "selftest exit $?" | tee -a "$OUT/session.log"; tail -5 "$OUT/selftest.txt" | tee -a "$OUT/session.log"
+
+# gpt2-small, same seed on both devices: mb 2, no accumulation, bf16, AdamW, clipping (the loss-curve check).
+cat > "$OUT/gpt2-check.json" <<'EOF'
+{"train_batch_size": 2, "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0, "bf16": {"enabled": true},
+ "optimizer": {"type": "AdamW", "params": {"lr": 3e-4, "weight_decay": 0.1}}, "zero_optimization": {"stage": 2}}
+EOF
+log "train gpt2-small cpu (reference)"
+timeout 900 $BIN train --device cpu --model gpt2-small --config "$OUT/gpt2-check.json" --synthetic --steps "$STEPS" --json \
+    > "$OUT/train-gpt2-cpu.jsonl" 2>&1
+for stage in 0 1 2 3; do
+    for offload in "" "-offload"; do
+        [[ $stage == 0 && -n $offload ]] && continue
+        sed "s/\"stage\": 2/\"stage\": $stage/" "$OUT/gpt2-check.json" > "$OUT/cfg.json"
+        [[ -n $offload ]] && sed -i 's/"stage": \([0-9]\)}/"stage": \1, "offload_optimizer": {"device": "cpu", "pin_memory": true}}/' "$OUT/cfg.json"
+        log "train gpt2-small cuda stage $stage$offload"
+        timeout 600 $BIN train --device cuda --model gpt2-small --config "$OUT/cfg.json" --synthetic --steps "$STEPS" --json \
+            > "$OUT/train-gpt2-cuda-z$stage$offload.jsonl" 2>&1
+        echo "exit $?" >> "$OUT/session.log"
+    done
+done
+python3 - "$OUT" <<'EOF' | tee -a "$OUT/session.log"
+import json, sys, glob, os
+out = sys.argv[1]
+def losses(p):
+    r = []
+    for l in open(p):
+        try: r.append(json.loads(l))
+        except Exception: pass
+    return r
+ref = losses(f"{out}/train-gpt2-cpu.jsonl")
+print("cpu      ", [round(x["loss"], 4) for x in ref])
+for p in sorted(glob.glob(f"{out}/train-gpt2-cuda-*.jsonl")):
+    g = losses(p)
+    name = os.path.basename(p)[len("train-gpt2-cuda-"):-6]
+    worst = max((abs(a["loss"] - b["loss"]) / max(abs(b["loss"]), 1e-9) for a, b in zip(g, ref)), default=float("nan"))
+    print(f"{name:9}", [round(x["loss"], 4) for x in g], f"max rel diff {worst:.2e}",
+          f"peak {g[-1]['peak_mem_bytes'] / 2**30:.2f} GiB, {g[-1]['tokens_per_s']:.0f} tok/s" if g else open(p).read()[-400:])
+EOF
+
+for args in "--stage 2" "--stage 3" "--stage 2 --offload"; do
+    log "bench gpu-step $args"
+    timeout 300 $BIN bench gpu-step $args --json 2>&1 | tee -a "$OUT/bench.jsonl"
+done
+log "done"
