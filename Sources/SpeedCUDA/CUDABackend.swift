@@ -54,6 +54,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         memory = context.makeDeviceAllocator()
         flags = try memory.allocateDevice(64)
         gemmState = try GemmState(cublas: cublas, memory: memory)
+        try driver.check(driver.api.cuMemsetD8!(flags, 0, 64), "cuMemsetD8_v2(flags)")
     }
 
     deinit {
@@ -116,6 +117,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         guard tensor.byteCount > 0 else { return }
         try? context.makeCurrent()
         check(driver.api.cuMemcpyDtoH!(host, address(tensor), tensor.byteCount), "cuMemcpyDtoH_v2(\(tensor.byteCount) bytes)")
+        checkDeferredErrors()
+    }
+
+    /// Kernels report bad input (an embedding id or a cross-entropy target out of range) through device flags
+    /// instead of synchronising; every read to the host (e.g. `loss.item()`) checks them, as CUDA reports a
+    /// kernel's error at the next synchronising call.
+    func checkDeferredErrors() {
+        var values = (Int32(0), Int32(0), Int32(0))
+        check(driver.api.cuMemcpyDtoH!(&values, flags, 12), "cuMemcpyDtoH_v2(flags)")
+        precondition(values.1 == 0, "embedding: an id was out of range for the vocabulary (found by a GPU kernel since the last read)")
+        precondition(values.2 == 0, "crossEntropy: a target was out of range for the classes and not the ignore index (found by a GPU kernel since the last read)")
     }
 
     public func write(_ host: UnsafeRawPointer, into tensor: Tensor) {

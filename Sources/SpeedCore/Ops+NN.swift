@@ -112,10 +112,14 @@ extension Tensor {
         let flatTargets = targets.view([rows])
         let losses = new([rows], dtype: statsDType), lse = new([rows], dtype: statsDType)
         backend.crossEntropy(logits, targets: flatTargets, ignoreIndex: ignoreIndex, into: losses, lse: lse)
-        let valid = flatTargets.scalars(as: Int.self).reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
-        let out = noGrad { losses.sum() / Double(Swift.max(valid, 1)) }.cast(to: dtype)
+        // The number of counted targets stays on the device (no host synchronisation): max(1, rows − ignored).
+        let valid = noGrad {
+            let ignored = flatTargets.cast(to: .float64).equal(Tensor.full([], Double(ignoreIndex), dtype: .float64, device: device)).sum()
+            return (Double(rows) - ignored).maximum(Tensor.full([], 1, dtype: .float64, device: device)).cast(to: statsDType)
+        }
+        let out = noGrad { losses.sum() / valid }.cast(to: dtype)
         let node = Tensor.record("cross_entropy", out, inputs: [logits]) { g, _ in
-            let perRow = (g.cast(to: self.statsDType) / Double(Swift.max(valid, 1))).expand(to: [rows])
+            let perRow = (g.cast(to: self.statsDType) / valid).expand(to: [rows])
             let gx = g.new([rows, v])
             g.backend.crossEntropyBackward(logits, targets: flatTargets, lse: lse, gradLoss: perRow,
                                            ignoreIndex: ignoreIndex, into: gx)
