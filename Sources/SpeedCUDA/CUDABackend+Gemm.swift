@@ -74,24 +74,21 @@ extension CUDABackend {
                           alignments: [alignment(pb), alignment(pa), alignment(pc), alignment(pc)])
         let plan = gemmPlan(key)
         try? context.makeCurrent()
-        let status: SSCublasStatus
-        if a.dtype == .float64 {
-            var alpha = s.alpha, beta = s.beta
-            status = gemmState.cublas.api.cublasLtMatmul!(
-                gemmState.handle, plan.desc, &alpha, UnsafeRawPointer(bitPattern: UInt(pb)), plan.layouts[0],
-                UnsafeRawPointer(bitPattern: UInt(pa)), plan.layouts[1], &beta,
-                UnsafeRawPointer(bitPattern: UInt(pc)), plan.layouts[2], UnsafeMutableRawPointer(bitPattern: UInt(pc)),
-                plan.layouts[2], &plan.algo, UnsafeMutableRawPointer(bitPattern: UInt(gemmState.workspace)),
-                GemmState.workspaceBytes, stream)
-        } else {
-            var alpha = Float(s.alpha), beta = Float(s.beta)
-            status = gemmState.cublas.api.cublasLtMatmul!(
-                gemmState.handle, plan.desc, &alpha, UnsafeRawPointer(bitPattern: UInt(pb)), plan.layouts[0],
-                UnsafeRawPointer(bitPattern: UInt(pa)), plan.layouts[1], &beta,
-                UnsafeRawPointer(bitPattern: UInt(pc)), plan.layouts[2], UnsafeMutableRawPointer(bitPattern: UInt(pc)),
-                plan.layouts[2], &plan.algo, UnsafeMutableRawPointer(bitPattern: UInt(gemmState.workspace)),
-                GemmState.workspaceBytes, stream)
-        }
+        // alpha/beta in the scale type: fp64 for fp64 matmuls, else fp32.
+        var alpha64 = s.alpha, beta64 = s.beta, alpha32 = Float(s.alpha), beta32 = Float(s.beta)
+        var algo = plan.algo
+        let wide = a.dtype == .float64
+        let status = withUnsafeMutableBytes(of: &alpha64) { a64 in withUnsafeMutableBytes(of: &beta64) { b64 in
+            withUnsafeMutableBytes(of: &alpha32) { a32 in withUnsafeMutableBytes(of: &beta32) { b32 in
+                gemmState.cublas.api.cublasLtMatmul!(
+                    gemmState.handle, plan.desc, wide ? a64.baseAddress : a32.baseAddress,
+                    UnsafeRawPointer(bitPattern: UInt(pb)), plan.layouts[0], UnsafeRawPointer(bitPattern: UInt(pa)), plan.layouts[1],
+                    wide ? b64.baseAddress : b32.baseAddress,
+                    UnsafeRawPointer(bitPattern: UInt(pc)), plan.layouts[2], UnsafeMutableRawPointer(bitPattern: UInt(pc)),
+                    plan.layouts[2], &algo, UnsafeMutableRawPointer(bitPattern: UInt(gemmState.workspace)),
+                    GemmState.workspaceBytes, stream)
+            } }
+        } }
         guard status == SS_CUBLAS_STATUS_SUCCESS else {
             fatalError("CUDA: cublasLtMatmul failed for \(s) (\(a.dtype)): \(gemmState.cublas.statusString(status)) (cublasStatus \(status))")
         }

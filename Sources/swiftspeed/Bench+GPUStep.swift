@@ -40,15 +40,8 @@ extension Bench {
                  "optimizer": {"type": "AdamW", "params": {"lr": 3e-4, "weight_decay": 0.1}}}
                 """)
             let (engine, _, _, _) = try SwiftSpeed.initialize(model: gpt, config: ds, processGroup: SingleProcessGroup())
-            let t = config.contextLength, vocab = UInt64(config.vocabSize)
-            var ids: [Int32] = [], targets: [Int32] = []
-            for b in 0..<microBatch {
-                let row = (0...t).map { Int32(RandomStream.bits(seed: 7, counter: UInt64(b * (t + 1) + $0)) % vocab) }
-                ids += row.dropLast()
-                targets += row.dropFirst()
-            }
-            let input = Tensor(ids, shape: [microBatch, t], device: gpu)
-            let target = Tensor(targets, shape: [microBatch, t], device: gpu)
+            let t = config.contextLength
+            let (input, target) = syntheticTokens(batch: microBatch, config: config, device: gpu)
             let sync = { (gpu.backend as? CUDABackend)?.synchronize() }
             var times: [Double] = []
             gpu.backend.resetPeakMemory()

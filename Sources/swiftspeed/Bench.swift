@@ -11,6 +11,18 @@ struct Bench: ParsableCommand {
         subcommands: [CPUStep.self, GEMM.self, AdamStep.self, Collectives.self, GPUStep.self])
 }
 
+/// `batch` rows of random tokens (seed 7) for a GPT: inputs and next-token targets, `[batch, T]` each.
+func syntheticTokens(batch: Int, config: GPTConfig, device: Device) -> (Tensor, Tensor) {
+    let t = config.contextLength, vocab = UInt64(config.vocabSize)
+    var ids: [Int32] = [], targets: [Int32] = []
+    for b in 0..<batch {
+        let row = (0...t).map { Int32(RandomStream.bits(seed: 7, counter: UInt64(b * (t + 1) + $0)) % vocab) }
+        ids += row.dropLast()
+        targets += row.dropFirst()
+    }
+    return (Tensor(ids, shape: [batch, t], device: device), Tensor(targets, shape: [batch, t], device: device))
+}
+
 /// Monotonic seconds.
 func now() -> Double {
     var ts = timespec()
@@ -43,15 +55,8 @@ extension Bench {
                  "optimizer": {"type": "AdamW", "params": {"lr": 3e-4, "weight_decay": 0.1}}}
                 """)
             let (engine, _, _, _) = try SwiftSpeed.initialize(model: model, config: ds)
-            let t = config.contextLength, vocab = UInt64(config.vocabSize)
-            var ids: [Int32] = [], targets: [Int32] = []
-            for b in 0..<batch {
-                let row = (0...t).map { Int32(RandomStream.bits(seed: 7, counter: UInt64(b * (t + 1) + $0)) % vocab) }
-                ids += row.dropLast()
-                targets += row.dropFirst()
-            }
-            let input = Tensor(ids, shape: [batch, t], device: device)
-            let target = Tensor(targets, shape: [batch, t], device: device)
+            let t = config.contextLength
+            let (input, target) = syntheticTokens(batch: batch, config: config, device: device)
             var total: [Double] = [], fwd: [Double] = [], bwd: [Double] = [], opt: [Double] = []
             for step in 0..<(warmup + steps) {
                 let t0 = now()
