@@ -31,6 +31,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     private let loaded = Mutex(Loaded())
     /// cuBLASLt's handle and workspace, and heuristics chosen per matmul shape.
     let gemmState: GemmState
+    /// The CPU device over this GPU's page-locked host memory (ZeRO offload lives there).
+    public let hostDevice: Device
     /// A small device buffer for kernels' error flags (bad ids in embedding / cross-entropy), 16 ints.
     let flags: UInt64
 
@@ -53,6 +55,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         kernels = KernelCache(compiler: NVRTCCompiler(library: try libraries.nvrtc.get()), directory: kernelCacheDirectory)
         memory = context.makeDeviceAllocator()
         flags = try memory.allocateDevice(64)
+        let pinned = context.makePinnedHostAllocator()
+        hostDevice = Device(backend: CPUBackend(memory: HostMemory(
+            allocate: { bytes in
+                guard let p = try? pinned.allocate(byteCount: bytes), let pointer = UnsafeMutableRawPointer(bitPattern: p) else {
+                    fatalError("CUDA: could not allocate \(bytes) bytes of page-locked host memory (cuMemAllocHost_v2)")
+                }
+                return pointer
+            },
+            free: { pointer, _ in pinned.deallocate(UInt(bitPattern: pointer)) })), kind: "cpu")
         gemmState = try GemmState(cublas: cublas, memory: memory)
         try driver.check(driver.api.cuMemsetD8!(flags, 0, 64), "cuMemsetD8_v2(flags)")
     }

@@ -112,6 +112,22 @@ public struct AdamHyper: Sendable, Hashable {
     }
 }
 
+extension Backend {
+    public var hostDevice: Device { .cpu }
+}
+
+/// Host memory a ``CPUBackend`` can allocate from instead of `malloc` (e.g. CUDA's page-locked memory).
+public struct HostMemory: Sendable {
+    public var allocate: @Sendable (_ bytes: Int) -> UnsafeMutableRawPointer
+    public var free: @Sendable (_ pointer: UnsafeMutableRawPointer, _ bytes: Int) -> Void
+
+    public init(allocate: @escaping @Sendable (Int) -> UnsafeMutableRawPointer,
+                free: @escaping @Sendable (UnsafeMutableRawPointer, Int) -> Void) {
+        self.allocate = allocate
+        self.free = free
+    }
+}
+
 /// A backend's memory use, in bytes of the blocks it handed out (sizes as the allocator rounds them).
 ///
 /// ```swift
@@ -150,6 +166,9 @@ public protocol Backend: AnyObject, Sendable {
     var memoryStats: MemoryStats { get }
     /// Starts a new peak: `memoryStats.peakAllocatedBytes` becomes the bytes allocated now.
     func resetPeakMemory()
+    /// The CPU device that state offloaded from this backend lives on (ZeRO's `offload_optimizer`): for a GPU,
+    /// a CPU backend over page-locked memory, so copies to and from the device run at full bus speed.
+    var hostDevice: Device { get }
     /// Copies `byteCount` bytes of `tensor`'s elements (from its offset) to host memory.
     func read(_ tensor: Tensor, into host: UnsafeMutableRawPointer)
     /// Copies host memory into `tensor`'s elements.

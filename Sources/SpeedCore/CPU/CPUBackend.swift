@@ -29,8 +29,13 @@ public final class CPUBackend: Backend {
     /// Blocks of at least this size are cached; smaller ones go straight to malloc.
     static let cachedMinimum = 1 << 16
 
+    /// Where blocks come from when not `malloc` (then the allocator's own cache is used instead of ours).
+    private let memory: HostMemory?
+
     /// - Parameter threads: worker threads for elementwise kernels and OpenBLAS (default: all cores).
-    public init(threads: Int? = nil) {
+    /// - Parameter memory: allocate from here instead of `malloc` (e.g. a GPU backend's pinned host memory).
+    public init(threads: Int? = nil, memory: HostMemory? = nil) {
+        self.memory = memory
         let n = Swift.max(1, threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         self.threads = n
         self.parallel = Parallel(threads: n)
@@ -46,6 +51,7 @@ public final class CPUBackend: Backend {
         let size = BlockCache.rounded(byteCount)
         let live = liveBytes.wrappingAdd(size, ordering: .relaxed).newValue
         peakBytes.max(live, ordering: .relaxed)
+        if let memory { return memory.allocate(size) }
         if size >= Self.cachedMinimum, let p = cache.withLock({ $0.take(size) }) { return p.value }
         var p: UnsafeMutableRawPointer?
         let rc = posix_memalign(&p, 64, size)
@@ -56,6 +62,7 @@ public final class CPUBackend: Backend {
     public func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
         let size = BlockCache.rounded(byteCount)
         liveBytes.wrappingSubtract(size, ordering: .relaxed)
+        if let memory { return memory.free(pointer, size) }
         if size >= Self.cachedMinimum {
             let block = Unchecked(pointer)
             if cache.withLock({ $0.put(block, size) }) { return }

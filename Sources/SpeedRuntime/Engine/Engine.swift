@@ -113,11 +113,13 @@ public final class Engine {
         }
         let offloadOptimizer = (z.offloadOptimizer?.device ?? .none) != .none
         let offloadParam = stage == 3 && (z.offloadParam?.device ?? .none) != .none
-        let optimizerDevice: Device = offloadOptimizer ? .cpu : values.device
+        // Offloaded state goes to the model device's host memory (page-locked for a GPU).
+        let host = values.device.backend.hostDevice
+        let optimizerDevice: Device = offloadOptimizer ? host : values.device
         self.optimizerDevice = optimizerDevice
         let mine = partition
         let weightShard = stage == 3
-            ? noGrad { values.slice(axis: 0, mine).to(offloadParam ? .cpu : values.device).copy() }
+            ? noGrad { values.slice(axis: 0, mine).to(offloadParam ? host : values.device).copy() }
             : values.slice(axis: 0, mine)
         self.weightShard = weightShard
         if let full = flat.master {
