@@ -38,6 +38,7 @@ have_mpi() {
     return 1
 }
 have_fortunes() { [ -f /usr/share/games/fortunes/fortunes ]; }
+have_gxx() { command -v g++ >/dev/null 2>&1; }
 
 check() {  # check <label> <test-function> <apt packages...>
     local label=$1 test=$2
@@ -55,6 +56,8 @@ check "git"                       have_git      git ca-certificates
 check "OpenBLAS (libopenblas-dev)" have_openblas libopenblas-dev
 check "OpenMPI (mpirun, mpi.h)"   have_mpi      libopenmpi-dev openmpi-bin
 check "fortunes corpus"           have_fortunes fortunes
+# g++ builds the CUDA host emulator (scripts/cuda-emu) the test suite runs the GPU backend on.
+check "g++ (CUDA emulator)"       have_gxx      g++
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "setup: everything is present"

@@ -7,10 +7,13 @@
 #
 # Release, because the numeric code (gradient checks, model tests) is 10-100x slower in debug;
 # -enable-testing keeps `@testable import` working in a release build. No --parallel: the
-# 2-core machines cannot take several test processes at once. Exits with swift test's status.
+# 2-core machines cannot take several test processes at once. Then, for the whole suite, the CUDA
+# backend's self-test on the host emulator (scripts/cuda-emu/selftest.sh: no GPU needed). Exits non-zero
+# if either fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
 
-exec swift test -c release -Xswiftc -enable-testing "$@"
+swift test -c release -Xswiftc -enable-testing "$@"
+if [ $# -eq 0 ]; then bash scripts/cuda-emu/selftest.sh; fi

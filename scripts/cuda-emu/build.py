@@ -279,6 +279,14 @@ def main():
                "-Wl,-rpath,$ORIGIN", "-o", cublas, runtime[2], cuda, "-lpthread"]
     step(cublas, digest(command, read(runtime[2], "rb"), read(cuda, "rb")), command, log)
     built = [cuda, cublas]
+    # The NVRTC stand-in goes to its own directory: put it on SWIFTSPEED_CUDA_LIB_PATH only where no real NVRTC is.
+    stand_in_dir = os.path.join(os.path.dirname(LIB), "nvrtc-stand-in")
+    os.makedirs(stand_in_dir, exist_ok=True)
+    stand_in = os.path.join(stand_in_dir, "libnvrtc.so.13")
+    src = os.path.join(HERE, "nvrtc.cpp")
+    command = [CXX, "-std=c++17", "-O1", "-fPIC", "-shared", "-Wl,-soname,libnvrtc.so.13", "-o", stand_in, src]
+    step(stand_in, digest(command, read(src)), command, log)
+    built.append(stand_in)
     nccl = build_nccl(cuda, runtime_headers, log)
     if nccl:
         built.append(nccl)

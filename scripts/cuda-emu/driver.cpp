@@ -742,7 +742,13 @@ EXPORT SSCUresult cuModuleLoadData(SSCUmodule* module, const void* image) {
         if (sscanf(target, ".target sm_%u", &sm) == 1 && sm > 90)
             return fail(SS_CUDA_ERROR_INVALID_PTX, "cuModuleLoadData",
                         "the PTX targets sm_%u, newer than the emulated sm_90", sm);
-        program = identify(bytes, strlen(text), false);
+        // The NVRTC stand-in (nvrtc.cpp) names the program instead of compiling it.
+        if (const char* tag = strstr(text, "// ssemu stand-in: ")) {
+            const std::string file(tag + 19, strcspn(tag + 19, "\n"));
+            for (const EmuProgram& p : emu_programs())
+                if (file == std::string(p.family) + ".cu") program = &p;
+        }
+        if (!program) program = identify(bytes, strlen(text), false);
     }
     Module* m = new Module{program, {}};
     modules.insert(m);
