@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything issue #5/#6 need from a lent GPU machine, in one call: report, the self-test, gpt2-small training on the
 # GPU at every ZeRO stage (+ offload) against the CPU run of the same seed, and the B3 benchmark. Outputs go to $OUT.
-# Invariant: needs only the static binary in .gpu/ (built here by `scripts/gpu-session.sh --build`), no Swift there.
+# Invariant: needs only .gpu/bundle.tar.xz (built here by `scripts/gpu-session.sh --build`), no Swift there.
 #
 #   scripts/gpu-session.sh --build          # on the build machine: .gpu/swiftspeed (static stdlib)
 #   bash scripts/gpu-session.sh [steps]     # on the GPU machine (the device tool's `run`, carry [".gpu"])
@@ -9,24 +9,32 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--build" ]]; then
+    # The device tool carries at most 64 MiB: ship a stripped binary plus the BLAS it links (the GPU machine has
+    # OpenMPI and CUDA but no OpenBLAS), xz-compressed (~25 MiB).
     swift build -c release --static-swift-stdlib --product swiftspeed || exit 1
-    mkdir -p .gpu && cp "$(swift build -c release --static-swift-stdlib --show-bin-path)/swiftspeed" .gpu/
+    stage=$(mktemp -d)
+    mkdir -p "$stage/lib" .gpu
+    cp "$(swift build -c release --static-swift-stdlib --show-bin-path)/swiftspeed" "$stage/" && strip "$stage/swiftspeed"
+    for l in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do cp -L "/lib/x86_64-linux-gnu/$l" "$stage/lib/"; done
+    rm -f .gpu/swiftspeed && tar -C "$stage" -cJf .gpu/bundle.tar.xz swiftspeed lib && rm -rf "$stage"
     grep -qx '.gpu/' .git/info/exclude 2>/dev/null || echo '.gpu/' >> .git/info/exclude
-    ls -l .gpu/swiftspeed
+    ls -l .gpu/
     exit 0
 fi
 
 STEPS=${1:-5}
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+RUN=/tmp/swiftspeed-gpu
+mkdir -p $RUN && tar -C $RUN -xJf .gpu/bundle.tar.xz || { echo "no .gpu/bundle.tar.xz: run --build and carry .gpu" >&2; exit 1; }
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}:$RUN/lib
 export SWIFTSPEED_KERNEL_CACHE=${SWIFTSPEED_KERNEL_CACHE:-/tmp/swiftspeed-kernels}
-BIN=.gpu/swiftspeed
+BIN=$RUN/swiftspeed
 log() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$OUT/session.log"; }
 
 log "nvidia-smi"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/session.log"
 log "report"; $BIN report 2>&1 | tee "$OUT/report.txt"
-log "selftest"; /usr/bin/time -v $BIN selftest --device cuda --quiet --steps 3 > "$OUT/selftest.txt" 2> "$OUT/selftest.time"
+log "selftest"; $BIN selftest --device cuda --quiet --steps 3 > "$OUT/selftest.txt" 2>&1
 echo "selftest exit $?" | tee -a "$OUT/session.log"; tail -5 "$OUT/selftest.txt" | tee -a "$OUT/session.log"
 
 # gpt2-small, same seed on both devices: mb 2, no accumulation, bf16, AdamW, clipping (the loss-curve check).
