@@ -48,20 +48,9 @@ struct Indexer {
         Self.collapse(full, layouts).0.count
     }
 
+    /// The CPU backend's own collapse, so both backends walk the same iteration space.
     static func collapse(_ full: [Int], _ layouts: [[Int]]) -> ([Int], [[Int]]) {
-        var s: [Int] = []
-        var st: [[Int]] = layouts.map { _ in [] }
-        for i in full.indices where full[i] != 1 {
-            if let last = s.last, layouts.indices.allSatisfy({ st[$0].last! == layouts[$0][i] * full[i] }) {
-                s[s.count - 1] = last * full[i]
-                for j in layouts.indices { st[j][st[j].count - 1] = layouts[j][i] }
-            } else {
-                s.append(full[i])
-                for j in layouts.indices { st[j].append(layouts[j][i]) }
-            }
-        }
-        if s.isEmpty { s = [1]; st = layouts.map { _ in [1] } }
-        return (s, st)
+        StridedRows.collapse(full, layouts)
     }
 
     /// Drops size-1 axes and merges axes contiguous in every layout; stops with a message above rank 8.

@@ -307,7 +307,7 @@ enum Conversions {
 }
 
 /// Iterates the rows (all axes but the last) of several strided layouts over one shape.
-struct StridedRows: Sendable {
+package struct StridedRows: Sendable {
     let shape: [Int]
     let strides: [[Int]]
 
@@ -315,7 +315,7 @@ struct StridedRows: Sendable {
     var count: Int { Shape.count(shape.dropLast()) }
 
     /// Merges adjacent axes that are contiguous in every layout, and drops size-1 axes.
-    static func collapse(_ shape: [Int], _ strides: [[Int]]) -> ([Int], [[Int]]) {
+    package static func collapse(_ shape: [Int], _ strides: [[Int]]) -> ([Int], [[Int]]) {
         var s: [Int] = []
         var st: [[Int]] = strides.map { _ in [] }
         for i in 0..<shape.count where shape[i] != 1 {
