@@ -194,11 +194,21 @@ extension CUDABackend {
             }
         }
 
+        /// Tensor-core kernels (`flash`): 64 rows per block; forward key tile 64, backward inner tile 64 (32 for
+        /// D = 128); 16-bit tiles with rows of `D + 8` elements.
+        var flashInner: Int { width == 128 ? 32 : 64 }
+        var flashFwdBytes: Int { 2 * (64 + 2 * 64) * (width + 8) }
+        var flashDkdvBytes: Int { 2 * (2 * 64 + 2 * flashInner) * (width + 8) + 8 * flashInner }
+        var flashDqBytes: Int { 2 * (2 * 64 + 2 * flashInner) * (width + 8) }
+
         /// Dynamic shared memory in bytes (docs/SpeedCUDA-kernels.md's formulas, `LD = D + 1` floats).
         var fwdBytes: Int { let (r, c) = fwd, ld = width + 1; return 4 * (r * ld + 2 * c * ld + r * (c + 1)) }
         var dkdvBytes: Int { let (r, c) = dkdv, ld = width + 1; return 4 * (2 * c * ld + 2 * r * ld + 2 * r * (c + 1) + 2 * r) }
         var dqBytes: Int { let (r, c) = dq, ld = width + 1; return 4 * (2 * r * ld + 2 * c * ld + r * (c + 1) + 2 * r) }
     }
+
+    /// Whether attention on `dtype` runs on the tensor cores (bf16/fp16 on compute capability 8.0+).
+    func usesFlash(_ dtype: DType) -> Bool { tensorCoreAttention && (dtype == .bfloat16 || dtype == .float16) }
 
     public func attention(q: Tensor, k: Tensor, v: Tensor, causal: Bool, scale: Double, into out: Tensor, lse: Tensor) {
         precondition(q.dtype != .float64 && q.dtype.isFloatingPoint,
@@ -207,6 +217,13 @@ extension CUDABackend {
         let bh = b * h
         guard bh > 0, t > 0 else { return }
         let tiles = AttentionTiles(d: d)
+        if usesFlash(q.dtype) {
+            launch(.flash, "ss_flash_fwd_\(Self.suffix(q.dtype))_d\(tiles.width)", grid: ((t + 63) / 64, min(bh, 65535)),
+                   block: (128, 1), sharedBytes: tiles.flashFwdBytes,
+                   [.pointer(address(q)), .pointer(address(k)), .pointer(address(v)), .pointer(address(out)),
+                    .pointer(address(lse)), .int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale)), .flag(causal)])
+            return
+        }
         launch(.attention, "ss_attention_fwd_\(Self.suffix(q.dtype))_d\(tiles.width)",
                grid: ((t + tiles.fwd.0 - 1) / tiles.fwd.0, min(bh, 65535)), sharedBytes: tiles.fwdBytes,
                [.pointer(address(q)), .pointer(address(k)), .pointer(address(v)), .pointer(address(out)),
@@ -227,6 +244,14 @@ extension CUDABackend {
             let common: [KernelArgument] = [.pointer(address(q)), .pointer(address(k)), .pointer(address(v)),
                                             .pointer(address(gradOut)), .pointer(address(lse)), .pointer(delta)]
             let tail: [KernelArgument] = [.int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale)), .flag(causal)]
+            if usesFlash(q.dtype) {
+                let grid = ((t + 63) / 64, min(bh, 65535))
+                launch(.flash, "ss_flash_bwd_dkdv_\(ty)_d\(tiles.width)", grid: grid, block: (128, 1),
+                       sharedBytes: tiles.flashDkdvBytes, common + [.pointer(address(gradK)), .pointer(address(gradV))] + tail)
+                launch(.flash, "ss_flash_bwd_dq_\(ty)_d\(tiles.width)", grid: grid, block: (128, 1),
+                       sharedBytes: tiles.flashDqBytes, common + [.pointer(address(gradQ))] + tail)
+                return
+            }
             launch(.attention, "ss_attention_bwd_dkdv_\(ty)_d\(tiles.width)",
                    grid: ((t + tiles.dkdv.1 - 1) / tiles.dkdv.1, min(bh, 65535)), sharedBytes: tiles.dkdvBytes,
                    common + [.pointer(address(gradK)), .pointer(address(gradV))] + tail)

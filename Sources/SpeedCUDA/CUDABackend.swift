@@ -35,6 +35,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let hostDevice: Device
     /// A small device buffer for kernels' error flags (bad ids in embedding / cross-entropy), 16 ints.
     let flags: UInt64
+    /// bf16/fp16 attention runs on the tensor cores (the `flash` program, compute capability 8.0 and newer)
+    /// unless `SWIFTSPEED_CUDA_ATTENTION=simt` asks for the fp32 SIMT kernels of the `attention` program.
+    public let tensorCoreAttention: Bool
 
     struct Loaded {
         var modules: [CUDAKernelProgram: UInt] = [:]
@@ -45,10 +48,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Opens GPU `ordinal`: its primary context, the caching allocator, cuBLASLt and the kernel cache.
     /// Throws a ``CUDAError`` naming what is missing (driver, GPU, NVRTC or cuBLASLt).
     public init(ordinal: Int = 0, libraries: CUDALibraries = .shared,
-                kernelCacheDirectory: String = KernelCache.defaultDirectory()) throws(CUDAError) {
+                kernelCacheDirectory: String = KernelCache.defaultDirectory(),
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws(CUDAError) {
         let driver = try libraries.driver.get()
         self.driver = driver
         info = try driver.device(ordinal)
+        tensorCoreAttention = info.computeCapability.major >= 8 && environment[Self.attentionVariable] != "simt"
         context = try CUDAContext(driver: driver, ordinal: ordinal)
         try context.makeCurrent()
         cublas = try libraries.cublasLt.get()
@@ -75,6 +80,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         memory.deallocate(flags)
         memory.emptyCache()
     }
+
+    /// `SWIFTSPEED_CUDA_ATTENTION`: `simt` keeps bf16/fp16 attention off the tensor cores (for comparisons).
+    public static let attentionVariable = "SWIFTSPEED_CUDA_ATTENTION"
 
     public var name: String { "cuda:\(info.ordinal) (\(info.name), \(info.computeCapability.arch), cuBLASLt \(cublas.versionString))" }
 
@@ -248,9 +256,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 }
 
-/// The six NVRTC programs of ``CUDAKernelSource``, compiled and loaded one at a time on first use.
+/// The seven NVRTC programs of ``CUDAKernelSource``, compiled and loaded one at a time on first use.
 public enum CUDAKernelProgram: String, Sendable, CaseIterable {
-    case memory, elementwise, reduce, nn, attention, optim
+    case memory, elementwise, reduce, nn, attention, flash, optim
 
     /// `common` plus this family's kernels.
     public var source: String { CUDAKernelSource.all.first { $0.name == rawValue }!.source }

@@ -19,6 +19,8 @@ int emu_linear, emu_nthreads;
 void* emu_dyn_smem;
 uint64_t emu_slots[2][1024];
 unsigned char emu_phase[1024];
+uint32_t emu_mma_slots[2][1024][6];
+unsigned char emu_mma_phase[1024];
 
 // ----- Registry -----
 
@@ -334,6 +336,7 @@ int emu_run(const EmuLaunch& launch, char* error, size_t length) {
                 blockIdx = dim3{x, y, z};
                 memset(smem, 0xff, smem_rounded);   // NaN poison: reading unwritten shared memory shows up
                 memset(emu_phase, 0, (size_t)n);
+                memset(emu_mma_phase, 0, (size_t)n);
                 block_bar = Barrier{0, n, 0};
                 for (int w = 0; w < (n + 31) / 32; ++w) warp_bar[w] = Barrier{0, n - 32 * w < 32 ? n - 32 * w : 32, 0};
                 for (int t = 0; t < n; ++t) {

@@ -80,6 +80,42 @@ inline bool __all_sync(unsigned mask, bool p) {
     return __ballot_sync(mask, p) == (lanes >= 32 ? 0xffffffffu : (1u << lanes) - 1u);
 }
 
+/// mma.sync.m16n8k16.row.col with fp32 accumulation over bf16 (f16 = false) or fp16 inputs, as the kernels'
+/// ss_fa_mma issues it: every lane publishes its A (4 registers) and B (2 registers) fragments, then computes its
+/// own 4 outputs from the whole warp's (fragment layout: PTX ISA, "Matrix Fragments for mma.m16n8k16").
+/// Same two-row alternation as emu_exchange, with its own rows and phases.
+extern uint32_t emu_mma_slots[2][1024][6];
+extern unsigned char emu_mma_phase[1024];
+inline float emu_half_bits_to_float(uint32_t h, bool f16) {
+    if (!f16) return __builtin_bit_cast(float, h << 16);
+    const uint32_t sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1f) return __builtin_bit_cast(float, sign | 0x7f800000u | (m << 13));
+    if (e == 0) return (sign ? -1.0f : 1.0f) * ldexpf((float)m, -24);
+    return __builtin_bit_cast(float, sign | ((e + 112u) << 23) | (m << 13));
+}
+inline void ss_host_mma(bool f16, float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    const int me = emu_linear, base = me & ~31, lane = me & 31;
+    uint32_t (*rows)[6] = emu_mma_slots[emu_mma_phase[me] ^= 1];
+    uint32_t* mine = rows[me];
+    mine[0] = a[0]; mine[1] = a[1]; mine[2] = a[2]; mine[3] = a[3]; mine[4] = b0; mine[5] = b1;
+    emu_syncwarp();
+    const int g = lane >> 2, c2 = (lane & 3) * 2;
+    for (int i = 0; i < 4; ++i) {
+        const int r = g + 8 * (i >> 1), c = c2 + (i & 1);
+        float acc = d[i];
+        for (int k = 0; k < 16; ++k) {
+            // A[r][k]: lane 4 (r % 8) + (k % 8) / 2, register (r >= 8) + 2 (k >= 8); B[k][c]: lane 4 c + (k % 8) / 2,
+            // register 4 + (k >= 8); the odd index in the high half.
+            const uint32_t ar = rows[base + 4 * (r & 7) + ((k & 7) >> 1)][(r >> 3) + 2 * (k >> 3)];
+            const uint32_t br = rows[base + 4 * c + ((k & 7) >> 1)][4 + (k >> 3)];
+            const float av = emu_half_bits_to_float((k & 1) ? ar >> 16 : ar & 0xffffu, f16);
+            const float bv = emu_half_bits_to_float((k & 1) ? br >> 16 : br & 0xffffu, f16);
+            acc = fmaf(av, bv, acc);
+        }
+        d[i] = acc;
+    }
+}
+
 // ----- Atomics (fibers never interleave inside one, so plain read-modify-write is atomic) -----
 
 template <typename T> inline T emu_atomic_add(T* p, T v) { T o = *p; *p = o + v; return o; }

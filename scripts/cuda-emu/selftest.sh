@@ -14,6 +14,8 @@ trap 'rm -rf "$cache"' EXIT
 export SWIFTSPEED_CUDA_LIB_PATH="$PWD/.build-emu/lib:$PWD/.build-emu/nvrtc-stand-in" SWIFTSPEED_KERNEL_CACHE="$cache" SSEMU_QUIET=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 "$bin" selftest --device cuda --quiet --steps 2
+# bf16/fp16 attention above ran on the tensor-core kernels (flash); the SIMT kernels serve them before sm_80.
+SWIFTSPEED_CUDA_ATTENTION=simt "$bin" selftest --device cuda --quiet --filter attention
 if [ -e .build-emu/lib/libnccl.so.2 ]; then
     mpirun --oversubscribe -n 2 "$bin" comm-check --device cuda:0
 fi

@@ -21,6 +21,7 @@ public enum CUDAKernelSource {
         ("reduce", common + reduce),
         ("nn", common + nn),
         ("attention", common + attention),
+        ("flash", common + flash),
         ("optim", common + optim),
     ]
 
