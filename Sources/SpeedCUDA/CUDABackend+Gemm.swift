@@ -13,6 +13,8 @@ final class GemmState: @unchecked Sendable {
     let handle: SSCublasLtHandle
     let workspace: UInt64
     let plans = Mutex<[PlanKey: GemmPlan]>([:])
+    /// Held from setting a plan's bias pointer to issuing its matmul (the descriptor is shared by callers).
+    let biasLock = Mutex(())
 
     init(cublas: CublasLtLibrary, memory: CachingAllocator<UInt64>) throws(CUDAError) {
         self.cublas = cublas
@@ -37,6 +39,8 @@ struct PlanKey: Hashable {
     var dtype: DType
     var betaIsZero: Bool
     var alignments: [UInt32]
+    /// CUBLASLT_EPILOGUE_BIAS (the bias pointer is set per call).
+    var bias: Bool = false
 }
 
 /// Descriptors and the algorithm for one PlanKey (alpha/beta values are passed per call).
@@ -56,39 +60,70 @@ final class GemmPlan: @unchecked Sendable {
 }
 
 extension CUDABackend {
-    public func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, _ s: GemmShape) {
+    public func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, _ s: GemmShape, bias: Tensor?) {
         precondition(a.dtype == b.dtype && b.dtype == c.dtype, "gemm: dtypes \(a.dtype), \(b.dtype), \(c.dtype) differ")
         Self.requireFloat(a.dtype, "gemm")
         guard s.m > 0, s.n > 0, s.batch > 0 else { return }
+        if let bias {
+            checkGemmBias(bias, c, s)
+            // cuBLASLt's bias epilogue wants an aligned vector; otherwise broadcast the bias into C and accumulate.
+            if s.k > 0 && address(bias) % 16 == 0 { return issueGemm(a, b, c, s, bias: bias) }
+            copy(bias, layout: Layout(shape: [s.m, s.n], strides: [0, 1]), into: c, outLayout: .contiguous([s.m, s.n]),
+                 accumulate: false)
+            var accumulate = s
+            accumulate.beta = 1
+            return gemm(a, b, into: c, accumulate, bias: nil)
+        }
         if s.k == 0 {
             // cuBLASLt rejects k = 0; C = beta·C.
             if s.beta == 0 { fill(c, value: 0) } else if s.beta != 1 { unary(.affine(scale: s.beta, shift: 0), c, into: c) }
             return
         }
+        issueGemm(a, b, c, s, bias: nil)
+    }
+
+    /// One cublasLtMatmul (k > 0), with the bias epilogue when `bias` is given.
+    private func issueGemm(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ s: GemmShape, bias: Tensor?) {
         let pa = address(a), pb = address(b), pc = address(c)
         func alignment(_ p: UInt64) -> UInt32 { UInt32(min(256, 1 << min(p.trailingZeroBitCount, 8))) }
         // Column-major view: A' = B (n×k as op), B' = A (k×m as op), D = C (n×m).
         let key = PlanKey(shape: GemmShape(batch: s.batch, m: s.m, n: s.n, k: s.k, transA: s.transA, transB: s.transB,
                                            strideA: s.strideA, strideB: s.strideB, strideC: s.strideC),
                           dtype: a.dtype, betaIsZero: s.beta == 0,
-                          alignments: [alignment(pb), alignment(pa), alignment(pc), alignment(pc)])
+                          alignments: [alignment(pb), alignment(pa), alignment(pc), alignment(pc)], bias: bias != nil)
         let plan = gemmPlan(key)
         try? context.makeCurrent()
         // alpha/beta in the scale type: fp64 for fp64 matmuls, else fp32.
         var alpha64 = s.alpha, beta64 = s.beta, alpha32 = Float(s.alpha), beta32 = Float(s.beta)
         var algo = plan.algo
         let wide = a.dtype == .float64
-        let status = withUnsafeMutableBytes(of: &alpha64) { a64 in withUnsafeMutableBytes(of: &beta64) { b64 in
-            withUnsafeMutableBytes(of: &alpha32) { a32 in withUnsafeMutableBytes(of: &beta32) { b32 in
-                gemmState.cublas.api.cublasLtMatmul!(
-                    gemmState.handle, plan.desc, wide ? a64.baseAddress : a32.baseAddress,
-                    UnsafeRawPointer(bitPattern: UInt(pb)), plan.layouts[0], UnsafeRawPointer(bitPattern: UInt(pa)), plan.layouts[1],
-                    wide ? b64.baseAddress : b32.baseAddress,
-                    UnsafeRawPointer(bitPattern: UInt(pc)), plan.layouts[2], UnsafeMutableRawPointer(bitPattern: UInt(pc)),
-                    plan.layouts[2], &algo, UnsafeMutableRawPointer(bitPattern: UInt(gemmState.workspace)),
-                    GemmState.workspaceBytes, stream)
-            } }
-        } }
+        let ws = UnsafeMutableRawPointer(bitPattern: UInt(gemmState.workspace))
+        func issue() -> SSCublasStatus {
+            profiled(bias == nil ? "gemm" : "gemm_bias") {
+                withUnsafeMutableBytes(of: &alpha64) { a64 in withUnsafeMutableBytes(of: &beta64) { b64 in
+                    withUnsafeMutableBytes(of: &alpha32) { a32 in withUnsafeMutableBytes(of: &beta32) { b32 in
+                        gemmState.cublas.api.cublasLtMatmul!(
+                            gemmState.handle, plan.desc, wide ? a64.baseAddress : a32.baseAddress,
+                            UnsafeRawPointer(bitPattern: UInt(pb)), plan.layouts[0],
+                            UnsafeRawPointer(bitPattern: UInt(pa)), plan.layouts[1], wide ? b64.baseAddress : b32.baseAddress,
+                            UnsafeRawPointer(bitPattern: UInt(pc)), plan.layouts[2], UnsafeMutableRawPointer(bitPattern: UInt(pc)),
+                            plan.layouts[2], &algo, ws, GemmState.workspaceBytes, stream)
+                    } }
+                } }
+            }
+        }
+        let status: SSCublasStatus
+        if let bias {
+            // The descriptor is shared: set its bias pointer and issue the matmul under one lock.
+            var pointer = UInt(address(bias))
+            status = gemmState.biasLock.withLock { _ in
+                let set = gemmState.cublas.api.cublasLtMatmulDescSetAttribute!(
+                    plan.desc, Int32(SS_CUBLASLT_MATMUL_DESC_BIAS_POINTER), &pointer, MemoryLayout<UInt>.size)
+                return set == SS_CUBLAS_STATUS_SUCCESS ? issue() : set
+            }
+        } else {
+            status = issue()
+        }
         guard status == SS_CUBLAS_STATUS_SUCCESS else {
             fatalError("CUDA: cublasLtMatmul failed for \(s) (\(a.dtype)): \(gemmState.cublas.statusString(status)) (cublasStatus \(status))")
         }
@@ -119,6 +154,11 @@ extension CUDABackend {
         var opB = Int32(s.transA ? SS_CUBLAS_OP_T : SS_CUBLAS_OP_N)
         check(api.cublasLtMatmulDescSetAttribute!(desc, Int32(SS_CUBLASLT_MATMUL_DESC_TRANSA), &opA, 4), "TRANSA")
         check(api.cublasLtMatmulDescSetAttribute!(desc, Int32(SS_CUBLASLT_MATMUL_DESC_TRANSB), &opB, 4), "TRANSB")
+        if key.bias {
+            // Bias of D's type, one value per row of the column-major D (= per column of our row-major C).
+            var epilogue = UInt32(SS_CUBLASLT_EPILOGUE_BIAS)
+            check(api.cublasLtMatmulDescSetAttribute!(desc, Int32(SS_CUBLASLT_MATMUL_DESC_EPILOGUE), &epilogue, 4), "EPILOGUE")
+        }
         // Stored column-major shapes (rows, cols, ld) of each operand.
         let dims: [(UInt64, UInt64, Int64, Int)] = [
             s.transB ? (UInt64(s.k), UInt64(s.n), Int64(s.k), s.strideB) : (UInt64(s.n), UInt64(s.k), Int64(s.n), s.strideB),

@@ -38,6 +38,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// bf16/fp16 attention runs on the tensor cores (the `flash` program, compute capability 8.0 and newer)
     /// unless `SWIFTSPEED_CUDA_ATTENTION=simt` asks for the fp32 SIMT kernels of the `attention` program.
     public let tensorCoreAttention: Bool
+    /// Whether `startProfiling` is in effect, and the events it recorded (CUDABackend+Profile.swift).
+    let profiling = Atomic<Bool>(false)
+    let profile = Mutex<ProfileState?>(nil)
 
     struct Loaded {
         var modules: [CUDAKernelProgram: UInt] = [:]
@@ -76,6 +79,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     deinit {
         _ = try? context.makeCurrent()
         _ = driver.api.cuCtxSynchronize!()
+        destroyProfileEvents()
         gemmState.destroy(memory: memory)
         memory.deallocate(flags)
         memory.emptyCache()
@@ -135,7 +139,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public func read(_ tensor: Tensor, into host: UnsafeMutableRawPointer) {
         guard tensor.byteCount > 0 else { return }
         try? context.makeCurrent()
-        check(driver.api.cuMemcpyDtoH!(host, address(tensor), tensor.byteCount), "cuMemcpyDtoH_v2(\(tensor.byteCount) bytes)")
+        profiled("memcpy_dtoh") {
+            check(driver.api.cuMemcpyDtoH!(host, address(tensor), tensor.byteCount), "cuMemcpyDtoH_v2(\(tensor.byteCount) bytes)")
+        }
         checkDeferredErrors()
     }
 
@@ -152,14 +158,18 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public func write(_ host: UnsafeRawPointer, into tensor: Tensor) {
         guard tensor.byteCount > 0 else { return }
         try? context.makeCurrent()
-        check(driver.api.cuMemcpyHtoD!(address(tensor), host, tensor.byteCount), "cuMemcpyHtoD_v2(\(tensor.byteCount) bytes)")
+        profiled("memcpy_htod") {
+            check(driver.api.cuMemcpyHtoD!(address(tensor), host, tensor.byteCount), "cuMemcpyHtoD_v2(\(tensor.byteCount) bytes)")
+        }
     }
 
     /// Device-to-device copy of `bytes` (stream ordered).
     func copyBytes(from src: UInt64, to dst: UInt64, _ bytes: Int) {
         guard bytes > 0, src != dst else { return }
         try? context.makeCurrent()
-        check(driver.api.cuMemcpyDtoDAsync!(dst, src, bytes, stream), "cuMemcpyDtoDAsync_v2(\(bytes) bytes)")
+        profiled("memcpy") {
+            check(driver.api.cuMemcpyDtoDAsync!(dst, src, bytes, stream), "cuMemcpyDtoDAsync_v2(\(bytes) bytes)")
+        }
     }
 
     // MARK: Programs
@@ -233,11 +243,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             starts.append(words.count)
             a.append(to: &words)
         }
-        words.withUnsafeMutableBufferPointer { w in
-            var params: [UnsafeMutableRawPointer?] = starts.map { UnsafeMutableRawPointer(w.baseAddress! + $0) }
-            check(driver.api.cuLaunchKernel!(f, UInt32(grid.0), UInt32(grid.1), 1, UInt32(block.0), UInt32(block.1), 1,
-                                             UInt32(sharedBytes), stream, &params, nil),
-                  "cuLaunchKernel(\(name), grid \(grid), block \(block), \(sharedBytes) B shared)")
+        profiled(name) {
+            words.withUnsafeMutableBufferPointer { w in
+                var params: [UnsafeMutableRawPointer?] = starts.map { UnsafeMutableRawPointer(w.baseAddress! + $0) }
+                check(driver.api.cuLaunchKernel!(f, UInt32(grid.0), UInt32(grid.1), 1, UInt32(block.0), UInt32(block.1), 1,
+                                                 UInt32(sharedBytes), stream, &params, nil),
+                      "cuLaunchKernel(\(name), grid \(grid), block \(block), \(sharedBytes) B shared)")
+            }
         }
     }
 

@@ -100,6 +100,10 @@ extension Runner {
             check("linear [2,9,24]->[40] + bias", [x, w, bias], tolerance: .accumulated) {
                 Tensor.linear($0[0], weight: $0[1], bias: $0[2])
             }
+            // A bias one element into its buffer: not 16-byte aligned, so not cuBLASLt's epilogue but the fallback.
+            check("linear [2,9,24]->[40] + unaligned bias", [x, w, input([41], d)], tolerance: .accumulated) {
+                Tensor.linear($0[0], weight: $0[1], bias: $0[2].slice(axis: 0, 1..<41))
+            }
         }
     }
 
@@ -178,6 +182,12 @@ extension Runner {
                     check("attention T=\(t) D=\(hd)\(causal ? " causal" : "")", [q, k, v], tolerance: .accumulated) {
                         Tensor.attention($0[0], $0[1], $0[2], causal: causal)
                     }
+                }
+            }
+            // q, k, v as views into one [3, B, H, T, D] buffer (GPT's path); T = 33 leaves k and v unaligned.
+            for t in [64, 33] {
+                check("attention packed T=\(t) D=64 causal", [input([3, 2, 2, t, 64], d)], tolerance: .accumulated) {
+                    Tensor.attention(packed: $0[0], causal: true)
                 }
             }
         }

@@ -114,6 +114,18 @@ public struct AdamHyper: Sendable, Hashable {
 
 extension Backend {
     public var hostDevice: Device { .cpu }
+
+    /// `c = alpha·op(a)·op(b) + beta·c`.
+    public func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, _ shape: GemmShape) {
+        gemm(a, b, into: c, shape, bias: nil)
+    }
+
+    /// Checks a gemm's bias: `[n]`, the output's dtype, batch 1 and beta 0.
+    public func checkGemmBias(_ bias: Tensor, _ c: Tensor, _ s: GemmShape) {
+        precondition(bias.shape == [s.n] && bias.dtype == c.dtype,
+                     "gemm: bias must be [\(s.n)] in \(c.dtype); got \(bias.shape) in \(bias.dtype)")
+        precondition(s.batch == 1 && s.beta == 0, "gemm: a bias needs batch 1 and beta 0 (got batch \(s.batch), beta \(s.beta))")
+    }
 }
 
 /// Host memory a ``CPUBackend`` can allocate from instead of `malloc` (e.g. CUDA's page-locked memory).
@@ -195,7 +207,9 @@ public protocol Backend: AnyObject, Sendable {
 
     // MARK: Reductions and products
     func reduce(_ op: ReduceOp, _ x: Tensor, outer: Int, count: Int, inner: Int, into out: Tensor)
-    func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, _ shape: GemmShape)
+    /// `c = alpha·op(a)·op(b) + beta·c`, plus `bias [n]` added to every row of `c [m, n]` when given (the matmul's
+    /// epilogue on the GPU; batch 1 and beta 0 only).
+    func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, _ shape: GemmShape, bias: Tensor?)
 
     // MARK: Fused neural-network kernels (last axis = features)
     func softmax(_ x: Tensor, log: Bool, into y: Tensor)

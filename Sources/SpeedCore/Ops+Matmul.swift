@@ -65,10 +65,8 @@ extension Tensor {
         precondition(bias.shape == [weight.shape[0]], "linear: bias \(bias.shape) must be [\(weight.shape[0])]")
         let (n, k, m) = (x.count / weight.shape[1], weight.shape[1], weight.shape[0])
         let out = x.new(Array(x.shape.dropLast()) + [m])
-        x.backend.copy(bias, layout: Layout(shape: [n, m], strides: [0, 1]), into: out,
-                       outLayout: .contiguous([n, m]), accumulate: false)
         x.backend.gemm(x, weight, into: out, GemmShape(batch: 1, m: n, n: m, k: k, transA: false, transB: true,
-                                                      strideA: 0, strideB: 0, strideC: 0, beta: 1))
+                                                      strideA: 0, strideB: 0, strideC: 0), bias: bias)
         return record("linear", out, inputs: [x, weight, bias]) { g, needs in
             let g2 = g.reshape([n, m]), x2 = x.reshape([n, k])
             return [needs[0] ? matmul(g2, weight).reshape(x.shape) : nil,

@@ -136,6 +136,33 @@ extension Tensor {
         return (self - target).square().mean()
     }
 
+    /// Attention on q, k, v stacked as `packed: [3, B, H, T, D]` (a fused QKV projection, permuted), returning
+    /// `[B, H, T, D]`. Same result as `attention(packed[0], packed[1], packed[2])`, but q, k, v are views and the
+    /// backward pass writes dq, dk, dv straight into one `[3, B, H, T, D]` gradient: no zero-filled slice
+    /// gradients to add up.
+    ///
+    /// ```swift
+    /// let packed = qkv(x).reshape([b, t, 3, h, d]).permute([2, 0, 3, 1, 4])   // [3, B, H, T, D]
+    /// let y = Tensor.attention(packed: packed, causal: true)                     // [B, H, T, D]
+    /// ```
+    public static func attention(packed: Tensor, causal: Bool = true, scale: Double? = nil) -> Tensor {
+        precondition(packed.rank == 5 && packed.shape[0] == 3,
+                     "attention(packed:): expected [3, B, H, T, D]; got \(packed.shape)")
+        let shape = Array(packed.shape.dropFirst()), n = Shape.count(shape)
+        let (q, k, v) = (packed.view(shape), packed.view(shape, offset: n), packed.view(shape, offset: 2 * n))
+        let scale = scale ?? 1 / Double(shape[3]).squareRoot()
+        let out = q.new(shape)
+        let lse = q.new(Array(shape.dropLast()), dtype: q.statsDType)
+        q.backend.attention(q: q, k: k, v: v, causal: causal, scale: scale, into: out, lse: lse)
+        return record("attention", out, inputs: [packed]) { [unowned out] g, _ in
+            let gp = g.new(packed.shape)
+            g.backend.attentionBackward(q: q, k: k, v: v, out: out, lse: lse, gradOut: g, causal: causal, scale: scale,
+                                        into: gp.view(shape), gradK: gp.view(shape, offset: n),
+                                        gradV: gp.view(shape, offset: 2 * n))
+            return [gp]
+        }
+    }
+
     /// Fused scaled dot-product attention on `q, k, v: [B, H, T, D]` (causal by default),
     /// `softmax(q·kᵀ·scale + mask)·v`, never storing the `[T, T]` probabilities for backward.
     public static func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, causal: Bool = true,

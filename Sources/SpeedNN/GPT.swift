@@ -82,7 +82,7 @@ public final class CausalSelfAttention: Module {
         let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
         let d = c / heads
         let packed = qkv(x).reshape([b, t, 3, heads, d]).permute([2, 0, 3, 1, 4])   // [3, B, H, T, D]
-        let y = Tensor.attention(packed[0], packed[1], packed[2], causal: true)   // [B, H, T, D]
+        let y = Tensor.attention(packed: packed, causal: true)   // [B, H, T, D]
         return proj(y.permute([0, 2, 1, 3]).reshape([b, t, c]))
     }
 }

@@ -10,7 +10,7 @@ extension Bench {
             commandName: "gpu-step",
             abstract: "B3: gpt2-small, micro-batch 16, T 1024, bf16, AdamW (lr 3e-4, wd 0.1), clipping 1.0, ZeRO-2, W = 1.")
 
-        @Option(help: "cuda or cuda:N.") var device: String = "cuda"
+        @Option(help: "cuda or cuda:N (cpu runs the same step slowly: peak-memory estimates).") var device: String = "cuda"
         @Option(help: "gpt2-small (B3) or gpt-mini (a quick check).") var model: String = "gpt2-small"
         @Option(help: "Micro-batch size.") var microBatch: Int = 16
         @Option(help: "ZeRO stage (0-3).") var stage: Int = 2
@@ -18,6 +18,8 @@ extension Bench {
         @Option(help: "Timed steps after warm-up.") var steps: Int = 10
         @Option(help: "Warm-up steps.") var warmup: Int = 3
         @Flag(help: "Print one JSON line.") var json = false
+        @Flag(help: "After timing, profile a few more steps: GPU time per kernel family (CUDA events around every call).")
+        var profile = false
 
         func validate() throws {
             guard GPTConfig.preset(model) != nil else { throw ValidationError("unknown model '\(model)': gpt2-small or gpt-mini") }
@@ -45,14 +47,25 @@ extension Bench {
             let sync = { (gpu.backend as? CUDABackend)?.synchronize() }
             var times: [Double] = []
             gpu.backend.resetPeakMemory()
-            for step in 0..<(warmup + steps) {
-                sync()
-                let t0 = now()
+            func trainStep() throws {
                 let loss = engine(input).crossEntropy(targets: target)
                 try engine.backward(loss)
                 try engine.step()
+            }
+            for step in 0..<(warmup + steps) {
+                sync()
+                let t0 = now()
+                try trainStep()
                 sync()
                 if step >= warmup { times.append(now() - t0) }
+            }
+            // Per-family GPU time over a few more steps (events around every call slow the step itself a little).
+            var breakdown: [KernelTime] = []
+            let profiledSteps = 3
+            if profile, let cuda = gpu.backend as? CUDABackend {
+                cuda.startProfiling()
+                for _ in 0..<profiledSteps { try trainStep() }
+                breakdown = cuda.stopProfiling()
             }
             let ms = median(times) * 1000
             let tokens = Double(microBatch * t)
@@ -63,13 +76,24 @@ extension Bench {
             let tflops = flopsPerToken * tokensPerS / 1e12
             let peakGiB = Double(gpu.backend.memoryStats.peakAllocatedBytes) / Double(1 << 30)
             let loss = engine.lastLoss ?? .nan
+            let perStep = breakdown.map { ($0.family, Double($0.calls) / Double(profiledSteps), $0.milliseconds / Double(profiledSteps)) }
             if json {
+                let families = perStep.map { "\"\($0.0)\":\(fmt($0.2))" }.joined(separator: ",")
                 print("{\"case\":\"B3-gpu-step\",\"model\":\"\(model)\",\"micro_batch\":\(microBatch),\"stage\":\(stage),"
                     + "\"offload\":\(offload),\"ms_per_step\":\(fmt(ms)),\"tokens_per_s\":\(fmt(tokensPerS)),"
-                    + "\"tflops\":\(fmt(tflops)),\"peak_mem_gib\":\(fmt(peakGiB)),\"loss\":\(fmt(loss))}")
+                    + "\"tflops\":\(fmt(tflops)),\"peak_mem_gib\":\(fmt(peakGiB)),\"loss\":\(fmt(loss))"
+                    + (profile ? ",\"kernel_ms_per_step\":{\(families)}" : "") + "}")
             } else {
                 print("B3 gpu-step \(model) mb \(microBatch) ZeRO-\(stage)\(offload ? " offload" : "") on \(gpu.backend.name): "
                     + "\(fmt(ms)) ms/step, \(fmt(tokensPerS)) tokens/s, \(fmt(tflops)) TFLOP/s, peak \(fmt(peakGiB)) GiB, loss \(fmt(loss))")
+                if !perStep.isEmpty {
+                    let busy = perStep.reduce(0) { $0 + $1.2 }
+                    print("GPU time per step by kernel family (\(profiledSteps) profiled steps; \(fmt(busy)) ms busy of \(fmt(ms)) ms):")
+                    for (family, calls, t) in perStep {
+                        let share = busy > 0 ? 100 * t / busy : 0
+                        print("  \(family.padding(toLength: 28, withPad: " ", startingAt: 0)) \(fmt(calls)) calls  \(fmt(t)) ms  \(fmt(share))%")
+                    }
+                }
             }
         }
     }

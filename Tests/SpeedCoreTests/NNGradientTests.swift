@@ -144,6 +144,20 @@ import SpeedCore
     }
 
     @Test(arguments: [true, false])
+    func packedAttentionMatchesSeparateQKV(_ causal: Bool) {
+        let packed = randn64([3, 2, 2, 5, 3], seed: 380)
+        let g = randn64([2, 2, 5, 3], seed: 381)
+        (Tensor.attention(packed: packed, causal: causal) * g).sum().backward()
+        let fused = packed.grad!
+        packed.grad = nil
+        let separate = Tensor.attention(packed[0], packed[1], packed[2], causal: causal)
+        expectClose(Tensor.attention(packed: packed, causal: causal), separate, rtol: 0, atol: 0, "packed forward")
+        (separate * g).sum().backward()
+        expectClose(fused, packed.grad!, rtol: 0, atol: 0, "packed backward causal=\(causal)")
+        expectGradientsMatch("packed attention causal=\(causal)", [packed]) { Tensor.attention(packed: $0[0], causal: causal) }
+    }
+
+    @Test(arguments: [true, false])
     func attentionMatchesNaiveCompositionAndGradients(_ causal: Bool) {
         let q = randn64([2, 2, 5, 3], seed: 370), k = randn64([2, 2, 5, 3], seed: 371), v = randn64([2, 2, 5, 3], seed: 372)
         let scale = 1 / 3.0.squareRoot()

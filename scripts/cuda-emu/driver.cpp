@@ -40,6 +40,7 @@ struct Options {
     bool check = false;     // SSEMU_CHECK: guard bytes, poisoned allocations, pointer-argument checks
     bool quiet = false;     // SSEMU_QUIET: no explanation on stderr when a call fails
     bool no_device = false; // SSEMU_NO_DEVICE: cuInit reports CUDA_ERROR_NO_DEVICE
+    bool no_compute = false; // SSEMU_NO_COMPUTE: launches are checked but kernels do not run (host-overhead timing)
     size_t total = 8ull << 30;
     Options() {
         auto flag = [](const char* name) { const char* v = getenv(name); return v && *v && strcmp(v, "0") != 0; };
@@ -47,6 +48,7 @@ struct Options {
         check = flag("SSEMU_CHECK");
         quiet = flag("SSEMU_QUIET");
         no_device = flag("SSEMU_NO_DEVICE");
+        no_compute = flag("SSEMU_NO_COMPUTE");
         if (const char* g = getenv("SSEMU_MEMORY_GIB")) if (atof(g) > 0) total = (size_t)(atof(g) * (1ull << 30));
     }
 };
@@ -569,7 +571,7 @@ SSCUresult copy(const char* call, CopyKind kind, uintptr_t dst, uintptr_t src, s
     if (kind != HtoD) TRY(need_range(src, bytes, call, "source"));
     if (kind != DtoH) TRY(need_range(dst, bytes, call, "destination"));
     if ((kind == HtoD && !src) || (kind == DtoH && !dst)) return fail(SS_CUDA_ERROR_INVALID_VALUE, call, "null host pointer");
-    memmove((void*)dst, (const void*)src, bytes);
+    if (kind != DtoD || !opts().no_compute) memmove((void*)dst, (const void*)src, bytes);
     if (opts().trace >= 2)
         fprintf(stderr, "ssemu: %s 0x%llx <- 0x%llx, %zu bytes\n", call, (unsigned long long)dst, (unsigned long long)src, bytes);
     return SS_CUDA_SUCCESS;
@@ -578,7 +580,8 @@ SSCUresult set(const char* call, uintptr_t dst, unsigned char value, size_t coun
     TRY(need_context(call));
     if (!valid_stream(stream)) return fail(kInvalidHandle, call, "unknown stream %p", (void*)stream);
     TRY(need_range(dst, count, call, "destination"));
-    if (count) memset((void*)dst, value, count);
+    // SSEMU_NO_COMPUTE skips bulk fills but keeps small ones (error flags the host reads back).
+    if (count && (count <= 4096 || !opts().no_compute)) memset((void*)dst, value, count);
     return SS_CUDA_SUCCESS;
 }
 }  // namespace
@@ -867,7 +870,8 @@ EXPORT SSCUresult cuLaunchKernel(SSCUfunction function, unsigned int gx, unsigne
     }
     char error[512] = "";
     const auto start = std::chrono::steady_clock::now();
-    const int status = emu_run(EmuLaunch{k, dim3{gx, gy, gz}, dim3{bx, by, bz}, smem, params}, error, sizeof error);
+    const int status = opts().no_compute ? 0
+        : emu_run(EmuLaunch{k, dim3{gx, gy, gz}, dim3{bx, by, bz}, smem, params}, error, sizeof error);
     if (opts().trace >= 2)
         fprintf(stderr, "ssemu:   %s took %.3f ms\n", k->name,
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
