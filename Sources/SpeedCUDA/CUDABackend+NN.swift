@@ -210,40 +210,54 @@ extension CUDABackend {
     /// Whether attention on `dtype` runs on the tensor cores (bf16/fp16 on compute capability 8.0+).
     func usesFlash(_ dtype: DType) -> Bool { tensorCoreAttention && (dtype == .bfloat16 || dtype == .float16) }
 
-    public func attention(q: Tensor, k: Tensor, v: Tensor, causal: Bool, scale: Double, into out: Tensor, lse: Tensor) {
-        precondition(q.dtype != .float64 && q.dtype.isFloatingPoint,
-                     "attention on the GPU supports fp32, bf16 and fp16 (got \(q.dtype)); run fp64 checks on the CPU")
-        let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        let bh = b * h
+    /// The kernels' trailing `SS_ATT_LAYOUT_PARAMS`: heads, then (batch, head, token) strides of q/k/v, out, grads.
+    private func layoutArguments(_ l: AttentionLayout) -> [KernelArgument] {
+        [.int(l.heads)] + [l.input, l.output, l.grad].flatMap { [.int($0.batch), .int($0.head), .int($0.token)] }
+    }
+
+    private func checkAttention(_ dtype: DType, _ l: AttentionLayout, _ groups: [(AttentionStrides, [Tensor])]) {
+        precondition(dtype != .float64 && dtype.isFloatingPoint,
+                     "attention on the GPU supports fp32, bf16 and fp16 (got \(dtype)); run fp64 checks on the CPU")
+        for (strides, tensors) in groups {
+            for t in tensors {
+                precondition(t.count >= l.span(strides), "attention: a tensor of \(t.count) elements is too small for \(l)")
+            }
+        }
+    }
+
+    public func attention(q: Tensor, k: Tensor, v: Tensor, layout l: AttentionLayout, causal: Bool, scale: Double,
+                          into out: Tensor, lse: Tensor) {
+        checkAttention(q.dtype, l, [(l.input, [q, k, v]), (l.output, [out])])
+        let (bh, t, d) = (l.batch * l.heads, l.tokens, l.headDim)
         guard bh > 0, t > 0 else { return }
         let tiles = AttentionTiles(d: d)
+        let args: [KernelArgument] = [.pointer(address(q)), .pointer(address(k)), .pointer(address(v)), .pointer(address(out)),
+                                      .pointer(address(lse)), .int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale)),
+                                      .flag(causal)] + layoutArguments(l)
         if usesFlash(q.dtype) {
             launch(.flash, "ss_flash_fwd_\(Self.suffix(q.dtype))_d\(tiles.width)", grid: ((t + 63) / 64, min(bh, 65535)),
-                   block: (128, 1), sharedBytes: tiles.flashFwdBytes,
-                   [.pointer(address(q)), .pointer(address(k)), .pointer(address(v)), .pointer(address(out)),
-                    .pointer(address(lse)), .int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale)), .flag(causal)])
-            return
+                   block: (128, 1), sharedBytes: tiles.flashFwdBytes, args)
+        } else {
+            launch(.attention, "ss_attention_fwd_\(Self.suffix(q.dtype))_d\(tiles.width)",
+                   grid: ((t + tiles.fwd.0 - 1) / tiles.fwd.0, min(bh, 65535)), sharedBytes: tiles.fwdBytes, args)
         }
-        launch(.attention, "ss_attention_fwd_\(Self.suffix(q.dtype))_d\(tiles.width)",
-               grid: ((t + tiles.fwd.0 - 1) / tiles.fwd.0, min(bh, 65535)), sharedBytes: tiles.fwdBytes,
-               [.pointer(address(q)), .pointer(address(k)), .pointer(address(v)), .pointer(address(out)),
-                .pointer(address(lse)), .int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale)), .flag(causal)])
     }
 
     public func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor,
-                                  causal: Bool, scale: Double, into gradQ: Tensor, gradK: Tensor, gradV: Tensor) {
-        precondition(q.dtype != .float64 && q.dtype.isFloatingPoint,
-                     "attention on the GPU supports fp32, bf16 and fp16 (got \(q.dtype)); run fp64 checks on the CPU")
-        let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        let bh = b * h
+                                  layout l: AttentionLayout, causal: Bool, scale: Double,
+                                  into gradQ: Tensor, gradK: Tensor, gradV: Tensor) {
+        checkAttention(q.dtype, l, [(l.input, [q, k, v]), (l.output, [out, gradOut]), (l.grad, [gradQ, gradK, gradV])])
+        let (bh, t, d) = (l.batch * l.heads, l.tokens, l.headDim)
         guard bh > 0, t > 0 else { return }
-        let tiles = AttentionTiles(d: d), ty = Self.suffix(q.dtype)
+        let tiles = AttentionTiles(d: d), ty = Self.suffix(q.dtype), layoutArgs = layoutArguments(l)
         withScratch(bh * t * 4) { delta in
             launch(.attention, "ss_attention_bwd_preprocess_\(ty)", grid: warpRows(bh * t),
-                   [.pointer(address(out)), .pointer(address(gradOut)), .pointer(delta), .int(bh * t), .i32(Int32(d))])
+                   [.pointer(address(out)), .pointer(address(gradOut)), .pointer(delta), .int(bh * t), .i32(Int32(t)),
+                    .i32(Int32(d))] + layoutArgs)
             let common: [KernelArgument] = [.pointer(address(q)), .pointer(address(k)), .pointer(address(v)),
                                             .pointer(address(gradOut)), .pointer(address(lse)), .pointer(delta)]
             let tail: [KernelArgument] = [.int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale)), .flag(causal)]
+                + layoutArgs
             if usesFlash(q.dtype) {
                 let grid = ((t + 63) / 64, min(bh, 65535))
                 launch(.flash, "ss_flash_bwd_dkdv_\(ty)_d\(tiles.width)", grid: grid, block: (128, 1),

@@ -53,6 +53,58 @@ public struct GemmShape: Sendable, Hashable {
     }
 }
 
+/// Where one attention operand's rows live: token `t` of head `h` in batch `b` starts
+/// `b·batch + h·head + t·token` elements after the tensor's offset, and holds `headDim` contiguous values.
+public struct AttentionStrides: Sendable, Hashable {
+    public var batch: Int, head: Int, token: Int
+
+    public init(batch: Int, head: Int, token: Int) {
+        self.batch = batch; self.head = head; self.token = token
+    }
+}
+
+/// The shape of one attention call and where its operands live: `input` for q, k and v, `output` for out and
+/// gradOut, `grad` for gradQ, gradK and gradV.
+///
+/// ```swift
+/// // q, k, v: [B, H, T, D] tensors
+/// let layout = AttentionLayout.headMajor(batch: 2, heads: 4, tokens: 128, headDim: 64)
+/// // q, k, v packed in one [B, T, 3, H, D] tensor (a QKV projection's output, no permute), out [B, T, H, D]
+/// let packed = AttentionLayout.packedTokenMajor(batch: 2, heads: 4, tokens: 128, headDim: 64)
+/// ```
+public struct AttentionLayout: Sendable, Hashable {
+    public var batch: Int, heads: Int, tokens: Int, headDim: Int
+    public var input: AttentionStrides, output: AttentionStrides, grad: AttentionStrides
+
+    public init(batch: Int, heads: Int, tokens: Int, headDim: Int, input: AttentionStrides, output: AttentionStrides,
+                grad: AttentionStrides) {
+        self.batch = batch; self.heads = heads; self.tokens = tokens; self.headDim = headDim
+        self.input = input; self.output = output; self.grad = grad
+    }
+
+    /// Contiguous `[B, H, T, D]` for every operand.
+    public static func headMajor(batch: Int, heads: Int, tokens: Int, headDim: Int) -> AttentionLayout {
+        let s = AttentionStrides(batch: heads * tokens * headDim, head: tokens * headDim, token: headDim)
+        return AttentionLayout(batch: batch, heads: heads, tokens: tokens, headDim: headDim, input: s, output: s, grad: s)
+    }
+
+    /// q, k, v (and their gradients) interleaved in one `[B, T, 3, H, D]` tensor — q at offset 0, k at `H·D`,
+    /// v at `2·H·D` — and out / gradOut as `[B, T, H, D]`.
+    public static func packedTokenMajor(batch: Int, heads: Int, tokens: Int, headDim: Int) -> AttentionLayout {
+        let c = heads * headDim
+        let packed = AttentionStrides(batch: tokens * 3 * c, head: headDim, token: 3 * c)
+        let out = AttentionStrides(batch: tokens * c, head: headDim, token: c)
+        return AttentionLayout(batch: batch, heads: heads, tokens: tokens, headDim: headDim, input: packed, output: out,
+                               grad: packed)
+    }
+
+    /// Elements an operand with `strides` spans from its first to its last element (its view must hold that many).
+    public func span(_ s: AttentionStrides) -> Int {
+        guard batch > 0, heads > 0, tokens > 0, headDim > 0 else { return 0 }
+        return (batch - 1) * s.batch + (heads - 1) * s.head + (tokens - 1) * s.token + headDim
+    }
+}
+
 /// A strided window over a tensor's elements, in elements: used for permute, slice, concat, expand.
 public struct Layout: Sendable, Hashable {
     public var shape: [Int]
@@ -229,10 +281,14 @@ public protocol Backend: AnyObject, Sendable {
     /// `gradLogits[i, :] = gradLoss[i] * (softmax(logits[i]) - onehot(t))`, zero rows where ignored.
     func crossEntropyBackward(_ logits: Tensor, targets: Tensor, lse: Tensor, gradLoss: Tensor,
                               ignoreIndex: Int, into gradLogits: Tensor)
-    /// Scaled dot-product attention on `[B, H, T, D]`; saves `lse [B, H, T]` (fp32; fp64 for fp64 input) for backward.
-    func attention(q: Tensor, k: Tensor, v: Tensor, causal: Bool, scale: Double, into out: Tensor, lse: Tensor)
+    /// Scaled dot-product attention over `layout` (e.g. `[B, H, T, D]` tensors, or q/k/v packed token-major);
+    /// saves `lse [B, H, T]` (fp32; fp64 for fp64 input, contiguous) for backward.
+    func attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, causal: Bool, scale: Double,
+                   into out: Tensor, lse: Tensor)
+    /// gradQ/gradK/gradV follow `layout.grad`, gradOut follows `layout.output`; every gradient element is written.
     func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor,
-                           causal: Bool, scale: Double, into gradQ: Tensor, gradK: Tensor, gradV: Tensor)
+                           layout: AttentionLayout, causal: Bool, scale: Double,
+                           into gradQ: Tensor, gradK: Tensor, gradV: Tensor)
 
     // MARK: Optimizers
     /// One fused Adam/AdamW step (formula on ``AdamHyper``) over flat slices: `param`, `expAvg` and

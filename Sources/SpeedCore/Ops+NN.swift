@@ -136,29 +136,32 @@ extension Tensor {
         return (self - target).square().mean()
     }
 
-    /// Attention on q, k, v stacked as `packed: [3, B, H, T, D]` (a fused QKV projection, permuted), returning
-    /// `[B, H, T, D]`. Same result as `attention(packed[0], packed[1], packed[2])`, but q, k, v are views and the
-    /// backward pass writes dq, dk, dv straight into one `[3, B, H, T, D]` gradient: no zero-filled slice
-    /// gradients to add up.
+    /// Attention on q, k, v packed token-major as `qkv: [B, T, 3, H, D]` — a fused QKV projection's output,
+    /// reshaped, no permute — returning `[B, T, H, D]` (reshape it to `[B, T, H·D]` for the output projection).
+    /// Same values as `attention(q, k, v)` on the permuted `[B, H, T, D]` slices, but q, k, v are read in place and
+    /// the backward pass writes dq, dk, dv straight into one `[B, T, 3, H, D]` gradient: no permute copies either
+    /// way, no zero-filled slice gradients to add up.
     ///
     /// ```swift
-    /// let packed = qkv(x).reshape([b, t, 3, h, d]).permute([2, 0, 3, 1, 4])   // [3, B, H, T, D]
-    /// let y = Tensor.attention(packed: packed, causal: true)                     // [B, H, T, D]
+    /// let qkv = projection(x).reshape([b, t, 3, heads, d])   // [B, T, 3, H, D]
+    /// let y = Tensor.attention(packed: qkv, causal: true)      // [B, T, H, D]
     /// ```
     public static func attention(packed: Tensor, causal: Bool = true, scale: Double? = nil) -> Tensor {
-        precondition(packed.rank == 5 && packed.shape[0] == 3,
-                     "attention(packed:): expected [3, B, H, T, D]; got \(packed.shape)")
-        let shape = Array(packed.shape.dropFirst()), n = Shape.count(shape)
-        let (q, k, v) = (packed.view(shape), packed.view(shape, offset: n), packed.view(shape, offset: 2 * n))
-        let scale = scale ?? 1 / Double(shape[3]).squareRoot()
-        let out = q.new(shape)
-        let lse = q.new(Array(shape.dropLast()), dtype: q.statsDType)
-        q.backend.attention(q: q, k: k, v: v, causal: causal, scale: scale, into: out, lse: lse)
+        precondition(packed.rank == 5 && packed.shape[2] == 3,
+                     "attention(packed:): expected [B, T, 3, H, D]; got \(packed.shape)")
+        let (b, t, h, d) = (packed.shape[0], packed.shape[1], packed.shape[3], packed.shape[4])
+        let layout = AttentionLayout.packedTokenMajor(batch: b, heads: h, tokens: t, headDim: d)
+        let (n, c) = (packed.count, h * d)
+        let (q, k, v) = (packed.view([n]), packed.view([n - c], offset: c), packed.view([n - 2 * c], offset: 2 * c))
+        let scale = scale ?? 1 / Double(d).squareRoot()
+        let out = packed.new([b, t, h, d])
+        let lse = packed.new([b, h, t], dtype: packed.statsDType)
+        packed.backend.attention(q: q, k: k, v: v, layout: layout, causal: causal, scale: scale, into: out, lse: lse)
         return record("attention", out, inputs: [packed]) { [unowned out] g, _ in
             let gp = g.new(packed.shape)
-            g.backend.attentionBackward(q: q, k: k, v: v, out: out, lse: lse, gradOut: g, causal: causal, scale: scale,
-                                        into: gp.view(shape), gradK: gp.view(shape, offset: n),
-                                        gradV: gp.view(shape, offset: 2 * n))
+            g.backend.attentionBackward(q: q, k: k, v: v, out: out, lse: lse, gradOut: g, layout: layout, causal: causal,
+                                        scale: scale, into: gp.view([n]), gradK: gp.view([n - c], offset: c),
+                                        gradV: gp.view([n - 2 * c], offset: 2 * c))
             return [gp]
         }
     }
@@ -174,10 +177,11 @@ extension Tensor {
         let scale = scale ?? 1 / Double(q.shape[3]).squareRoot()
         let out = q.new(q.shape)
         let lse = q.new(Array(q.shape.dropLast()), dtype: q.statsDType)
-        q.backend.attention(q: q, k: k, v: v, causal: causal, scale: scale, into: out, lse: lse)
+        let layout = AttentionLayout.headMajor(batch: q.shape[0], heads: q.shape[1], tokens: q.shape[2], headDim: q.shape[3])
+        q.backend.attention(q: q, k: k, v: v, layout: layout, causal: causal, scale: scale, into: out, lse: lse)
         return record("attention", out, inputs: [q, k, v]) { [unowned out] g, _ in
             let gq = g.new(q.shape), gk = g.new(k.shape), gv = g.new(v.shape)
-            g.backend.attentionBackward(q: q, k: k, v: v, out: out, lse: lse, gradOut: g, causal: causal,
+            g.backend.attentionBackward(q: q, k: k, v: v, out: out, lse: lse, gradOut: g, layout: layout, causal: causal,
                                         scale: scale, into: gq, gradK: gk, gradV: gv)
             return [gq, gk, gv]
         }

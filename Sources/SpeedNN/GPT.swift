@@ -81,9 +81,9 @@ public final class CausalSelfAttention: Module {
     public override func forward(_ x: Tensor) -> Tensor {
         let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
         let d = c / heads
-        let packed = qkv(x).reshape([b, t, 3, heads, d]).permute([2, 0, 3, 1, 4])   // [3, B, H, T, D]
-        let y = Tensor.attention(packed: packed, causal: true)   // [B, H, T, D]
-        return proj(y.permute([0, 2, 1, 3]).reshape([b, t, c]))
+        let packed = qkv(x).reshape([b, t, 3, heads, d])          // [B, T, 3, H, D]
+        let y = Tensor.attention(packed: packed, causal: true)    // [B, T, H, D]
+        return proj(y.reshape([b, t, c]))
     }
 }
 

@@ -16,15 +16,15 @@ extension CUDAKernelSource {
 
 #define SS_ATT_THREADS 256
 
-/// dst[r][col] = src[(r0 + r) * d + col] as fp32 for r < ROWS, col < D; zero outside [0, t) x [0, d).
+/// dst[r][col] = src[(r0 + r) * ld + col] as fp32 for r < ROWS, col < D; zero outside [0, t) x [0, d).
 template <typename T, int D, int ROWS>
-__device__ __forceinline__ void ss_att_load(float* dst, const T* src, int r0, int t, int d) {
+__device__ __forceinline__ void ss_att_load(float* dst, const T* src, int r0, int t, int d, ss_i64 ld) {
     constexpr int LD = D + 1;
     for (int e = threadIdx.x; e < ROWS * D; e += SS_ATT_THREADS) {
         const int r = e / D, col = e - r * D;
         const int gr = r0 + r;
         float val = 0.0f;
-        if (gr < t && col < d) val = ss_to_float(src[(ss_i64)gr * d + col]);
+        if (gr < t && col < d) val = ss_to_float(src[(ss_i64)gr * ld + col]);
         dst[r * LD + col] = val;
     }
 }
@@ -33,7 +33,7 @@ __device__ __forceinline__ void ss_att_load(float* dst, const T* src, int r0, in
 /// Grid: (ceil(t / BR), min(B * H, 65535)); block: 256; both grid axes are grid-stride loops.
 template <typename T, int D, int BR, int BC>
 __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh_count,
-                                           int t, int d, float scale, int causal) {
+                                           int t, int d, float scale, int causal, SSAttnLayout L) {
     constexpr int LD = D + 1, LP = BC + 1, RI = BR / 16, CJ = BC / 16, DJ = D / 16;
     extern __shared__ float ss_att_smem[];
     float* Qs = ss_att_smem;
@@ -44,11 +44,11 @@ __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T
     const float ninf = -ss_inf_f();
     const int ntiles = (t + BR - 1) / BR;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 base = bh * (ss_i64)t * d;
+        const ss_i64 ib = L.q(bh), ob = L.o(bh);
         for (int qt = blockIdx.x; qt < ntiles; qt += gridDim.x) {
             const int q0 = qt * BR;
             __syncthreads();
-            ss_att_load<T, D, BR>(Qs, q + base, q0, t, d);
+            ss_att_load<T, D, BR>(Qs, q + ib, q0, t, d, L.qt);
             float m[RI], l[RI], o[RI][DJ];
 #pragma unroll
             for (int i = 0; i < RI; ++i) {
@@ -60,8 +60,8 @@ __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T
             const int kend = causal ? min(t, q0 + BR) : t;
             for (int k0 = 0; k0 < kend; k0 += BC) {
                 __syncthreads();
-                ss_att_load<T, D, BC>(Ks, k + base, k0, t, d);
-                ss_att_load<T, D, BC>(Vs, v + base, k0, t, d);
+                ss_att_load<T, D, BC>(Ks, k + ib, k0, t, d, L.qt);
+                ss_att_load<T, D, BC>(Vs, v + ib, k0, t, d, L.qt);
                 __syncthreads();
                 float s[RI][CJ];
 #pragma unroll
@@ -137,7 +137,7 @@ __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T
 #pragma unroll
                     for (int jj = 0; jj < DJ; ++jj) {
                         const int col = tx + 16 * jj;
-                        if (col < d) out[base + (ss_i64)r * d + col] = ss_st<T>(o[i][jj] * inv);
+                        if (col < d) out[ob + (ss_i64)r * L.ot + col] = ss_st<T>(o[i][jj] * inv);
                     }
                     if (tx == 0) lse[bh * t + r] = m[i] + logf(l[i]);
                 }
@@ -146,14 +146,17 @@ __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T
     }
 }
 
-/// delta[row] = sum over the head dimension of gradOut * out, for every row of [B * H * T, d]: one warp per row.
+/// delta[row] = sum over the head dimension of gradOut * out, for every row (b h, t) of [B * H * T]: one warp per
+/// row; out and gradOut follow the layout's o strides.
 template <typename T>
-__device__ __forceinline__ void ss_att_bwd_pre(const T* out, const T* gout, float* delta, ss_i64 rows, int d) {
+__device__ __forceinline__ void ss_att_bwd_pre(const T* out, const T* gout, float* delta, ss_i64 rows, int t, int d,
+                                               SSAttnLayout L) {
     const int lane = threadIdx.x & 31;
     const ss_i64 warps = SS_STRIDE >> 5;
     for (ss_i64 row = SS_TID >> 5; row < rows; row += warps) {
+        const ss_i64 at = L.o(row / t) + (row % t) * L.ot;
         float s = 0.0f;
-        for (int c = lane; c < d; c += 32) s += ss_to_float(out[row * d + c]) * ss_to_float(gout[row * d + c]);
+        for (int c = lane; c < d; c += 32) s += ss_to_float(out[at + c]) * ss_to_float(gout[at + c]);
         s = ss_warp_sum(s);
         if (lane == 0) delta[row] = s;
     }
@@ -202,7 +205,7 @@ __device__ __forceinline__ void ss_att_s_dp(const float* Qs, const float* Gs, co
 template <typename T, int D, int BR, int BC>
 __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                                 const float* delta, T* gk, T* gv, ss_i64 bh_count, int t, int d,
-                                                float scale, int causal) {
+                                                float scale, int causal, SSAttnLayout L) {
     constexpr int LD = D + 1, LP = BC + 1, RI = BR / 16, CJ = BC / 16, KI = BC / 16, DJ = D / 16;
     extern __shared__ float ss_att_smem[];
     float* Ks = ss_att_smem;
@@ -216,12 +219,12 @@ __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T*
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     const int ntiles = (t + BC - 1) / BC;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 base = bh * (ss_i64)t * d;
+        const ss_i64 ib = L.q(bh), ob = L.o(bh), gb = L.g(bh);
         for (int kt = blockIdx.x; kt < ntiles; kt += gridDim.x) {
             const int k0 = kt * BC;
             __syncthreads();
-            ss_att_load<T, D, BC>(Ks, k + base, k0, t, d);
-            ss_att_load<T, D, BC>(Vs, v + base, k0, t, d);
+            ss_att_load<T, D, BC>(Ks, k + ib, k0, t, d, L.qt);
+            ss_att_load<T, D, BC>(Vs, v + ib, k0, t, d, L.qt);
             float dk[KI][DJ], dv[KI][DJ];
 #pragma unroll
             for (int i = 0; i < KI; ++i) {
@@ -234,8 +237,8 @@ __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T*
             const int qstart = causal ? (k0 / BR) * BR : 0;
             for (int q0 = qstart; q0 < t; q0 += BR) {
                 __syncthreads();
-                ss_att_load<T, D, BR>(Qs, q + base, q0, t, d);
-                ss_att_load<T, D, BR>(Gs, gout + base, q0, t, d);
+                ss_att_load<T, D, BR>(Qs, q + ib, q0, t, d, L.qt);
+                ss_att_load<T, D, BR>(Gs, gout + ob, q0, t, d, L.ot);
                 for (int r = threadIdx.x; r < BR; r += SS_ATT_THREADS) {
                     const bool in = q0 + r < t;
                     Ls[r] = in ? lse[bh * t + q0 + r] : 0.0f;
@@ -285,8 +288,8 @@ __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T*
                     for (int jj = 0; jj < DJ; ++jj) {
                         const int col = tx + 16 * jj;
                         if (col < d) {
-                            gk[base + (ss_i64)c * d + col] = ss_st<T>(dk[i][jj] * scale);
-                            gv[base + (ss_i64)c * d + col] = ss_st<T>(dv[i][jj]);
+                            gk[gb + (ss_i64)c * L.gt + col] = ss_st<T>(dk[i][jj] * scale);
+                            gv[gb + (ss_i64)c * L.gt + col] = ss_st<T>(dv[i][jj]);
                         }
                     }
                 }
@@ -300,7 +303,7 @@ __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T*
 template <typename T, int D, int BR, int BC>
 __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                               const float* delta, T* gq, ss_i64 bh_count, int t, int d, float scale,
-                                              int causal) {
+                                              int causal, SSAttnLayout L) {
     constexpr int LD = D + 1, LP = BC + 1, RI = BR / 16, CJ = BC / 16, DJ = D / 16;
     extern __shared__ float ss_att_smem[];
     float* Qs = ss_att_smem;
@@ -313,12 +316,12 @@ __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     const int ntiles = (t + BR - 1) / BR;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 base = bh * (ss_i64)t * d;
+        const ss_i64 ib = L.q(bh), ob = L.o(bh), gb = L.g(bh);
         for (int qt = blockIdx.x; qt < ntiles; qt += gridDim.x) {
             const int q0 = qt * BR;
             __syncthreads();
-            ss_att_load<T, D, BR>(Qs, q + base, q0, t, d);
-            ss_att_load<T, D, BR>(Gs, gout + base, q0, t, d);
+            ss_att_load<T, D, BR>(Qs, q + ib, q0, t, d, L.qt);
+            ss_att_load<T, D, BR>(Gs, gout + ob, q0, t, d, L.ot);
             for (int r = threadIdx.x; r < BR; r += SS_ATT_THREADS) {
                 const bool in = q0 + r < t;
                 Ls[r] = in ? lse[bh * t + q0 + r] : 0.0f;
@@ -333,8 +336,8 @@ __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v
             const int kend = causal ? min(t, q0 + BR) : t;
             for (int k0 = 0; k0 < kend; k0 += BC) {
                 __syncthreads();
-                ss_att_load<T, D, BC>(Ks, k + base, k0, t, d);
-                ss_att_load<T, D, BC>(Vs, v + base, k0, t, d);
+                ss_att_load<T, D, BC>(Ks, k + ib, k0, t, d, L.qt);
+                ss_att_load<T, D, BC>(Vs, v + ib, k0, t, d, L.qt);
                 __syncthreads();
                 float s[RI][CJ], dp[RI][CJ];
                 ss_att_s_dp<D, RI, CJ>(Qs, Gs, Ks, Vs, s, dp);
@@ -371,7 +374,7 @@ __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v
 #pragma unroll
                     for (int jj = 0; jj < DJ; ++jj) {
                         const int col = tx + 16 * jj;
-                        if (col < d) gq[base + (ss_i64)r * d + col] = ss_st<T>(acc[i][jj] * scale);
+                        if (col < d) gq[gb + (ss_i64)r * L.gt + col] = ss_st<T>(acc[i][jj] * scale);
                     }
                 }
             }
@@ -382,23 +385,24 @@ __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v
 // Tile shapes per head dimension: forward (BR x BC), dK/dV (BR x BC), dQ (BR x BC).
 #define SS_ATT_D(TN, T, DD, FBR, FBC, KBR, KBC, QBR, QBC) \
     extern "C" __global__ void __launch_bounds__(SS_ATT_THREADS) ss_attention_fwd_##TN##_d##DD( \
-        const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh, int t, int d, float scale, int causal) { \
-        ss_att_fwd<T, DD, FBR, FBC>(q, k, v, out, lse, bh, t, d, scale, causal); \
+        const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh, int t, int d, float scale, int causal, \
+        SS_ATT_LAYOUT_PARAMS) { \
+        ss_att_fwd<T, DD, FBR, FBC>(q, k, v, out, lse, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
     } \
     extern "C" __global__ void __launch_bounds__(SS_ATT_THREADS) ss_attention_bwd_dkdv_##TN##_d##DD( \
         const T* q, const T* k, const T* v, const T* gout, const float* lse, const float* delta, T* gk, T* gv, \
-        ss_i64 bh, int t, int d, float scale, int causal) { \
-        ss_att_bwd_dkdv<T, DD, KBR, KBC>(q, k, v, gout, lse, delta, gk, gv, bh, t, d, scale, causal); \
+        ss_i64 bh, int t, int d, float scale, int causal, SS_ATT_LAYOUT_PARAMS) { \
+        ss_att_bwd_dkdv<T, DD, KBR, KBC>(q, k, v, gout, lse, delta, gk, gv, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
     } \
     extern "C" __global__ void __launch_bounds__(SS_ATT_THREADS) ss_attention_bwd_dq_##TN##_d##DD( \
         const T* q, const T* k, const T* v, const T* gout, const float* lse, const float* delta, T* gq, ss_i64 bh, \
-        int t, int d, float scale, int causal) { \
-        ss_att_bwd_dq<T, DD, QBR, QBC>(q, k, v, gout, lse, delta, gq, bh, t, d, scale, causal); \
+        int t, int d, float scale, int causal, SS_ATT_LAYOUT_PARAMS) { \
+        ss_att_bwd_dq<T, DD, QBR, QBC>(q, k, v, gout, lse, delta, gq, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
     }
 #define SS_ATT_T(TN, T) \
     extern "C" __global__ void ss_attention_bwd_preprocess_##TN(const T* out, const T* gout, float* delta, ss_i64 rows, \
-                                                                int d) { \
-        ss_att_bwd_pre<T>(out, gout, delta, rows, d); \
+                                                                int t, int d, SS_ATT_LAYOUT_PARAMS) { \
+        ss_att_bwd_pre<T>(out, gout, delta, rows, t, d, SS_ATT_LAYOUT); \
     } \
     SS_ATT_D(TN, T, 32, 64, 64, 64, 64, 64, 64) \
     SS_ATT_D(TN, T, 64, 64, 64, 64, 64, 64, 64) \

@@ -111,30 +111,30 @@ __device__ __forceinline__ void ss_fa_c_to_a(ss_u32 (&a)[4], const float (&c)[N]
     a[3] = ss_fa_pack<T>(c[2 * kk + 1][2], c[2 * kk + 1][3]);
 }
 
-/// dst[r][c] = src[(r0 + r) * d + c] for r < ROWS, c < D (row stride D + SS_FA_PAD); zero outside [0, t) x [0, d).
-/// Whole rows move as 16-byte chunks when d == D and src is 16-byte aligned.
+/// dst[r][c] = src[(r0 + r) * ld + c] for r < ROWS, c < D (row stride D + SS_FA_PAD); zero outside [0, t) x [0, d).
+/// Whole rows move as 16-byte chunks when d == D and src and ld keep every row 16-byte aligned.
 template <typename T, int D, int ROWS>
-__device__ __forceinline__ void ss_fa_load(ss_u16* dst, const T* src, int r0, int t, int d) {
+__device__ __forceinline__ void ss_fa_load(ss_u16* dst, const T* src, int r0, int t, int d, ss_i64 ld) {
     constexpr int LD = D + SS_FA_PAD, CH = D / 8;
-    if (d == D && (((ss_u64)src) & 15) == 0) {
+    if (d == D && (((ss_u64)src) & 15) == 0 && (ld & 7) == 0) {
         for (int e = threadIdx.x; e < ROWS * CH; e += SS_FA_THREADS) {
             const int r = e / CH, c = e - r * CH, gr = r0 + r;
             uint4 val = make_uint4(0u, 0u, 0u, 0u);
-            if (gr < t) val = *(const uint4*)(src + (ss_i64)gr * D + 8 * c);
+            if (gr < t) val = *(const uint4*)(src + (ss_i64)gr * ld + 8 * c);
             *(uint4*)(dst + r * LD + 8 * c) = val;
         }
     } else {
         for (int e = threadIdx.x; e < ROWS * D; e += SS_FA_THREADS) {
             const int r = e / D, c = e - r * D, gr = r0 + r;
-            dst[r * LD + c] = gr < t && c < d ? src[(ss_i64)gr * d + c].bits : (ss_u16)0;
+            dst[r * LD + c] = gr < t && c < d ? src[(ss_i64)gr * ld + c].bits : (ss_u16)0;
         }
     }
 }
 
-/// Stores rows row and row + 8 (columns 8 j + c2, + 1) of a [16 x D] fp32 fragment array, times `mul`.
+/// Stores rows row and row + 8 (columns 8 j + c2, + 1; row stride ld) of a [16 x D] fp32 fragment array, times `mul`.
 template <typename T, int DJ>
-__device__ __forceinline__ void ss_fa_store(T* dst, const float (&acc)[DJ][4], int row, int t, int d, float mul0,
-                                            float mul1) {
+__device__ __forceinline__ void ss_fa_store(T* dst, const float (&acc)[DJ][4], int row, int t, int d, ss_i64 ld,
+                                            float mul0, float mul1) {
     const int c2 = (threadIdx.x & 3) * 2;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -144,8 +144,8 @@ __device__ __forceinline__ void ss_fa_store(T* dst, const float (&acc)[DJ][4], i
 #pragma unroll
         for (int j = 0; j < DJ; ++j) {
             const int c = 8 * j + c2;
-            if (c < d) dst[(ss_i64)r * d + c] = ss_st<T>(acc[j][2 * h] * mul);
-            if (c + 1 < d) dst[(ss_i64)r * d + c + 1] = ss_st<T>(acc[j][2 * h + 1] * mul);
+            if (c < d) dst[(ss_i64)r * ld + c] = ss_st<T>(acc[j][2 * h] * mul);
+            if (c + 1 < d) dst[(ss_i64)r * ld + c + 1] = ss_st<T>(acc[j][2 * h + 1] * mul);
         }
     }
 }
@@ -154,7 +154,7 @@ __device__ __forceinline__ void ss_fa_store(T* dst, const float (&acc)[DJ][4], i
 /// key tiles of BC. Grid: (ceil(t / 64), min(B * H, 65535)), both axes grid-stride loops.
 template <typename T, int D, int BC>
 __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh_count,
-                                          int t, int d, float scale, int causal) {
+                                          int t, int d, float scale, int causal, SSAttnLayout L) {
     constexpr int BR = 64, LD = D + SS_FA_PAD, KD = D / 16, NJ = BC / 8, DJ = D / 8;
     extern __shared__ uint4 ss_fa_smem[];
     ss_u16* Qs = (ss_u16*)ss_fa_smem;   // [BR, LD]
@@ -165,11 +165,11 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
     const float ninf = -ss_inf_f();
     const int ntiles = (t + BR - 1) / BR;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 base = bh * (ss_i64)t * d;
+        const ss_i64 ib = L.q(bh), ob = L.o(bh);
         for (int qt = blockIdx.x; qt < ntiles; qt += gridDim.x) {
             const int q0 = qt * BR, row = q0 + 16 * w + g;
             __syncthreads();
-            ss_fa_load<T, D, BR>(Qs, q + base, q0, t, d);
+            ss_fa_load<T, D, BR>(Qs, q + ib, q0, t, d, L.qt);
             __syncthreads();
             ss_u32 qa[KD][4];
 #pragma unroll
@@ -180,8 +180,8 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
             const int kend = causal ? min(t, q0 + BR) : t;
             for (int k0 = 0; k0 < kend; k0 += BC) {
                 __syncthreads();
-                ss_fa_load<T, D, BC>(Ks, k + base, k0, t, d);
-                ss_fa_load<T, D, BC>(Vs, v + base, k0, t, d);
+                ss_fa_load<T, D, BC>(Ks, k + ib, k0, t, d, L.qt);
+                ss_fa_load<T, D, BC>(Vs, v + ib, k0, t, d, L.qt);
                 __syncthreads();
                 float s[NJ][4];
 #pragma unroll
@@ -251,7 +251,7 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
                 l[h] += __shfl_xor_sync(SS_FULL_MASK, l[h], 1);
                 l[h] += __shfl_xor_sync(SS_FULL_MASK, l[h], 2);
             }
-            ss_fa_store<T, DJ>(out + base, o, row, t, d, 1.0f / l[0], 1.0f / l[1]);
+            ss_fa_store<T, DJ>(out + ob, o, row, t, d, L.ot, 1.0f / l[0], 1.0f / l[1]);
             if ((lane & 3) == 0) {
                 if (row < t) lse[bh * t + row] = (m[0] + log2f(l[0])) * 0.6931471805599453f;
                 if (row + 8 < t) lse[bh * t + row + 8] = (m[1] + log2f(l[1])) * 0.6931471805599453f;
@@ -266,7 +266,7 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
 template <typename T, int D, int BQ>
 __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                                const float* delta, T* gk, T* gv, ss_i64 bh_count, int t, int d,
-                                               float scale, int causal) {
+                                               float scale, int causal, SSAttnLayout L) {
     constexpr int BK = 64, LD = D + SS_FA_PAD, KD = D / 16, NQ = BQ / 8, DJ = D / 8;
     extern __shared__ uint4 ss_fa_smem[];
     ss_u16* Ks = (ss_u16*)ss_fa_smem;       // [BK, LD]
@@ -279,12 +279,12 @@ __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* 
     const float sl2 = scale * 1.4426950408889634f;
     const int ntiles = (t + BK - 1) / BK;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 base = bh * (ss_i64)t * d;
+        const ss_i64 ib = L.q(bh), ob = L.o(bh), gb = L.g(bh);
         for (int kt = blockIdx.x; kt < ntiles; kt += gridDim.x) {
             const int k0 = kt * BK, key = k0 + 16 * w + g;
             __syncthreads();
-            ss_fa_load<T, D, BK>(Ks, k + base, k0, t, d);
-            ss_fa_load<T, D, BK>(Vs, v + base, k0, t, d);
+            ss_fa_load<T, D, BK>(Ks, k + ib, k0, t, d, L.qt);
+            ss_fa_load<T, D, BK>(Vs, v + ib, k0, t, d, L.qt);
             float dk[DJ][4], dv[DJ][4];
 #pragma unroll
             for (int j = 0; j < DJ; ++j) {
@@ -294,8 +294,8 @@ __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* 
             const int qstart = causal ? (k0 / BQ) * BQ : 0;
             for (int q0 = qstart; q0 < t; q0 += BQ) {
                 __syncthreads();
-                ss_fa_load<T, D, BQ>(Qs, q + base, q0, t, d);
-                ss_fa_load<T, D, BQ>(Gs, gout + base, q0, t, d);
+                ss_fa_load<T, D, BQ>(Qs, q + ib, q0, t, d, L.qt);
+                ss_fa_load<T, D, BQ>(Gs, gout + ob, q0, t, d, L.ot);
                 for (int r = threadIdx.x; r < BQ; r += SS_FA_THREADS) {
                     const bool in = q0 + r < t;
                     Ls[r] = in ? lse[bh * t + q0 + r] * 1.4426950408889634f : 0.0f;
@@ -348,8 +348,8 @@ __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* 
                     }
                 }
             }
-            ss_fa_store<T, DJ>(gk + base, dk, key, t, d, scale, scale);
-            ss_fa_store<T, DJ>(gv + base, dv, key, t, d, 1.0f, 1.0f);
+            ss_fa_store<T, DJ>(gk + gb, dk, key, t, d, L.gt, scale, scale);
+            ss_fa_store<T, DJ>(gv + gb, dv, key, t, d, L.gt, 1.0f, 1.0f);
         }
     }
 }
@@ -359,7 +359,7 @@ __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* 
 template <typename T, int D, int BK>
 __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                              const float* delta, T* gq, ss_i64 bh_count, int t, int d, float scale,
-                                             int causal) {
+                                             int causal, SSAttnLayout L) {
     constexpr int BR = 64, LD = D + SS_FA_PAD, KD = D / 16, NK = BK / 8, DJ = D / 8;
     extern __shared__ uint4 ss_fa_smem[];
     ss_u16* Qs = (ss_u16*)ss_fa_smem;   // [BR, LD]
@@ -370,12 +370,12 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
     const float sl2 = scale * 1.4426950408889634f;
     const int ntiles = (t + BR - 1) / BR;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 base = bh * (ss_i64)t * d;
+        const ss_i64 ib = L.q(bh), ob = L.o(bh), gb = L.g(bh);
         for (int qt = blockIdx.x; qt < ntiles; qt += gridDim.x) {
             const int q0 = qt * BR, row = q0 + 16 * w + g;
             __syncthreads();
-            ss_fa_load<T, D, BR>(Qs, q + base, q0, t, d);
-            ss_fa_load<T, D, BR>(Gs, gout + base, q0, t, d);
+            ss_fa_load<T, D, BR>(Qs, q + ib, q0, t, d, L.qt);
+            ss_fa_load<T, D, BR>(Gs, gout + ob, q0, t, d, L.ot);
             float ls[2], dl[2];
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
@@ -389,8 +389,8 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
             const int kend = causal ? min(t, q0 + BR) : t;
             for (int k0 = 0; k0 < kend; k0 += BK) {
                 __syncthreads();
-                ss_fa_load<T, D, BK>(Ks, k + base, k0, t, d);
-                ss_fa_load<T, D, BK>(Vs, v + base, k0, t, d);
+                ss_fa_load<T, D, BK>(Ks, k + ib, k0, t, d, L.qt);
+                ss_fa_load<T, D, BK>(Vs, v + ib, k0, t, d, L.qt);
                 __syncthreads();
                 float s[NK][4], dp[NK][4];
 #pragma unroll
@@ -434,7 +434,7 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
                     }
                 }
             }
-            ss_fa_store<T, DJ>(gq + base, dq, row, t, d, scale, scale);
+            ss_fa_store<T, DJ>(gq + gb, dq, row, t, d, L.gt, scale, scale);
         }
     }
 }
@@ -442,18 +442,19 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
 // Tile shapes per head width: forward key tile, dK/dV query tile, dQ key tile (64 rows per block throughout).
 #define SS_FA_D(TN, T, DD, FBC, KBQ, QBK) \
     extern "C" __global__ void __launch_bounds__(SS_FA_THREADS) ss_flash_fwd_##TN##_d##DD( \
-        const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh, int t, int d, float scale, int causal) { \
-        ss_fa_fwd<T, DD, FBC>(q, k, v, out, lse, bh, t, d, scale, causal); \
+        const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh, int t, int d, float scale, int causal, \
+        SS_ATT_LAYOUT_PARAMS) { \
+        ss_fa_fwd<T, DD, FBC>(q, k, v, out, lse, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
     } \
     extern "C" __global__ void __launch_bounds__(SS_FA_THREADS) ss_flash_bwd_dkdv_##TN##_d##DD( \
         const T* q, const T* k, const T* v, const T* gout, const float* lse, const float* delta, T* gk, T* gv, \
-        ss_i64 bh, int t, int d, float scale, int causal) { \
-        ss_fa_bwd_dkdv<T, DD, KBQ>(q, k, v, gout, lse, delta, gk, gv, bh, t, d, scale, causal); \
+        ss_i64 bh, int t, int d, float scale, int causal, SS_ATT_LAYOUT_PARAMS) { \
+        ss_fa_bwd_dkdv<T, DD, KBQ>(q, k, v, gout, lse, delta, gk, gv, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
     } \
     extern "C" __global__ void __launch_bounds__(SS_FA_THREADS) ss_flash_bwd_dq_##TN##_d##DD( \
         const T* q, const T* k, const T* v, const T* gout, const float* lse, const float* delta, T* gq, ss_i64 bh, \
-        int t, int d, float scale, int causal) { \
-        ss_fa_bwd_dq<T, DD, QBK>(q, k, v, gout, lse, delta, gq, bh, t, d, scale, causal); \
+        int t, int d, float scale, int causal, SS_ATT_LAYOUT_PARAMS) { \
+        ss_fa_bwd_dq<T, DD, QBK>(q, k, v, gout, lse, delta, gq, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
     }
 #define SS_FA_T(TN, T) \
     SS_FA_D(TN, T, 32, 64, 64, 64) \

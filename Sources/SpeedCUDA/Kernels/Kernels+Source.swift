@@ -432,6 +432,21 @@ template <typename A> __device__ __forceinline__ SSMaxSum<A> ss_block_ms(SSMaxSu
     v.s = shs[32];
     return v;
 }
+// ----- Attention operand layout (both attention programs) -----
+
+/// Where attention's operands live, in elements: row t of head h in batch b starts at b*xb + h*xh + t*xt, with
+/// x = q for q/k/v, o for out/gradOut, g for gradQ/gradK/gradV (Swift's AttentionLayout). Kernels take the ten
+/// values as trailing scalar arguments (SS_ATT_LAYOUT_PARAMS) and rebuild this.
+struct SSAttnLayout {
+    ss_i64 heads, qb, qh, qt, ob, oh, ot, gb, gh, gt;
+    __device__ __forceinline__ ss_i64 q(ss_i64 bh) const { return (bh / heads) * qb + (bh % heads) * qh; }
+    __device__ __forceinline__ ss_i64 o(ss_i64 bh) const { return (bh / heads) * ob + (bh % heads) * oh; }
+    __device__ __forceinline__ ss_i64 g(ss_i64 bh) const { return (bh / heads) * gb + (bh % heads) * gh; }
+};
+#define SS_ATT_LAYOUT_PARAMS ss_i64 heads, ss_i64 qb, ss_i64 qh, ss_i64 qt, ss_i64 ob, ss_i64 oh, ss_i64 ot, \
+    ss_i64 gb, ss_i64 gh, ss_i64 gt
+#define SS_ATT_LAYOUT SSAttnLayout{heads, qb, qh, qt, ob, oh, ot, gb, gh, gt}
+
 // ===== end of prelude =====
 
 """#
