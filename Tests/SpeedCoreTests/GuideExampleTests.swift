@@ -52,6 +52,8 @@ import SpeedCore
         #expect(Swift.abs(loss - 0.2395) < 5e-5)
         let q = Tensor.randn([1, 2, 4, 8], rng: &rng)
         #expect(Tensor.attention(q, q, q, causal: true).shape == [1, 2, 4, 8])
+        let qkv = Tensor.randn([1, 4, 3, 2, 8], rng: &rng)   // [B, T, 3, H, D]
+        #expect(Tensor.attention(packed: qkv).shape == [1, 4, 2, 8])
     }
 
     @Test func autogradWalkthrough() {
