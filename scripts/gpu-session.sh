@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything issue #5/#6 need from a lent GPU machine, in one call: report, the self-test, gpt2-small training on the
-# GPU at every ZeRO stage (+ offload) against the CPU run of the same seed, and the B3 benchmark. Outputs go to $OUT.
+# GPU at every ZeRO stage (+ offload) against the CPU run of the same seed, the B3 benchmark with its per-kernel
+# profile, and tensor-core vs SIMT attention (speed, and 50 training steps). Outputs go to $OUT.
 # Invariant: needs only .gpu/bundle.tar.xz (built here by `scripts/gpu-session.sh --build`), no Swift there.
 #
 #   scripts/gpu-session.sh --build          # on the build machine: .gpu/swiftspeed (static stdlib)
@@ -35,7 +36,14 @@ log() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$OUT/session.log"; }
 log "nvidia-smi"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/session.log"
 log "report"; $BIN report 2>&1 | tee "$OUT/report.txt"
 log "selftest"; $BIN selftest --device cuda --quiet --steps 3 > "$OUT/selftest.txt" 2>&1
-echo "selftest exit $?" | tee -a "$OUT/session.log"; tail -5 "$OUT/selftest.txt" | tee -a "$OUT/session.log"
+status=$?
+echo "selftest exit $status" | tee -a "$OUT/session.log"; tail -5 "$OUT/selftest.txt" | tee -a "$OUT/session.log"
+if [[ $status != 0 ]]; then
+    # Tell a tensor-core attention problem (flash, mma.sync) from the rest: the same comparisons on the SIMT kernels.
+    log "selftest, attention on the SIMT kernels"
+    SWIFTSPEED_CUDA_ATTENTION=simt $BIN selftest --device cuda --quiet --steps 3 > "$OUT/selftest-simt.txt" 2>&1
+    echo "selftest (simt) exit $?" | tee -a "$OUT/session.log"; tail -3 "$OUT/selftest-simt.txt" | tee -a "$OUT/session.log"
+fi
 
 # gpt2-small, same seed on both devices: mb 2, no accumulation, bf16, AdamW, clipping (the loss-curve check).
 cat > "$OUT/gpt2-check.json" <<'EOF'
@@ -75,8 +83,26 @@ for p in sorted(glob.glob(f"{out}/train-gpt2-cuda-*.jsonl")):
           f"peak {g[-1]['peak_mem_bytes'] / 2**30:.2f} GiB, {g[-1]['tokens_per_s']:.0f} tok/s" if g else open(p).read()[-400:])
 EOF
 
-for args in "--stage 2" "--stage 3" "--stage 2 --offload"; do
+for args in "--stage 2 --profile" "--stage 3" "--stage 2 --offload"; do
     log "bench gpu-step $args"
     timeout 300 $BIN bench gpu-step $args --json 2>&1 | tee -a "$OUT/bench.jsonl"
 done
+log "bench gpu-step --stage 2, attention on the SIMT kernels (for comparison)"
+SWIFTSPEED_CUDA_ATTENTION=simt timeout 300 $BIN bench gpu-step --stage 2 --json 2>&1 | tee -a "$OUT/bench-simt.jsonl"
+# #6's convergence check: the fast path's losses against the SIMT attention's for 50 steps (gpt2-small, mb 4).
+sed 's/"train_batch_size": 2, "train_micro_batch_size_per_gpu": 2/"train_batch_size": 4, "train_micro_batch_size_per_gpu": 4/' \
+    "$OUT/gpt2-check.json" > "$OUT/cfg50.json"
+log "train gpt2-small 50 steps: tensor-core attention vs SIMT"
+timeout 600 $BIN train --device cuda --model gpt2-small --config "$OUT/cfg50.json" --synthetic --steps 50 --json \
+    > "$OUT/train50-flash.jsonl" 2>&1
+SWIFTSPEED_CUDA_ATTENTION=simt timeout 600 $BIN train --device cuda --model gpt2-small --config "$OUT/cfg50.json" \
+    --synthetic --steps 50 --json > "$OUT/train50-simt.jsonl" 2>&1
+python3 - "$OUT" <<'EOF' | tee -a "$OUT/session.log"
+import json, sys
+out = sys.argv[1]
+def losses(p): return [json.loads(l)["loss"] for l in open(p) if l.startswith("{")]
+a, b = losses(f"{out}/train50-flash.jsonl"), losses(f"{out}/train50-simt.jsonl")
+worst = max((abs(x - y) / abs(y) for x, y in zip(a, b)), default=float("nan"))
+print(f"50 steps: flash {a[-1] if a else None}, simt {b[-1] if b else None}, max rel diff {worst:.3e} over {min(len(a), len(b))} steps")
+EOF
 log "done"
