@@ -85,18 +85,39 @@ func mirrorAdam(p: inout [Float], g: [Float], m: inout [Float], v: inout [Float]
     }
 
     /// From 2²¹ elements the copy is written with streaming stores (CPUBackend.streamingMinimum); the
-    /// odd tail still goes through the ordinary path. (bf16 only: both formats share the store path.)
-    @Test func streamedCopyEqualsRoundedResult() {
+    /// odd tail still goes through the ordinary path.
+    @Test(arguments: [DType.bfloat16, .float16])
+    func streamedCopyEqualsRoundedResult(dtype: DType) {
         let n = (1 << 21) + 9, device = Device.cpu(threads: 2)
         var rng = RandomStream(seed: 45)
         let param = Tensor.uniform([n], low: -2, high: 2, device: device, rng: &rng)
         let grad = Tensor.uniform([n], low: -1, high: 1, device: device, rng: &rng)
-        let copy = Tensor.zeros([n], dtype: .bfloat16, device: device)
+        let copy = Tensor.zeros([n], dtype: dtype, device: device)
         device.backend.adamStep(param: param, grad: grad, expAvg: Tensor.zeros([n], device: device),
                                 expAvgSq: Tensor.zeros([n], device: device), hyper: AdamHyper(lr: 1e-2, step: 1),
                                 lowPrecisionCopy: copy)
-        let expected = param.cast(to: .bfloat16)
+        let expected = param.cast(to: dtype)
         #expect(memcmp(copy.rawPointer, expected.rawPointer, 2 * n) == 0)
+    }
+
+    /// NaN weights give the same 16-bit NaN on every path (the F16C / AVX2 vector groups, where the hardware
+    /// would keep an fp16 payload, and the scalar tail): fp16 0x7e00 with the sign, bf16 the top half, quieted.
+    @Test(arguments: [DType.bfloat16, .float16])
+    func nanCopiesMatchSwiftsConversion(dtype: DType) {
+        let payload = Float(bitPattern: 0x7fa0_1234), negative = Float(bitPattern: 0xffc0_0001)
+        var xs: [Float] = []
+        for i in 0..<37 {
+            if i % 5 == 0 { xs.append(payload) } else if i % 7 == 0 { xs.append(negative) } else { xs.append(Float(i) * 0.37) }
+        }
+        let n = xs.count, copy = Tensor.zeros([n], dtype: dtype)
+        Device.cpu.backend.adamStep(param: Tensor(xs), grad: Tensor.zeros([n]), expAvg: Tensor.zeros([n]),
+                                    expAvgSq: Tensor.zeros([n]), hyper: AdamHyper(lr: 0, step: 1), lowPrecisionCopy: copy)
+        let want = xs.map { x -> UInt16 in
+            guard x.isNaN else { return roundedBits([x], dtype)[0] }
+            let top = UInt16(truncatingIfNeeded: x.bitPattern >> 16)
+            return dtype == .float16 ? (top & 0x8000) | 0x7e00 : top | 0x40
+        }
+        #expect(halfBits(copy) == want)
     }
 
     /// Rounding edge cases (ties, subnormals, overflow, inf, NaN, signed zero) with lr = 0, so p is unchanged.

@@ -7,8 +7,11 @@
 // a scalar compile to scalar loops and 8-lane float-compare masks go through scalar inserts, so the 16-bit
 // rounding builds masks as `(a − b) >> 31` and selects with and/andnot/or. Without a copy the sweep is
 // memory-bound at 2 threads (28 bytes per element); the bf16 and (more) fp16 roundings add enough SSE2
-// integer work to make it partly compute-bound (F16C's `vcvtps2ph` is not reachable from baseline Swift).
+// integer work to make it partly compute-bound. F16C's `vcvtps2ph` and AVX2 are not reachable from baseline Swift,
+// so on CPUs that have them the copy is converted by CSpeedShims' `ss_f32_to_f16` / `ss_f32_to_bf16`, chunk by
+// chunk, right after the update (same bits as Float16(x) / BFloat16(x)).
 
+import CSpeedShims
 import Synchronization
 #if arch(x86_64) && canImport(_Builtin_intrinsics)
 import _Builtin_intrinsics.intel
@@ -58,9 +61,31 @@ extension CPUBackend {
                                                                _ k: AdamConstants, _ n: Int) {
         let blocks = (n + 15) / 16
         let shared = Unchecked(b), stream = n >= Self.streamingMinimum
+        // 16-bit copies: F16C / AVX2 (when the CPU has them) convert each updated 1,024-element chunk while it is
+        // still in L1; otherwise the lanes round in baseline SIMD as they go.
+        let narrow: ((UnsafePointer<Float>, UnsafeMutablePointer<UInt16>, Int, Int32) -> Void)?
+        if C.self == FP16Lanes.self && ss_has_f16c() != 0 {
+            narrow = { ss_f32_to_f16($0, $1, $2, $3) }
+        } else if C.self == BF16Lanes.self && ss_has_avx2() != 0 {
+            narrow = { ss_f32_to_bf16($0, $1, $2, $3) }
+        } else {
+            narrow = nil
+        }
         parallel.forEach(blocks, grain: 1 << 12) { r in
             let lo = r.lowerBound * 16, hi = Swift.min(n, r.upperBound * 16)
-            Self.adamRun(M.self, G.self, C.self, shared.value, k, lo, hi, stream: stream)
+            if let narrow, let copy = shared.value.copy {
+                var start = lo
+                while start < hi {
+                    let end = Swift.min(hi, start + 1024)
+                    Self.adamRun(M.self, G.self, NoLanes.self, shared.value, k, start, end, stream: false)
+                    let dst = (copy + 2 * start).assumingMemoryBound(to: UInt16.self)
+                    narrow(shared.value.p + start, dst, end - start, stream && Int(bitPattern: dst) & 31 == 0 ? 1 : 0)
+                    start = end
+                }
+                if stream { storeFence() }
+            } else {
+                Self.adamRun(M.self, G.self, C.self, shared.value, k, lo, hi, stream: stream)
+            }
         }
     }
 

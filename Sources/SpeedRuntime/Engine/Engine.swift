@@ -67,8 +67,9 @@ public final class Engine {
     public internal(set) var globalGradNorm: Double?
     /// Mean loss over the micro-batches of the last completed optimizer step.
     public internal(set) var lastLoss: Double?
-    var lossSum = 0.0
-    var lossCount = 0
+    /// This boundary's micro-batch losses, detached and still on the device: read at `step()`, after the update
+    /// is issued, so `backward` never waits for the GPU.
+    var pendingLosses: [Tensor] = []
     var timers = StepTimers()
 
     /// The dtype parameters and activations use (fp32, bf16 or fp16).
@@ -190,8 +191,7 @@ public final class Engine {
         let start = now()
         defer { timers.backward += now() - start }
         precondition(loss.count == 1, "Engine.backward: loss must be a scalar, got shape \(loss.shape)")
-        lossSum += loss.item()
-        lossCount += 1
+        pendingLosses.append(loss.detach())
         flat.reattachGrads()
         let scale = (lossScaler?.scale ?? 1) / Double(gradientAccumulationSteps)
         partitioner?.begin(.backward)
@@ -208,15 +208,14 @@ public final class Engine {
         defer { timers.step += now() - start; microSteps += 1 }
         guard isGradientAccumulationBoundary else { return }
         try applyBoundaryStep()
-        lastLoss = lossCount > 0 ? lossSum / Double(lossCount) : nil
+        lastLoss = pendingLosses.isEmpty ? nil : pendingLosses.reduce(0) { $0 + $1.item() } / Double(pendingLosses.count)
         if group.size > 1, let mine = lastLoss {
             // The reported loss is the mean over the whole global batch.
             let t = Tensor([mine], shape: [1], dtype: .float64)
             try group.allReduce(t, op: .avg)
             lastLoss = t.item()
         }
-        lossSum = 0
-        lossCount = 0
+        pendingLosses.removeAll()
         globalSteps += 1
         globalSamples += trainBatchSize
         report()
