@@ -260,6 +260,33 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
     }
 }
 
+/// s = X Yᵀ and dp = X2 Y2ᵀ for the warp's 16 rows of X/X2 (row-major, starting at x/x2) against N/8 n-tiles of the
+/// row-major tiles Y/Y2: the backward pass's scores and dO·Vᵀ, key-major (dK/dV) or query-major (dQ).
+template <typename T, int D, int N>
+__device__ __forceinline__ void ss_fa_s_dp(float (&s)[N / 8][4], float (&dp)[N / 8][4], const ss_u16* x,
+                                           const ss_u16* x2, const ss_u16* y, const ss_u16* y2) {
+    constexpr int LD = D + SS_FA_PAD;
+#pragma unroll
+    for (int j = 0; j < N / 8; ++j) {
+        s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
+    }
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+        ss_u32 a[4], a2[4];
+        ss_fa_frag_a<LD>(a, x, kk);
+        ss_fa_frag_a<LD>(a2, x2, kk);
+#pragma unroll
+        for (int j = 0; j < N / 8; ++j) {
+            ss_u32 b0, b1;
+            ss_fa_frag_bt<LD>(b0, b1, y, kk, j);
+            ss_fa_mma<T>(s[j], a, b0, b1);
+            ss_fa_frag_bt<LD>(b0, b1, y2, kk, j);
+            ss_fa_mma<T>(dp[j], a2, b0, b1);
+        }
+    }
+}
+
 /// dK = scale dS^T Q and dV = P^T dO for one tile of 64 keys per block (warp w: keys 16 w..), looping over query
 /// tiles of BQ that see it. Sᵀ and dPᵀ are computed key-major so P^T and dS^T are A fragments in registers.
 /// Grid: (ceil(t / 64), min(B * H, 65535)).
@@ -267,7 +294,7 @@ template <typename T, int D, int BQ>
 __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                                const float* delta, T* gk, T* gv, ss_i64 bh_count, int t, int d,
                                                float scale, int causal, SSAttnLayout L) {
-    constexpr int BK = 64, LD = D + SS_FA_PAD, KD = D / 16, NQ = BQ / 8, DJ = D / 8;
+    constexpr int BK = 64, LD = D + SS_FA_PAD, NQ = BQ / 8, DJ = D / 8;
     extern __shared__ uint4 ss_fa_smem[];
     ss_u16* Ks = (ss_u16*)ss_fa_smem;       // [BK, LD]
     ss_u16* Vs = Ks + BK * LD;              // [BK, LD]
@@ -303,25 +330,7 @@ __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* 
                 }
                 __syncthreads();
                 float s[NQ][4], dp[NQ][4];
-#pragma unroll
-                for (int j = 0; j < NQ; ++j) {
-                    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-                    dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
-                }
-#pragma unroll
-                for (int kk = 0; kk < KD; ++kk) {
-                    ss_u32 ka[4], va[4];
-                    ss_fa_frag_a<LD>(ka, Ks + 16 * w * LD, kk);
-                    ss_fa_frag_a<LD>(va, Vs + 16 * w * LD, kk);
-#pragma unroll
-                    for (int j = 0; j < NQ; ++j) {
-                        ss_u32 b0, b1;
-                        ss_fa_frag_bt<LD>(b0, b1, Qs, kk, j);
-                        ss_fa_mma<T>(s[j], ka, b0, b1);
-                        ss_fa_frag_bt<LD>(b0, b1, Gs, kk, j);
-                        ss_fa_mma<T>(dp[j], va, b0, b1);
-                    }
-                }
+                ss_fa_s_dp<T, D, BQ>(s, dp, Ks + 16 * w * LD, Vs + 16 * w * LD, Qs, Gs);
 #pragma unroll
                 for (int j = 0; j < NQ; ++j) {
 #pragma unroll
@@ -360,7 +369,7 @@ template <typename T, int D, int BK>
 __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                              const float* delta, T* gq, ss_i64 bh_count, int t, int d, float scale,
                                              int causal, SSAttnLayout L) {
-    constexpr int BR = 64, LD = D + SS_FA_PAD, KD = D / 16, NK = BK / 8, DJ = D / 8;
+    constexpr int BR = 64, LD = D + SS_FA_PAD, NK = BK / 8, DJ = D / 8;
     extern __shared__ uint4 ss_fa_smem[];
     ss_u16* Qs = (ss_u16*)ss_fa_smem;   // [BR, LD]
     ss_u16* Gs = Qs + BR * LD;          // [BR, LD]
@@ -393,25 +402,7 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
                 ss_fa_load<T, D, BK>(Vs, v + ib, k0, t, d, L.qt);
                 __syncthreads();
                 float s[NK][4], dp[NK][4];
-#pragma unroll
-                for (int j = 0; j < NK; ++j) {
-                    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-                    dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
-                }
-#pragma unroll
-                for (int kk = 0; kk < KD; ++kk) {
-                    ss_u32 qa[4], ga[4];
-                    ss_fa_frag_a<LD>(qa, Qs + 16 * w * LD, kk);
-                    ss_fa_frag_a<LD>(ga, Gs + 16 * w * LD, kk);
-#pragma unroll
-                    for (int j = 0; j < NK; ++j) {
-                        ss_u32 b0, b1;
-                        ss_fa_frag_bt<LD>(b0, b1, Ks, kk, j);
-                        ss_fa_mma<T>(s[j], qa, b0, b1);
-                        ss_fa_frag_bt<LD>(b0, b1, Vs, kk, j);
-                        ss_fa_mma<T>(dp[j], ga, b0, b1);
-                    }
-                }
+                ss_fa_s_dp<T, D, BK>(s, dp, Qs + 16 * w * LD, Gs + 16 * w * LD, Ks, Vs);
 #pragma unroll
                 for (int j = 0; j < NK; ++j) {
 #pragma unroll
