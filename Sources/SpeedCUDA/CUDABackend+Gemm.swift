@@ -65,14 +65,10 @@ extension CUDABackend {
         Self.requireFloat(a.dtype, "gemm")
         guard s.m > 0, s.n > 0, s.batch > 0 else { return }
         if let bias {
-            checkGemmBias(bias, c, s)
             // cuBLASLt's bias epilogue wants an aligned vector; otherwise broadcast the bias into C and accumulate.
-            if s.k > 0 && address(bias) % 16 == 0 { return issueGemm(a, b, c, s, bias: bias) }
-            copy(bias, layout: Layout(shape: [s.m, s.n], strides: [0, 1]), into: c, outLayout: .contiguous([s.m, s.n]),
-                 accumulate: false)
-            var accumulate = s
-            accumulate.beta = 1
-            return gemm(a, b, into: c, accumulate, bias: nil)
+            guard s.k > 0 && address(bias) % 16 == 0 else { return gemmBroadcastingBias(a, b, into: c, s, bias: bias) }
+            checkGemmBias(bias, c, s)
+            return issueGemm(a, b, c, s, bias: bias)
         }
         if s.k == 0 {
             // cuBLASLt rejects k = 0; C = beta·C.

@@ -215,19 +215,15 @@ extension CUDABackend {
         [.int(l.heads)] + [l.input, l.output, l.grad].flatMap { [.int($0.batch), .int($0.head), .int($0.token)] }
     }
 
-    private func checkAttention(_ dtype: DType, _ l: AttentionLayout, _ groups: [(AttentionStrides, [Tensor])]) {
+    private func requireAttentionType(_ dtype: DType) {
         precondition(dtype != .float64 && dtype.isFloatingPoint,
                      "attention on the GPU supports fp32, bf16 and fp16 (got \(dtype)); run fp64 checks on the CPU")
-        for (strides, tensors) in groups {
-            for t in tensors {
-                precondition(t.count >= l.span(strides), "attention: a tensor of \(t.count) elements is too small for \(l)")
-            }
-        }
     }
 
     public func attention(q: Tensor, k: Tensor, v: Tensor, layout l: AttentionLayout, causal: Bool, scale: Double,
                           into out: Tensor, lse: Tensor) {
-        checkAttention(q.dtype, l, [(l.input, [q, k, v]), (l.output, [out])])
+        requireAttentionType(q.dtype)
+        l.checkOperands(inputs: [q, k, v], outputs: [out])
         let (bh, t, d) = (l.batch * l.heads, l.tokens, l.headDim)
         guard bh > 0, t > 0 else { return }
         let tiles = AttentionTiles(d: d)
@@ -246,7 +242,8 @@ extension CUDABackend {
     public func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor,
                                   layout l: AttentionLayout, causal: Bool, scale: Double,
                                   into gradQ: Tensor, gradK: Tensor, gradV: Tensor) {
-        checkAttention(q.dtype, l, [(l.input, [q, k, v]), (l.output, [out, gradOut]), (l.grad, [gradQ, gradK, gradV])])
+        requireAttentionType(q.dtype)
+        l.checkOperands(inputs: [q, k, v], outputs: [out, gradOut], grads: [gradQ, gradK, gradV])
         let (bh, t, d) = (l.batch * l.heads, l.tokens, l.headDim)
         guard bh > 0, t > 0 else { return }
         let tiles = AttentionTiles(d: d), ty = Self.suffix(q.dtype), layoutArgs = layoutArguments(l)

@@ -103,6 +103,16 @@ public struct AttentionLayout: Sendable, Hashable {
         guard batch > 0, heads > 0, tokens > 0, headDim > 0 else { return 0 }
         return (batch - 1) * s.batch + (heads - 1) * s.head + (tokens - 1) * s.token + headDim
     }
+
+    /// Stops unless every operand's view holds the rows this layout addresses (a caller bug).
+    public func checkOperands(inputs: [Tensor], outputs: [Tensor], grads: [Tensor] = []) {
+        for (strides, tensors, what) in [(input, inputs, "q/k/v"), (output, outputs, "out/gradOut"), (grad, grads, "gradient")] {
+            for t in tensors {
+                precondition(t.count >= span(strides),
+                              "attention: a \(what) tensor of \(t.count) elements is too small for \(self)")
+            }
+        }
+    }
 }
 
 /// A strided window over a tensor's elements, in elements: used for permute, slice, concat, expand.
@@ -177,6 +187,16 @@ extension Backend {
         precondition(bias.shape == [s.n] && bias.dtype == c.dtype,
                      "gemm: bias must be [\(s.n)] in \(c.dtype); got \(bias.shape) in \(bias.dtype)")
         precondition(s.batch == 1 && s.beta == 0, "gemm: a bias needs batch 1 and beta 0 (got batch \(s.batch), beta \(s.beta))")
+    }
+
+    /// A gemm's bias without an epilogue: the bias broadcast into every row of C, then C += A·B.
+    public func gemmBroadcastingBias(_ a: Tensor, _ b: Tensor, into c: Tensor, _ s: GemmShape, bias: Tensor) {
+        checkGemmBias(bias, c, s)
+        copy(bias, layout: Layout(shape: [s.m, s.n], strides: [0, 1]), into: c, outLayout: .contiguous([s.m, s.n]),
+             accumulate: false)
+        var accumulate = s
+        accumulate.beta = 1
+        gemm(a, b, into: c, accumulate, bias: nil)
     }
 }
 

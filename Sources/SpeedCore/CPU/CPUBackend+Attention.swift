@@ -47,17 +47,6 @@ extension CPUBackend {
         }
     }
 
-    /// Checks that every operand's view holds the rows `layout` addresses.
-    private func checkAttention(_ layout: AttentionLayout, inputs: [Tensor], outputs: [Tensor], grads: [Tensor]) {
-        for (strides, tensors, what) in [(layout.input, inputs, "q/k/v"), (layout.output, outputs, "out/gradOut"),
-                                         (layout.grad, grads, "gradients")] {
-            let span = layout.span(strides)
-            for t in tensors {
-                precondition(t.count >= span, "attention: a \(what) tensor of \(t.count) elements is too small for \(layout)")
-            }
-        }
-    }
-
     /// Query rows per block: a causal block of rows [r0, r1) only meets keys [0, r1), so the masked upper triangle
     /// is (mostly) never computed.
     static let attentionBlock = 32
@@ -83,7 +72,7 @@ extension CPUBackend {
 
     private func attentionForward<T: CPUFloat>(_: T.Type, _ q: Tensor, _ k: Tensor, _ v: Tensor, _ layout: AttentionLayout,
                                                _ causal: Bool, _ scale: Double, _ out: Tensor, _ lse: Tensor) {
-        checkAttention(layout, inputs: [q, k, v], outputs: [out], grads: [])
+        layout.checkOperands(inputs: [q, k, v], outputs: [out])
         let (h, t, d) = (layout.heads, layout.tokens, layout.headDim)
         let (si, so) = (layout.input, layout.output)
         let qs = Unchecked(q.pointer(as: T.self)), ks = Unchecked(k.pointer(as: T.self))
@@ -118,7 +107,7 @@ extension CPUBackend {
                                                       _ lse: Tensor, _ gradOut: Tensor, _ layout: AttentionLayout,
                                                       _ causal: Bool, _ scale: Double,
                                                       _ gq: Tensor, _ gk: Tensor, _ gv: Tensor) {
-        checkAttention(layout, inputs: [q, k, v], outputs: [out, gradOut], grads: [gq, gk, gv])
+        layout.checkOperands(inputs: [q, k, v], outputs: [out, gradOut], grads: [gq, gk, gv])
         let (h, t, d) = (layout.heads, layout.tokens, layout.headDim)
         let (si, so, sg) = (layout.input, layout.output, layout.grad)
         let qs = Unchecked(q.pointer(as: T.self)), ks = Unchecked(k.pointer(as: T.self))

@@ -91,15 +91,7 @@ extension CPUBackend {
     /// (batches, else rows of C, else columns), so BLAS never spins idle threads that would steal
     /// the cores from the elementwise kernels that follow.
     public func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, _ s: GemmShape, bias: Tensor?) {
-        if let bias {
-            // The bias broadcast into every row of C, then C += A·B.
-            checkGemmBias(bias, c, s)
-            copy(bias, layout: Layout(shape: [s.m, s.n], strides: [0, 1]), into: c, outLayout: .contiguous([s.m, s.n]),
-                 accumulate: false)
-            var accumulate = s
-            accumulate.beta = 1
-            return gemm(a, b, into: c, accumulate, bias: nil)
-        }
+        if let bias { return gemmBroadcastingBias(a, b, into: c, s, bias: bias) }
         if let (i, o) = promoted([a, b], [c]) { gemm(i[0]!, i[1]!, into: o[0]!, s); return finish(o, [c]) }
         switch c.dtype {
         case .float32: gemmKernel(Float.self, a, b, c, s)
