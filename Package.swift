@@ -36,14 +36,19 @@ let package = Package(
         .target(name: "SpeedOptim", dependencies: ["SpeedCore"]),
         // The CUDA layer: library loading, device enumeration, NVRTC + on-disk kernel cache, caching allocator.
         .target(name: "SpeedCUDA", dependencies: ["SpeedCore", "CSpeedCUDA"]),
-        // Process groups: the collectives protocol, a single-process group, MPI (CPU) and NCCL (GPU).
-        .target(name: "SpeedComm", dependencies: ["SpeedCore", "CSpeedMPI", "SpeedCUDA", "CSpeedCUDA"]),
+        // Process groups: the collectives protocol, the one-process group and the in-process W-rank test double.
+        .target(name: "SpeedComm", dependencies: ["SpeedCore"]),
+        // The MPI engine (CPU tensors; GPU tensors staged through host memory) and the launcher's factory.
+        .target(name: "SpeedCommMPI", dependencies: ["SpeedComm", "SpeedCore", "CSpeedMPI"]),
+        // The NCCL engine for GPU tensors, bootstrapped over MPI.
+        .target(name: "SpeedCommNCCL", dependencies: ["SpeedComm", "SpeedCommMPI", "SpeedCore", "SpeedCUDA", "CSpeedCUDA"]),
         // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, data.
         .target(
             name: "SpeedRuntime",
             dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
-        .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedRuntime", "SpeedCUDA"]),
+        .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
+                                                  "SpeedCommNCCL", "SpeedRuntime", "SpeedCUDA"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
@@ -61,7 +66,7 @@ let package = Package(
         .testTarget(name: "SpeedCoreTests", dependencies: ["SpeedCore"]),
         .testTarget(name: "SpeedNNTests", dependencies: ["SpeedNN"]),
         // Runs `swiftspeed comm-check` under mpirun (the dependency makes sure the binary is built).
-        .testTarget(name: "SpeedCommTests", dependencies: ["SpeedComm", "swiftspeed"]),
+        .testTarget(name: "SpeedCommTests", dependencies: ["SpeedComm", "SpeedCommMPI", "swiftspeed"]),
         // Runs without a GPU: loader errors, NVRTC (when a libnvrtc is found), the kernel cache, the allocator.
         .testTarget(name: "SpeedCUDATests", dependencies: ["SpeedCUDA"]),
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),

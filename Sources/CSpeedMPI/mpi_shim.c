@@ -7,7 +7,7 @@
 #include <time.h>
 
 enum { MAX_COMMS = 64 };
-// Handle -> communicator. Slot 0 is the world; written only by ss_mpi_init and ss_mpi_comm_dup,
+// Handle -> communicator. Slot 0 is the world; written only by ss_mpi_init, ss_mpi_comm_dup and ss_mpi_comm_split,
 // which every rank calls collectively from its main thread before any helper thread uses a handle.
 static MPI_Comm comms[MAX_COMMS];
 static int comm_count = 0;
@@ -108,18 +108,31 @@ void ss_mpi_error_string(int code, char *buffer, int length) {
     buffer[length - 1] = 0;
 }
 
-int ss_mpi_comm_dup(int comm, int *out) {
+/// Stores a fresh communicator in a free slot; returns its handle, or SS_MPI_ERROR (and frees it) when full.
+static int store(MPI_Comm fresh, int *out) {
     int slot = 1;
     while (slot < comm_count && comms[slot] != MPI_COMM_NULL) slot++;
-    if (slot >= MAX_COMMS) return SS_MPI_ERROR;
-    MPI_Comm fresh;
-    int rc = MPI_Comm_dup(comm_of(comm), &fresh);
-    if (rc != MPI_SUCCESS) return rc;
+    if (slot >= MAX_COMMS) { MPI_Comm_free(&fresh); return SS_MPI_ERROR; }
     MPI_Comm_set_errhandler(fresh, MPI_ERRORS_RETURN);
     comms[slot] = fresh;
     if (slot == comm_count) comm_count++;
     *out = slot;
     return SS_MPI_OK;
+}
+
+int ss_mpi_comm_dup(int comm, int *out) {
+    MPI_Comm fresh;
+    int rc = MPI_Comm_dup(comm_of(comm), &fresh);
+    return rc == MPI_SUCCESS ? store(fresh, out) : rc;
+}
+
+int ss_mpi_comm_split(int comm, int color, int key, int *out, int *rank, int *size) {
+    MPI_Comm fresh;
+    int rc = MPI_Comm_split(comm_of(comm), color, key, &fresh);
+    if (rc != MPI_SUCCESS) return rc;
+    MPI_Comm_rank(fresh, rank);
+    MPI_Comm_size(fresh, size);
+    return store(fresh, out);
 }
 
 int ss_mpi_comm_free(int comm) {

@@ -1,4 +1,4 @@
-// The collectives contract ZeRO and data parallelism are written against, plus the size-1 group.
+// The collectives contract ZeRO, data, pipeline and tensor parallelism are written against.
 // Invariant: every rank calls the same collectives in the same order with the same element counts;
 // a rank that never arrives turns into a `CommError` after the group's timeout, never a silent hang.
 
@@ -9,7 +9,7 @@ public enum CommOp: String, Sendable, Hashable {
     case sum, avg, max
 }
 
-/// A failed or timed-out collective, naming the rank, the operation and what MPI said.
+/// A failed or timed-out collective, naming the rank, the operation and what the transport said.
 public struct CommError: Error, CustomStringConvertible {
     public let rank: Int
     public let operation: String
@@ -20,13 +20,19 @@ public struct CommError: Error, CustomStringConvertible {
     public var description: String { "rank \(rank): \(operation) failed: \(message)" }
 }
 
-/// A group of cooperating processes (DeepSpeed's `torch.distributed` process group).
+/// A group of cooperating ranks (DeepSpeed's `torch.distributed` process group).
 ///
-/// Tensors are contiguous and, for the MPI backend, on the CPU.
+/// Three engines implement it: ``SingleProcessGroup`` (one rank), ``LocalProcessGroup`` (N ranks as
+/// threads of one process, the test double) and, in their own targets, MPI (CPU) and NCCL (GPU).
+/// Code above this layer names only the protocol.
 ///
 /// ```swift
-/// let group = try ProcessGroups.fromEnvironment()   // MPI under mpirun, else a single process
-/// try group.allReduce(grads, op: .avg)
+/// let groups = try LocalProcessGroup.run(size: 4) { group in
+///     let t = Tensor([Float(group.rank)])
+///     try group.allReduce(t, op: .sum)                    // 0 + 1 + 2 + 3 on every rank
+///     let pair = try group.split(color: group.rank / 2, key: group.rank)   // {0, 1} and {2, 3}
+///     return (t.item(), pair.size)
+/// }
 /// ```
 public protocol ProcessGroup: AnyObject, Sendable {
     var rank: Int { get }
@@ -44,12 +50,24 @@ public protocol ProcessGroup: AnyObject, Sendable {
     func allGather(_ input: Tensor, into output: Tensor, counts: [Int]) throws
     /// Copies `root`'s `tensor` to every rank.
     func broadcast(_ tensor: Tensor, root: Int) throws
+    /// Sends `tensor` to `destination`; may wait until the receiver has taken it, so a correct program
+    /// never relies on buffering (the in-process group always waits).
     func send(_ tensor: Tensor, to destination: Int, tag: Int) throws
+    /// Receives into `tensor` (same element count and dtype as sent) from `source`.
     func receive(_ tensor: Tensor, from source: Int, tag: Int) throws
     func barrier() throws
+    /// Collective: ranks passing the same `color` (>= 0) form a new group, ordered by `key`, then by
+    /// rank here (MPI's `MPI_Comm_split`). Data-, pipeline- and tensor-parallel groups are splits.
+    func split(color: Int, key: Int) throws -> any ProcessGroup
     /// A second group over the same ranks whose collectives may run on another thread while this
-    /// one's run (ZeRO-3's prefetch thread), or nil when the transport cannot do that.
+    /// one's run (ZeRO-3's prefetch thread), or nil when the transport cannot do that. Collective.
     func makeCompanion() throws -> (any ProcessGroup)?
+    /// Ends the job — every rank of every group — with `code` (after a failure one rank cannot
+    /// recover from, such as a timed-out collective inside an autograd hook).
+    func abort(code: Int32) -> Never
+    /// Releases the transport at the end of a run (MPI_Finalize for the world group); collectives
+    /// fail afterwards. Call it once, on every rank, after the last collective.
+    func finalize()
 }
 
 extension ProcessGroup {
@@ -70,73 +88,22 @@ extension ProcessGroup {
                      "allGather: output has \(output.count) elements; it needs size (\(size)) × input (\(input.count))")
         try allGather(input, into: output, counts: Array(repeating: input.count, count: size))
     }
-}
 
-/// The group of one process: every collective is the identity (or a copy).
-public final class SingleProcessGroup: ProcessGroup {
-    public let timeout: Double
-    public init(timeout: Double = 1800) { self.timeout = timeout }
-    public var rank: Int { 0 }
-    public var size: Int { 1 }
-
-    public func allReduce(_ tensor: Tensor, op: CommOp) throws {}
-
-    public func reduceScatter(_ input: Tensor, into output: Tensor, counts: [Int], op: CommOp) throws {
-        precondition(counts == [output.count] && input.count == output.count,
-                     "reduceScatter: counts \(counts), input \(input.count) and output \(output.count) elements (size 1)")
-        if input.storage !== output.storage || input.offset != output.offset { output.copyData(from: input) }
+    /// Checks the arguments every engine's `reduceScatter` shares (caller bugs stop with the values).
+    public func checkReduceScatter(_ input: Tensor, _ output: Tensor, counts: [Int]) {
+        precondition(counts.count == size && output.count == counts[rank] && input.count == counts.reduce(0, +),
+                     "reduceScatter: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
+        precondition(input.dtype == output.dtype, "reduceScatter: dtypes \(input.dtype) and \(output.dtype) differ")
     }
 
-    public func allGather(_ input: Tensor, into output: Tensor, counts: [Int]) throws {
-        precondition(counts == [input.count] && input.count == output.count,
-                     "allGather: counts \(counts), input \(input.count) and output \(output.count) elements (size 1)")
-        if input.storage !== output.storage || input.offset != output.offset { output.copyData(from: input) }
-    }
-
-    public func broadcast(_ tensor: Tensor, root: Int) throws {
-        precondition(root == 0, "broadcast: root \(root) does not exist in a group of size 1")
-    }
-
-    public func send(_ tensor: Tensor, to destination: Int, tag: Int) throws {
-        throw CommError(rank: 0, operation: "send to \(destination)", message: "a single-process group has no peers")
-    }
-
-    public func receive(_ tensor: Tensor, from source: Int, tag: Int) throws {
-        throw CommError(rank: 0, operation: "receive from \(source)", message: "a single-process group has no peers")
-    }
-
-    public func barrier() throws {}
-
-    public func makeCompanion() throws -> (any ProcessGroup)? { SingleProcessGroup(timeout: timeout) }
-}
-
-/// Choosing a process group.
-public enum ProcessGroups {
-    /// MPI when the process was started by `mpirun` (or `swiftspeed launch`), else one process.
-    /// - Parameter timeout: seconds a collective waits (DeepSpeed's default is 30 minutes).
-    public static func fromEnvironment(timeout: Double = 1800) throws -> any ProcessGroup {
-        let env = ProcessEnvironment.current
-        if env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMI_SIZE"] != nil || env["PMIX_RANK"] != nil {
-            return try MPIProcessGroup(timeout: timeout)
-        }
-        return SingleProcessGroup(timeout: timeout)
+    /// Checks the arguments every engine's `allGather` shares.
+    public func checkAllGather(_ input: Tensor, _ output: Tensor, counts: [Int]) {
+        precondition(counts.count == size && input.count == counts[rank] && output.count == counts.reduce(0, +),
+                     "allGather: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
+        precondition(input.dtype == output.dtype, "allGather: dtypes \(input.dtype) and \(output.dtype) differ")
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// Read-only view of the process environment.
-enum ProcessEnvironment {
-    static var current: [String: String] {
-        var out: [String: String] = [:]
-        var p = environ
-        while let entry = p.pointee {
-            let s = String(cString: entry)
-            if let eq = s.firstIndex(of: "=") { out[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            p += 1
-        }
-        return out
-    }
-}
+/// Factories for the process group a job runs in; the MPI and NCCL targets add theirs
+/// (`ProcessGroups.fromEnvironment`, `ProcessGroups.accelerated(_:for:)`), so callers never name an engine.
+public enum ProcessGroups {}

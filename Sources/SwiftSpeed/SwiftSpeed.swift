@@ -5,3 +5,5 @@
 @_exported import SpeedRuntime
 @_exported import SpeedComm
 @_exported import SpeedCUDA
+@_exported import SpeedCommMPI
+@_exported import SpeedCommNCCL

@@ -60,7 +60,6 @@ extension Bench {
 
         func run() throws {
             let group = try ProcessGroups.fromEnvironment(timeout: timeout)
-            let mpi = group as? MPIProcessGroup
             let (rank, w) = (group.rank, group.size)
             if rank == 0 && w == 1 {
                 printError("warning: one process — run under mpirun -n W (W >= 2) to measure the collectives")
@@ -73,23 +72,21 @@ extension Bench {
             var bytes = minBytes
             while bytes <= maxBytes {
                 let count = max(w, bytes / 4 / w * w)
-                try runSize(group, mpi, count: count)
+                try runSize(group, count: count)
                 if bytes > Int.max / 4 { break }
                 bytes *= 4
             }
-            if let mpi {
-                try mpi.barrier()
-                mpi.finalize()
-            }
+            try group.barrier()
+            group.finalize()
         }
 
         /// Times the three collectives (and the anchor) on `count` fp32 elements and prints the figures.
-        func runSize(_ group: any ProcessGroup, _ mpi: MPIProcessGroup?, count: Int) throws {
+        func runSize(_ group: any ProcessGroup, count: Int) throws {
             let (rank, w) = (group.rank, group.size)
             let bytes = count * 4, block = count / w
             let n = iterations(bytes: bytes), warm = warmup ?? max(2, n / 10)
             let full = Tensor.zeros([count]), part = Tensor.zeros([block])
-            try check(group, mpi, full: full, part: part)
+            let hasAnchor = try check(group, full: full, part: part)
 
             /// Best over rounds of (max over ranks of the mean seconds per call).
             func time(_ body: () throws -> Void) throws -> Double {
@@ -106,7 +103,7 @@ extension Bench {
             for _ in 0..<rounds {
                 if chosen.contains("all_reduce") {
                     ours = min(ours, try time { try group.allReduce(full, op: .sum) })
-                    if let mpi { anchor = min(anchor, try time { try mpi.referenceAllReduce(full) }) }
+                    if hasAnchor { anchor = min(anchor, try time { _ = try ProcessGroups.transportAllReduce(full, in: group) }) }
                 }
                 if chosen.contains("reduce_scatter") {
                     scatter = min(scatter, try time { try group.reduceScatter(full, into: part, op: .sum) })
@@ -118,14 +115,14 @@ extension Bench {
 
             let busAllReduce = w > 1 ? 2 * Double(w - 1) / Double(w) : 0, busOther = Double(w - 1) / Double(w)
             func algbw(_ t: Double) -> Double { Double(bytes) / t / 1e9 }
-            let ratio = mpi == nil ? nil : anchor / ours
+            let ratio = !hasAnchor ? nil : anchor / ours
             if json {
                 func line(_ op: String, _ t: Double, _ factor: Double, _ extra: String = "") -> String {
                     "{\"case\":\"B5-collectives\",\"op\":\"\(op)\",\"ranks\":\(w),\"bytes\":\(bytes),\"count\":\(count),"
                         + "\"iters\":\(n),\"time_us\":\(fmt(t * 1e6)),\"algbw_gbs\":\(fmt3(algbw(t))),"
                         + "\"busbw_gbs\":\(fmt3(algbw(t) * factor))\(extra)}"
                 }
-                let anchorFields = mpi == nil ? ",\"mpi_time_us\":null,\"mpi_busbw_gbs\":null,\"ratio\":null"
+                let anchorFields = !hasAnchor ? ",\"mpi_time_us\":null,\"mpi_busbw_gbs\":null,\"ratio\":null"
                     : ",\"mpi_time_us\":\(fmt(anchor * 1e6)),\"mpi_busbw_gbs\":\(fmt3(algbw(anchor) * busAllReduce)),\"ratio\":\(fmt3(ratio!))"
                 if chosen.contains("all_reduce") { print(line("all_reduce", ours, busAllReduce, anchorFields)) }
                 if chosen.contains("reduce_scatter") { print(line("reduce_scatter", scatter, busOther)) }
@@ -134,7 +131,7 @@ extension Bench {
                 func cell(_ t: Double, _ factor: Double) -> String {
                     t.isFinite ? pad("\(fmt3(algbw(t) * factor)) (\(fmt(t * 1e6)))", 22) : pad("-", 22)
                 }
-                print(pad(human(bytes), 11) + cell(ours, busAllReduce) + (mpi == nil ? pad("-", 22) : cell(anchor, busAllReduce))
+                print(pad(human(bytes), 11) + cell(ours, busAllReduce) + (!hasAnchor ? pad("-", 22) : cell(anchor, busAllReduce))
                       + pad(ours.isFinite ? ratio.map(fmt3) ?? "-" : "-", 7) + cell(scatter, busOther) + cell(gather, busOther))
             }
             fflush(nil)   // all streams: lines reach mpirun as they are measured
@@ -142,7 +139,7 @@ extension Bench {
 
         /// One call of each collective on rank-dependent values, checked against the known result;
         /// leaves both buffers zero.
-        func check(_ group: any ProcessGroup, _ mpi: MPIProcessGroup?, full: Tensor, part: Tensor) throws {
+        func check(_ group: any ProcessGroup, full: Tensor, part: Tensor) throws -> Bool {
             let (rank, w) = (group.rank, group.size)
             let sum = Double(w * (w + 1) / 2)
             func expect(_ what: String, _ t: Tensor, _ index: Int, _ want: Double) throws {
@@ -154,11 +151,9 @@ extension Bench {
             full.fill(Double(rank + 1))
             try group.allReduce(full, op: .sum)
             try expect("allReduce", full, full.count - 1, sum)
-            if let mpi {
-                full.fill(Double(rank + 1))
-                try mpi.referenceAllReduce(full)
-                try expect("MPI_Allreduce", full, 0, sum)
-            }
+            full.fill(Double(rank + 1))
+            let hasAnchor = try ProcessGroups.transportAllReduce(full, in: group)
+            if hasAnchor { try expect("MPI_Allreduce", full, 0, sum) }
             full.fill(Double(rank + 1))
             try group.reduceScatter(full, into: part, op: .sum)
             try expect("reduceScatter", part, part.count - 1, sum)
@@ -167,6 +162,7 @@ extension Bench {
             try expect("allGather", full, (w - 1) * part.count, Double(w - 1))
             full.fill(0)
             part.fill(0)
+            return hasAnchor
         }
     }
 }

@@ -56,10 +56,8 @@ struct Train: ParsableCommand {
             throw ExitCode(2)
         }
         // GPUs across processes talk through NCCL; without it, MPI stages through host memory.
-        if device.isCUDA, let mpi = group as? MPIProcessGroup, mpi.size > 1 {
-            do { group = try NCCLProcessGroup(mpi: mpi, device: device) } catch {
-                logger.warning("NCCL unavailable (\(error)); collectives go through MPI with host staging")
-            }
+        do { group = try ProcessGroups.accelerated(group, for: device) } catch {
+            logger.warning("NCCL unavailable (\(error)); collectives go through MPI with host staging")
         }
         let (rank, world) = (group.rank, group.size)
         if rank != 0 { logger.logLevel = .error }
@@ -112,10 +110,8 @@ struct Train: ParsableCommand {
         if !json, rank == 0, let text = job.generate(characters: sample, seed: seed) {
             print("\n--- sample ---\n\(text)\n--------------")
         }
-        if let mpi = (group as? MPIProcessGroup) ?? (group as? NCCLProcessGroup)?.mpi {
-            try mpi.barrier()
-            mpi.finalize()
-        }
+        try group.barrier()
+        group.finalize()
     }
 }
 

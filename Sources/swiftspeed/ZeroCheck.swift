@@ -48,7 +48,7 @@ struct ZeroCheck: ParsableCommand {
             }
         }
         if group.rank == 0 { print("zero-check: \(cases - failures)/\(cases) cases match on \(group.size) rank\(group.size == 1 ? "" : "s")") }
-        (group as? MPIProcessGroup)?.finalize()
+        group.finalize()
         if failures > 0 { throw ExitCode(1) }
     }
 

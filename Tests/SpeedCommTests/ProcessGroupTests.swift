@@ -3,6 +3,7 @@
 // a dead rank ending the job with an error instead of hanging.
 import Foundation
 import SpeedComm
+import SpeedCommMPI
 import SpeedCore
 import Testing
 

@@ -36,6 +36,9 @@ final class MirrorGroup: ProcessGroup, @unchecked Sendable {
     func receive(_ tensor: Tensor, from source: Int, tag: Int) throws {}
     func barrier() throws {}
     func makeCompanion() throws -> (any ProcessGroup)? { nil }
+    func split(color: Int, key: Int) throws -> any ProcessGroup { self }
+    func abort(code: Int32) -> Never { fatalError("MirrorGroup aborted with \(code)") }
+    func finalize() {}
 }
 
 @Suite struct GradientAveragingTests {

@@ -1,7 +1,7 @@
 // Plain-C wrappers over the few MPI calls SwiftSpeed uses: MPI's handles are macros Swift cannot import.
 // Invariant: this header never includes mpi.h; every collective takes a deadline and returns
 // SS_MPI_TIMEOUT instead of blocking forever when a peer never arrives. Communicators are small
-// integer handles: 0 is MPI_COMM_WORLD, ss_mpi_comm_dup hands out the others.
+// integer handles: 0 is MPI_COMM_WORLD, ss_mpi_comm_dup and ss_mpi_comm_split hand out the others.
 #ifndef CSPEEDMPI_H
 #define CSPEEDMPI_H
 
@@ -22,7 +22,10 @@ void ss_mpi_abort(int code);
 void ss_mpi_error_string(int code, char *buffer, int length);
 /// Duplicates communicator `comm` (collective); writes the new handle into `out`.
 int ss_mpi_comm_dup(int comm, int *out);
-/// Frees a handle from ss_mpi_comm_dup (collective); its slot is reused.
+/// Splits communicator `comm` (collective, MPI_Comm_split): ranks with the same `color` (>= 0) form a new
+/// communicator, ordered by `key` then old rank; writes its handle and this rank's rank and size in it.
+int ss_mpi_comm_split(int comm, int color, int key, int *out, int *rank, int *size);
+/// Frees a handle from ss_mpi_comm_dup or ss_mpi_comm_split (collective); its slot is reused.
 int ss_mpi_comm_free(int comm);
 
 /// In place when `send` is NULL. `timeout` is in seconds (<= 0: wait forever).

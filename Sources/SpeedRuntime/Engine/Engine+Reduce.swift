@@ -88,8 +88,7 @@ extension Engine {
             }
             partitioner.onFailure = { [logger, group] error in
                 logger.critical("[SwiftSpeed] ZeRO-3 parameter gather failed: \(error)")
-                (group as? MPIProcessGroup)?.abort(code: 3)
-                fatalError("ZeRO-3 parameter gather failed: \(error)")
+                group.abort(code: 3)
             }
         }
     }

@@ -3,9 +3,15 @@
 // rank sees the same rounded result; data-movement collectives move the raw bytes.
 
 import CSpeedMPI
+import SpeedComm
 import SpeedCore
 
-/// A process group over `MPI_COMM_WORLD` (or a duplicate of it, see ``makeCompanion()``).
+/// A process group over `MPI_COMM_WORLD`, a duplicate of it (``makeCompanion()``) or a split of it.
+///
+/// ```swift
+/// let world = try MPIProcessGroup(timeout: 600)   // under mpirun / swiftspeed launch
+/// let rows = try world.split(color: world.rank / 2, key: world.rank)
+/// ```
 public final class MPIProcessGroup: ProcessGroup {
     public let rank: Int
     public let size: Int
@@ -45,13 +51,22 @@ public final class MPIProcessGroup: ProcessGroup {
         return MPIProcessGroup(rank: rank, size: size, timeout: timeout, comm: handle, threadMultiple: true)
     }
 
-    /// Ends the whole job (every rank) with `code`, e.g. after a timeout.
-    public func abort(code: Int32 = 1) -> Never {
+    /// `MPI_Comm_split` of this group's communicator (collective over this group's ranks).
+    public func split(color: Int, key: Int) throws -> any ProcessGroup {
+        precondition(color >= 0, "split: color \(color) must be >= 0")
+        var handle: Int32 = 0, r: Int32 = 0, s: Int32 = 0
+        try run("split (color \(color), key \(key))") { ss_mpi_comm_split(comm, Int32(color), Int32(key), &handle, &r, &s) }
+        return MPIProcessGroup(rank: Int(r), size: Int(s), timeout: timeout, comm: handle, threadMultiple: threadMultiple)
+    }
+
+    /// Ends the whole job (every rank of `MPI_COMM_WORLD`) with `code`, e.g. after a timeout.
+    public func abort(code: Int32) -> Never {
         ss_mpi_abort(code)
         fatalError("MPI_Abort returned")
     }
 
-    public func finalize() { _ = ss_mpi_finalize() }
+    /// `MPI_Finalize` for the world group; a split or companion group is released when it is dropped.
+    public func finalize() { if comm == 0 { _ = ss_mpi_finalize() } }
 
     /// OpenMPI's own blocking `MPI_Allreduce` (sum, in place): the anchor for `bench collectives`.
     public func referenceAllReduce(_ tensor: Tensor) throws {
@@ -81,9 +96,7 @@ public final class MPIProcessGroup: ProcessGroup {
         if !input.device.isCPU || !output.device.isCPU {
             return try viaHost([input, output], writes: [false, true]) { try reduceScatter($0[0], into: $0[1], counts: counts, op: op) }
         }
-        precondition(counts.count == size && output.count == counts[rank] && input.count == counts.reduce(0, +),
-                     "reduceScatter: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
-        precondition(input.dtype == output.dtype, "reduceScatter: dtypes \(input.dtype) and \(output.dtype) differ")
+        checkReduceScatter(input, output, counts: counts)
         if input.dtype.isHalf {
             let i32 = noGrad { input.cast(to: .float32) }, o32 = Tensor(empty: output.shape, dtype: .float32)
             try reduceScatter(i32, into: o32, counts: counts, op: op)
@@ -107,9 +120,7 @@ public final class MPIProcessGroup: ProcessGroup {
         if !input.device.isCPU || !output.device.isCPU {
             return try viaHost([input, output], writes: [false, true]) { try allGather($0[0], into: $0[1], counts: counts) }
         }
-        precondition(counts.count == size && input.count == counts[rank] && output.count == counts.reduce(0, +),
-                     "allGather: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
-        precondition(input.dtype == output.dtype, "allGather: dtypes \(input.dtype) and \(output.dtype) differ")
+        checkAllGather(input, output, counts: counts)
         // `input` may be this rank's own block of `output` (ZeRO's gather of updated weights): MPI then
         // needs MPI_IN_PLACE instead of an aliasing send buffer.
         let inPlace = input.storage === output.storage && input.offset == output.offset + counts[..<rank].reduce(0, +)

@@ -4,6 +4,8 @@
 // and point-to-point messages go through the MPI group it was built from.
 
 import CSpeedCUDA
+import SpeedComm
+import SpeedCommMPI
 import SpeedCore
 import SpeedCUDA
 
@@ -20,6 +22,7 @@ public final class NCCLProcessGroup: ProcessGroup, @unchecked Sendable {
     public let device: Device
     let backend: CUDABackend
     let nccl: NCCLLibrary
+    let libraries: CUDALibraries
     let comm: SSNCCLcomm
 
     public var rank: Int { mpi.rank }
@@ -44,6 +47,7 @@ public final class NCCLProcessGroup: ProcessGroup, @unchecked Sendable {
         var comm: SSNCCLcomm?
         try Self.check(nccl, nccl.api.ncclCommInitRank!(&comm, Int32(mpi.size), id, Int32(mpi.rank)), "ncclCommInitRank", rank: mpi.rank)
         self.mpi = mpi
+        self.libraries = libraries
         self.device = device
         self.backend = backend
         self.nccl = nccl
@@ -102,8 +106,7 @@ public final class NCCLProcessGroup: ProcessGroup, @unchecked Sendable {
 
     public func reduceScatter(_ input: Tensor, into output: Tensor, counts: [Int], op: CommOp) throws {
         guard onDevice(input, output) else { return try mpi.reduceScatter(input, into: output, counts: counts, op: op) }
-        precondition(counts.count == size && output.count == counts[rank] && input.count == counts.reduce(0, +),
-                     "reduceScatter: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
+        checkReduceScatter(input, output, counts: counts)
         try backend.context.makeCurrent()
         let block = counts.max() ?? 0
         guard block > 0 else { return }
@@ -127,8 +130,7 @@ public final class NCCLProcessGroup: ProcessGroup, @unchecked Sendable {
 
     public func allGather(_ input: Tensor, into output: Tensor, counts: [Int]) throws {
         guard onDevice(input, output) else { return try mpi.allGather(input, into: output, counts: counts) }
-        precondition(counts.count == size && input.count == counts[rank] && output.count == counts.reduce(0, +),
-                     "allGather: counts \(counts) (need \(size)), input \(input.count) elements, output \(output.count) on rank \(rank)")
+        checkAllGather(input, output, counts: counts)
         try backend.context.makeCurrent()
         let block = counts.max() ?? 0
         guard block > 0 else { return }
@@ -175,4 +177,19 @@ public final class NCCLProcessGroup: ProcessGroup, @unchecked Sendable {
 
     /// No second NCCL communicator yet: ZeRO-3 prefetching runs inline.
     public func makeCompanion() throws -> (any ProcessGroup)? { nil }
+
+    /// Splits the MPI group, then builds an NCCL communicator over each part (collective).
+    public func split(color: Int, key: Int) throws -> any ProcessGroup {
+        let part = try mpi.split(color: color, key: key) as! MPIProcessGroup
+        return try NCCLProcessGroup(mpi: part, device: device, libraries: libraries)
+    }
+
+    /// Ends the whole job through MPI.
+    public func abort(code: Int32) -> Never { mpi.abort(code: code) }
+
+    /// Waits for queued GPU work, then finalizes the MPI group it was built from.
+    public func finalize() {
+        backend.synchronize()
+        mpi.finalize()
+    }
 }
