@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"], exclude: ["Fixtures"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
         // its outputs with SpeedRuntime (safetensors).
-        .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed", "SpeedRuntime"]),
+        .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed", "SwiftSpeed"]),
     ],
     swiftLanguageModes: [.v6]
 )
