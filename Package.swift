@@ -63,17 +63,19 @@ let package = Package(
                           exclude: ["ds_config.json"]),
         .executableTarget(name: "LinearClientOptimizerExample", dependencies: ["SwiftSpeed"],
                           path: "Examples/LinearClientOptimizer", exclude: ["ds_config.json"]),
+        // Test helpers: finding mpirun and the `.needsMPI` trait (SWIFTSPEED_REQUIRE_ALL=1 makes a missing tool a failure).
+        .target(name: "SpeedTestSupport", path: "Tests/SpeedTestSupport"),
         .testTarget(name: "SpeedCoreTests", dependencies: ["SpeedCore"]),
         .testTarget(name: "SpeedNNTests", dependencies: ["SpeedNN"]),
         // Runs `swiftspeed comm-check` under mpirun (the dependency makes sure the binary is built).
-        .testTarget(name: "SpeedCommTests", dependencies: ["SpeedComm", "SpeedCommMPI", "swiftspeed"]),
+        .testTarget(name: "SpeedCommTests", dependencies: ["SpeedComm", "SpeedCommMPI", "SpeedTestSupport", "swiftspeed"]),
         // Runs without a GPU: loader errors, NVRTC (when a libnvrtc is found), the kernel cache, the allocator.
-        .testTarget(name: "SpeedCUDATests", dependencies: ["SpeedCUDA"]),
+        .testTarget(name: "SpeedCUDATests", dependencies: ["SpeedCUDA", "SpeedTestSupport"]),
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"], exclude: ["Fixtures"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
         // its outputs with SpeedRuntime (safetensors).
-        .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed", "SwiftSpeed"]),
+        .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed", "SwiftSpeed", "SpeedTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

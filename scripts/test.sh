@@ -15,5 +15,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
 
+# Everything the suite needs is installed now: a test that needs mpirun runs and fails if it is missing,
+# instead of being skipped (Tests/SpeedTestSupport/Requirements.swift).
+export SWIFTSPEED_REQUIRE_ALL=1
 swift test -c release -Xswiftc -enable-testing "$@"
 if [ $# -eq 0 ]; then bash scripts/cuda-emu/selftest.sh; fi
