@@ -42,13 +42,18 @@ let package = Package(
         .target(name: "SpeedCommMPI", dependencies: ["SpeedComm", "SpeedCore", "CSpeedMPI"]),
         // The NCCL engine for GPU tensors, bootstrapped over MPI.
         .target(name: "SpeedCommNCCL", dependencies: ["SpeedComm", "SpeedCommMPI", "SpeedCore", "SpeedCUDA", "CSpeedCUDA"]),
-        // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, data.
+        // Files: safetensors, atomic writes, DeepSpeed's checkpoint layout (read side for zero_to_fp32).
+        .target(name: "SpeedIO", dependencies: ["SpeedCore"]),
+        // Data: datasets, the distributed loader, text corpora and the byte tokenizer.
+        .target(name: "SpeedData", dependencies: ["SpeedCore"]),
+        // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, the training loop.
         .target(
             name: "SpeedRuntime",
-            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedIO", "SpeedData",
+                           .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
-                                                  "SpeedCommNCCL", "SpeedRuntime", "SpeedCUDA"]),
+                                                  "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
@@ -72,7 +77,9 @@ let package = Package(
         // Runs without a GPU: loader errors, NVRTC (when a libnvrtc is found), the kernel cache, the allocator.
         .testTarget(name: "SpeedCUDATests", dependencies: ["SpeedCUDA", "SpeedTestSupport"]),
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
-        .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"], exclude: ["Fixtures"]),
+        .testTarget(name: "SpeedIOTests", dependencies: ["SpeedIO", "SpeedTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "SpeedDataTests", dependencies: ["SpeedData"]),
+        .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime", "SpeedIO", "SpeedData", "SpeedTestSupport"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
         // its outputs with SpeedRuntime (safetensors).
         .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed", "SwiftSpeed", "SpeedTestSupport"]),

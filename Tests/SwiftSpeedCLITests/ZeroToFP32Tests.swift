@@ -2,7 +2,7 @@
 // one-rank path gives (the same checkpoint resumed and re-saved by one process), and bad paths exit with status 1.
 import Foundation
 import SpeedCore
-import SpeedRuntime
+import SpeedIO
 import SpeedTestSupport
 import Testing
 
