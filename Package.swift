@@ -1,5 +1,8 @@
 // swift-tools-version: 6.0
 // SwiftSpeed: DeepSpeed's training runtime in Swift. One target per layer; arrows point down only.
+// Invariant: no unsafeFlags and no machine paths (SwiftPM refuses unsafeFlags in a versioned dependency): OpenBLAS and
+// OpenMPI are system libraries found through pkg-config. scripts/check-dependency.sh builds a package that depends on
+// this one by URL and version.
 import PackageDescription
 
 let package = Package(
