@@ -240,7 +240,7 @@ struct ZeroCase: Sendable {
     /// Largest fp32 weight difference allowed against one process.
     var weightTolerance: Double { tolerance <= 1e-5 ? 1e-5 : 1e-2 }
 
-    /// Bytes per rank for model states against SPEC §6 (B4), exact up to padding.
+    /// Bytes per rank for model states against the ZeRO paper's per-rank formula (DeepSpeed docs, "ZeRO": 2Ψ+2Ψ+KΨ split by stage; BENCHMARKS B4), exact up to padding.
     func checkMemory(_ engine: Engine) throws {
         let w = engine.layout.ranks, n = engine.flat.paddedCount
         let p = engine.modelDType.byteSize, g = engine.gradShard.dtype.byteSize

@@ -31,7 +31,7 @@ struct ModelStateMeta: Codable {
     var lossScaler: LossScaler?
     var dropoutStreams: [String: RandomStream]
     var clientState: [String: JSONValue]
-    /// The resolved ds_config the run used (SPEC §7: model states carry the config).
+    /// The resolved ds_config the run used (DeepSpeed stores `ds_config` in mp_rank_00_model_states.pt too).
     var config: DeepSpeedConfig?
 }
 

@@ -233,7 +233,7 @@ public final class Engine {
     /// The learning rate of each parameter group (one group).
     public func getLR() -> [Double] { [optimizer.lr] }
 
-    /// Bytes this rank holds for model states (SPEC §6 / B4) on the model's device: parameters in
+    /// Bytes this rank holds for model states (the ZeRO paper's accounting, https://www.deepspeed.ai/tutorials/zero/) on the model's device: parameters in
     /// the model dtype, gradients, and optimizer state (fp32 master weights when the model is
     /// 16-bit, plus the optimizer's buffers); `offloaded` counts what `offload_optimizer` /
     /// `offload_param` moved to CPU memory instead. For mixed-precision Adam that is 16Ψ at stage 0,
