@@ -67,6 +67,7 @@ let package = Package(
                 "SwiftSpeed",
                 "COpenBLAS",     // openblas_get_config, for `swiftspeed report`
                 "CSpeedMPI",     // ss_mpi_library_version, for `swiftspeed report`
+                "CSpeedShims",   // the launcher trampoline's parent-death signal
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -42,16 +42,27 @@ static double now(void) {
 /// Polls `request` until it completes or `timeout` seconds pass, yielding the core between polls once
 /// the operation is clearly not instant (a sleep instead costs mid-size collectives half their
 /// bandwidth; ranks often outnumber cores, so spinning alone would starve the peer it waits for).
+/// Polls `request` (MPI_Test drives OpenMPI's progress) until it completes or the deadline passes. Waiting backs
+/// off so a rank blocked on a slow or hung peer does not burn a core: it spins for the first 2 ms (small
+/// collectives finish there), then sleeps 50 us between tests, and 1 ms once it has waited a second.
 static int wait_for(MPI_Request *request, double timeout) {
-    double deadline = timeout > 0 ? now() + timeout : 0;
+    double start = now();
+    double deadline = timeout > 0 ? start + timeout : 0;
     int done = 0;
     long spins = 0;
     while (!done) {
         int rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) return rc;
         if (done) break;
-        if (deadline > 0 && now() > deadline) return SS_MPI_TIMEOUT;
-        if (++spins > 1000) sched_yield();
+        double t = now();
+        if (deadline > 0 && t > deadline) return SS_MPI_TIMEOUT;
+        double waited = t - start;
+        if (waited < 0.002) {
+            if (++spins > 1000) sched_yield();
+        } else {
+            struct timespec pause = {0, waited < 1.0 ? 50000 : 1000000};
+            nanosleep(&pause, NULL);
+        }
     }
     return SS_MPI_OK;
 }

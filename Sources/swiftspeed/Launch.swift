@@ -1,8 +1,11 @@
 // `swiftspeed launch`: DeepSpeed's launcher on top of OpenMPI's mpirun.
 // Invariant: every process sees DeepSpeed's variables (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_SIZE,
-// MASTER_ADDR, MASTER_PORT), set by the hidden `launch-exec` trampoline from OpenMPI's own.
+// MASTER_ADDR, MASTER_PORT), set by the hidden `launch-exec` trampoline from OpenMPI's own; and nothing
+// outlives the launcher: mpirun runs under a trampoline that gets SIGTERM when the launcher dies (even by
+// SIGKILL), every rank gets SIGKILL when its mpirun dies, and the launcher forwards INT/TERM/HUP to mpirun.
 
 import ArgumentParser
+import CSpeedShims
 import Foundation
 
 struct Launch: ParsableCommand {
@@ -29,6 +32,7 @@ struct Launch: ParsableCommand {
         var program = command
         if program.first == "--" { program.removeFirst() }
         guard !program.isEmpty else { throw ValidationError("give the program to run after --") }
+        unblockSignals()
         guard let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first(where: FileManager.default.isExecutableFile) else {
             printError("mpirun not found: install OpenMPI (apt-get install openmpi-bin libopenmpi-dev, or run scripts/setup.sh)")
             throw ExitCode(1)
@@ -66,29 +70,83 @@ struct Launch: ParsableCommand {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
         let selfPath = me.contains("/") ? (me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me) : me
         args += [selfPath, "launch-exec", "--"] + program
+        // mpirun itself through the trampoline: it dies (SIGTERM, so it stops its ranks) with this process.
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: mpirun)
-        p.arguments = args
+        p.executableURL = URL(fileURLWithPath: selfPath.contains("/") ? selfPath : mpirun)
+        p.arguments = selfPath.contains("/")
+            ? ["launch-exec", "--no-rank-variables", "--parent-death-signal", "\(SIGTERM)", "--", mpirun] + args
+            : args
+        let forwarding = SignalForwarding()
         try p.run()
+        forwarding.start(child: p.processIdentifier)
         p.waitUntilExit()
+        forwarding.stop()
+        if let signal = forwarding.received { throw ExitCode(128 + signal) }
         if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
     }
+}
+
+/// Clears the signal mask this process inherited, so SIGTERM and SIGINT reach it and whatever it starts.
+func unblockSignals() {
+    var none = sigset_t()
+    sigemptyset(&none)
+    sigprocmask(SIG_SETMASK, &none, nil)
+}
+
+/// Forwards SIGINT, SIGTERM and SIGHUP to the launched mpirun (which runs in its own process group, so a
+/// terminal's Ctrl-C does not reach it); a second signal kills it outright.
+final class SignalForwarding: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var count = 0
+    private var first: Int32?
+
+    /// The first signal forwarded, if any.
+    var received: Int32? { lock.withLock { first } }
+
+    func start(child: Int32) {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [self] in
+                let n = lock.withLock { count += 1; if first == nil { first = sig }; return count }
+                if n == 1 {
+                    FileHandle.standardError.write(Data("launch: got signal \(sig); stopping every rank (send it again to kill them at once)\n".utf8))
+                    kill(child, sig)
+                } else {
+                    kill(child, SIGKILL)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func stop() { for s in sources { s.cancel() } }
 }
 
 /// Hidden trampoline run by mpirun on every rank: sets DeepSpeed's variables from OpenMPI's and
 /// replaces itself with the program.
 struct LaunchExec: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "launch-exec", shouldDisplay: false)
+    @Flag(help: "Do not set RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_SIZE.") var noRankVariables = false
+    @Option(help: "Signal this process gets when its parent dies (Linux).") var parentDeathSignal: Int32 = SIGKILL
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
         var program = command
         if program.first == "--" { program.removeFirst() }
         guard !program.isEmpty else { throw ValidationError("launch-exec: no program") }
-        let env = ProcessInfo.processInfo.environment
-        let map = ["RANK": "OMPI_COMM_WORLD_RANK", "LOCAL_RANK": "OMPI_COMM_WORLD_LOCAL_RANK",
-                   "WORLD_SIZE": "OMPI_COMM_WORLD_SIZE", "LOCAL_SIZE": "OMPI_COMM_WORLD_LOCAL_SIZE"]
-        for (name, source) in map { setenv(name, env[source] ?? (name.hasSuffix("RANK") ? "0" : "1"), 1) }
+        // Kept across exec: the program dies with whoever started it (mpirun for a rank, the launcher for mpirun).
+        let parent = getppid()
+        if ss_set_parent_death_signal(parentDeathSignal) == 0 && getppid() != parent { throw ExitCode(1) }   // orphaned already
+        unblockSignals()   // a parent that blocked signals (a test runner's thread) must not pass that on
+        if !noRankVariables {
+            let env = ProcessInfo.processInfo.environment
+            let map = ["RANK": "OMPI_COMM_WORLD_RANK", "LOCAL_RANK": "OMPI_COMM_WORLD_LOCAL_RANK",
+                       "WORLD_SIZE": "OMPI_COMM_WORLD_SIZE", "LOCAL_SIZE": "OMPI_COMM_WORLD_LOCAL_SIZE"]
+            for (name, source) in map { setenv(name, env[source] ?? (name.hasSuffix("RANK") ? "0" : "1"), 1) }
+        }
         var argv = program.map { strdup($0) } + [nil]
         execvp(program[0], &argv)
         printError("cannot run '\(program[0])': \(String(cString: strerror(errno)))")
