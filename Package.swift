@@ -35,7 +35,13 @@ let package = Package(
         // Optimizers (pure math over flat buffers) and LR schedules.
         .target(name: "SpeedOptim", dependencies: ["SpeedCore"]),
         // The CUDA layer: library loading, device enumeration, NVRTC + on-disk kernel cache, caching allocator.
-        .target(name: "SpeedCUDA", dependencies: ["SpeedCore", "CSpeedCUDA"]),
+        .target(
+            name: "SpeedCUDA", dependencies: ["SpeedCore", "CSpeedCUDA"],
+            // The kernels' CUDA C, compiled into the binary as byte arrays (PackageResources.<file>_cu).
+            resources: [.embedInCode("Kernels/common.cuh"), .embedInCode("Kernels/memory.cu"),
+                        .embedInCode("Kernels/elementwise.cu"), .embedInCode("Kernels/reduce.cu"),
+                        .embedInCode("Kernels/nn.cu"), .embedInCode("Kernels/attention.cu"),
+                        .embedInCode("Kernels/flash.cu"), .embedInCode("Kernels/optim.cu")]),
         // Process groups: the collectives protocol, a single-process group, MPI (CPU) and NCCL (GPU).
         .target(name: "SpeedComm", dependencies: ["SpeedCore", "CSpeedMPI", "SpeedCUDA", "CSpeedCUDA"]),
         // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, data.
