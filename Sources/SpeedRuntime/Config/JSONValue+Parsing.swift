@@ -97,10 +97,10 @@ struct ConfigTextScan {
                 open.append((c == "{" ? [] : nil, 0))
                 i += 1
                 expect = c == "{" ? .key : .item
-            case ("}", .key), ("}", .next) where inObject, ("]", .item), ("]", .next) where !inObject:
-                open.removeLast()
-                i += 1
-                expect = endValue()
+            case ("}", .key), ("]", .item):
+                expect = close()
+            case ("}", .next) where inObject, ("]", .next) where !inObject:
+                expect = close()
             case (":", .colon):
                 i += 1
                 expect = .value
@@ -127,6 +127,12 @@ struct ConfigTextScan {
         guard let last = open.indices.last, open[last].keys == nil else { return }
         path.append(.index(open[last].count))
         open[last].count += 1
+    }
+
+    private mutating func close() -> Expect {
+        open.removeLast()
+        i += 1
+        return endValue()
     }
 
     private mutating func endValue() -> Expect {
