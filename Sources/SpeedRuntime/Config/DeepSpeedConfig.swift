@@ -6,7 +6,7 @@ import Foundation
 /// A parsed, validated `ds_config.json`. Each block is handed whole to its consumer (the engine
 /// takes `fp16`, ZeRO takes `zeroOptimization`, …); nothing here is a getter per key.
 ///
-/// Loading accepts DeepSpeed's hjson-lite syntax (comments, trailing commas), derives the batch
+/// Loading accepts JSON5 and `#` comments (DeepSpeed's hjson in practice), derives the batch
 /// sizes for the data-parallel world size, rejects unresolved `"auto"` (unless `auto` fills it),
 /// throws ``ConfigError`` for a wrong type or an out-of-range value, and collects ``warnings``
 /// for unknown keys (with a "did you mean") and ignored DeepSpeed options.
@@ -108,7 +108,7 @@ public struct DeepSpeedConfig: Codable, Sendable, Equatable {
         return try parse(data: data, worldSize: worldSize, auto: auto)
     }
 
-    /// Parses config text (JSON with comments and trailing commas).
+    /// Parses config text (JSON5, plus `#` comments; see ``JSONValue/parse(_:)``).
     ///
     /// ```swift
     /// let config = try DeepSpeedConfig.parse(#"{"train_batch_size": 16, "fp16": {"enabled": true}}"#)
