@@ -1,6 +1,5 @@
-// Property wrappers that give a module's properties explicit state-dict keys (MLX's ModuleInfo and
-// ParameterInfo) and mark non-parameter tensors as buffers. Invariant: reflection sees a wrapper as its
-// `_name` storage and uses its key (default: the name without `_`), so the wrapped value's own name never leaks.
+// @ModuleInfo/@ParameterInfo give a module property an explicit state-dict key (MLX's wrappers); @BufferInfo marks a buffer.
+// Invariant: reflection reads a wrapper through its `_name` storage, under its key (default: the name without `_`).
 
 import SpeedCore
 

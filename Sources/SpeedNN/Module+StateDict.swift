@@ -1,6 +1,5 @@
-// Saving and loading parameters and persistent buffers by name, with errors that list every missing,
-// unexpected or mis-shaped key. Invariant: load(stateDict:) validates everything before it copies anything,
-// so a failed load changes nothing; non-persistent buffers are never saved, expected or loaded.
+// Saving and loading parameters and persistent buffers by name, with errors that list every bad key.
+// Invariant: load(stateDict:) validates everything before it copies anything; non-persistent buffers are never saved or expected.
 
 import SpeedCore
 
