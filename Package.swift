@@ -1,5 +1,8 @@
 // swift-tools-version: 6.0
 // SwiftSpeed: DeepSpeed's training runtime in Swift. One target per layer; arrows point down only.
+// Invariant: no unsafeFlags and no machine paths (SwiftPM refuses unsafeFlags in a versioned dependency): OpenBLAS and
+// OpenMPI are system libraries found through pkg-config. scripts/check-dependency.sh builds a package that depends on
+// this one by URL and version.
 import PackageDescription
 
 let package = Package(
@@ -15,21 +18,25 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
     ],
     targets: [
-        // C declarations for the libraries we link (OpenBLAS today; MPI, CUDA via dlopen later).
-        .target(name: "CSpeedShims", linkerSettings: [.linkedLibrary("openblas")]),
-        // C wrappers over OpenMPI (mpi.h is needed only to compile this target; Debian's libopenmpi-dev).
-        .target(
-            name: "CSpeedMPI",
-            cSettings: [.unsafeFlags(["-I/usr/lib/x86_64-linux-gnu/openmpi/include",
-                                      "-I/usr/lib/x86_64-linux-gnu/openmpi/include/openmpi"])],
-            linkerSettings: [.unsafeFlags(["-L/usr/lib/x86_64-linux-gnu/openmpi/lib"]), .linkedLibrary("mpi")]),
+        // OpenBLAS's own cblas.h (CBLAS_ORDER / CBLAS_TRANSPOSE enums, openblas_set_num_threads, openblas_get_config)
+        // as a Clang module; include and library paths come from pkg-config's openblas.pc.
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+        // OpenMPI's mpi.h as a Clang module; include and library paths come from pkg-config's ompi-c.pc (they
+        // reach CSpeedMPI's C compile too).
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"]), .brew(["open-mpi"])]),
+        // The C kernels that need an instruction set chosen at run time (F16C, AVX2: fp32 -> fp16/bf16 copies).
+        .target(name: "CSpeedShims"),
+        // Plain-C wrappers over MPI (its handles are macros Swift cannot import); compiled against CMPI's mpi.h.
+        .target(name: "CSpeedMPI", dependencies: ["CMPI"]),
         // Our own declarations of the CUDA driver API, NVRTC, cuBLASLt and NCCL, and their dlopen loader (no CUDA
         // headers or libraries at build time: the same binary runs with and without a GPU).
         .target(name: "CSpeedCUDA", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         // Tensor, DType, Device, autograd, the op set, the Backend protocol and the CPU backend.
         .target(
             name: "SpeedCore",
-            dependencies: ["CSpeedShims", .product(name: "Numerics", package: "swift-numerics")]),
+            dependencies: ["COpenBLAS", "CSpeedShims", .product(name: "Numerics", package: "swift-numerics")]),
         // Module, layers, losses, reference models (SimpleModel, GPT).
         .target(name: "SpeedNN", dependencies: ["SpeedCore"]),
         // Optimizers (pure math over flat buffers) and LR schedules.
@@ -42,18 +49,23 @@ let package = Package(
         .target(name: "SpeedCommMPI", dependencies: ["SpeedComm", "SpeedCore", "CSpeedMPI"]),
         // The NCCL engine for GPU tensors, bootstrapped over MPI.
         .target(name: "SpeedCommNCCL", dependencies: ["SpeedComm", "SpeedCommMPI", "SpeedCore", "SpeedCUDA", "CSpeedCUDA"]),
-        // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, data.
+        // Files: safetensors, atomic writes, DeepSpeed's checkpoint layout (read side for zero_to_fp32).
+        .target(name: "SpeedIO", dependencies: ["SpeedCore"]),
+        // Data: datasets, the distributed loader, text corpora and the byte tokenizer.
+        .target(name: "SpeedData", dependencies: ["SpeedCore"]),
+        // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, the training loop.
         .target(
             name: "SpeedRuntime",
-            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedIO", "SpeedData",
+                           .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
-                                                  "SpeedCommNCCL", "SpeedRuntime", "SpeedCUDA"]),
+                                                  "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
                 "SwiftSpeed",
-                "CSpeedShims",   // openblas_get_config, for `swiftspeed report`
+                "COpenBLAS",     // openblas_get_config, for `swiftspeed report`
                 "CSpeedMPI",     // ss_mpi_library_version, for `swiftspeed report`
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -63,17 +75,21 @@ let package = Package(
                           exclude: ["ds_config.json"]),
         .executableTarget(name: "LinearClientOptimizerExample", dependencies: ["SwiftSpeed"],
                           path: "Examples/LinearClientOptimizer", exclude: ["ds_config.json"]),
+        // Test helpers: finding mpirun and the `.needsMPI` trait (SWIFTSPEED_REQUIRE_ALL=1 makes a missing tool a failure).
+        .target(name: "SpeedTestSupport", path: "Tests/SpeedTestSupport"),
         .testTarget(name: "SpeedCoreTests", dependencies: ["SpeedCore"]),
         .testTarget(name: "SpeedNNTests", dependencies: ["SpeedNN"]),
         // Runs `swiftspeed comm-check` under mpirun (the dependency makes sure the binary is built).
-        .testTarget(name: "SpeedCommTests", dependencies: ["SpeedComm", "SpeedCommMPI", "swiftspeed"]),
+        .testTarget(name: "SpeedCommTests", dependencies: ["SpeedComm", "SpeedCommMPI", "SpeedTestSupport", "swiftspeed"]),
         // Runs without a GPU: loader errors, NVRTC (when a libnvrtc is found), the kernel cache, the allocator.
-        .testTarget(name: "SpeedCUDATests", dependencies: ["SpeedCUDA"]),
+        .testTarget(name: "SpeedCUDATests", dependencies: ["SpeedCUDA", "SpeedTestSupport"]),
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
-        .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime"], exclude: ["Fixtures"]),
+        .testTarget(name: "SpeedIOTests", dependencies: ["SpeedIO", "SpeedTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "SpeedDataTests", dependencies: ["SpeedData"]),
+        .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime", "SpeedIO", "SpeedData", "SpeedTestSupport"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
         // its outputs with SpeedRuntime (safetensors).
-        .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed", "SpeedRuntime"]),
+        .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed", "SwiftSpeed", "SpeedTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes Tests/SpeedRuntimeTests/Fixtures/python_tiny.safetensors with the reference safetensors library.
+"""Writes Tests/SpeedIOTests/Fixtures/python_tiny.safetensors with the reference safetensors library.
 
 SafetensorsTests reads it and checks every value bit for bit, so SwiftSpeed's reader is pinned to what
 Hugging Face's writer produces (header layout, padding, tensor order, BF16). CI does not run this script;
@@ -33,7 +33,7 @@ METADATA = {"format": "pt", "source": "scripts/make_safetensors_fixture.py"}
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = os.path.join(root, "Tests", "SpeedRuntimeTests", "Fixtures", "python_tiny.safetensors")
+    out = os.path.join(root, "Tests", "SpeedIOTests", "Fixtures", "python_tiny.safetensors")
     specs = {
         name: TensorSpec(dtype=dtype, shape=list(array.shape), data_ptr=array.ctypes.data, data_len=array.nbytes)
         for name, (array, dtype) in ARRAYS.items()

@@ -24,13 +24,20 @@ say "swift" "present ($(swift --version 2>/dev/null | head -n 1))"
 missing=()
 
 have_git() { command -v git >/dev/null 2>&1; }
+# SwiftPM reads OpenBLAS's and OpenMPI's compile and link flags from their pkg-config files (openblas.pc,
+# ompi-c.pc: the COpenBLAS and CMPI system-library targets), so pkg-config itself is needed to build.
+have_pkgconfig() { command -v pkg-config >/dev/null 2>&1; }
 have_openblas() {
-    # The linker needs the unversioned libopenblas.so (from libopenblas-dev), not only the runtime .so.0.
-    [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '
+    # libopenblas-dev: the unversioned libopenblas.so, cblas.h and openblas.pc.
+    if have_pkgconfig; then pkg-config --exists openblas; return; fi
+    local f
+    for f in /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so; do [ -e "$f" ] && return 0; done
+    ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '
 }
 have_mpi() {
     command -v mpirun >/dev/null 2>&1 || return 1
-    # libopenmpi-dev provides mpi.h (the Comm layer compiles against it).
+    # libopenmpi-dev: mpi.h and ompi-c.pc (the Comm layer compiles against them).
+    if have_pkgconfig; then pkg-config --exists ompi-c; return; fi
     local h
     for h in /usr/lib/*/openmpi/include/mpi.h /usr/include/mpi.h /usr/include/*/mpi.h; do
         [ -e "$h" ] && return 0
@@ -53,6 +60,7 @@ check() {  # check <label> <test-function> <apt packages...>
 
 # git (+ CA certificates) lets SwiftPM fetch the package's dependencies on the first build.
 check "git"                       have_git      git ca-certificates
+check "pkg-config"                have_pkgconfig pkg-config
 check "OpenBLAS (libopenblas-dev)" have_openblas libopenblas-dev
 check "OpenMPI (mpirun, mpi.h)"   have_mpi      libopenmpi-dev openmpi-bin
 check "fortunes corpus"           have_fortunes fortunes
@@ -84,9 +92,10 @@ APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Time
 
 # --- Verify ---------------------------------------------------------------------------------------
 failed=0
-have_git      || { echo "setup: error: git is still missing after install" >&2; failed=1; }
-have_openblas || { echo "setup: error: libopenblas.so is still missing after install" >&2; failed=1; }
-have_mpi      || { echo "setup: error: mpirun or mpi.h is still missing after install" >&2; failed=1; }
+have_git       || { echo "setup: error: git is still missing after install" >&2; failed=1; }
+have_pkgconfig || { echo "setup: error: pkg-config is still missing after install" >&2; failed=1; }
+have_openblas  || { echo "setup: error: pkg-config does not find openblas after install" >&2; failed=1; }
+have_mpi       || { echo "setup: error: mpirun, or ompi-c for pkg-config, is still missing after install" >&2; failed=1; }
 have_fortunes || { echo "setup: error: /usr/share/games/fortunes/fortunes is still missing after install" >&2; failed=1; }
 [ "$failed" -eq 0 ] || exit 1
 echo "setup: done"

@@ -4,6 +4,7 @@
 import Logging
 import SpeedComm
 import SpeedCore
+import SpeedData
 import SpeedNN
 import SpeedOptim
 

@@ -7,3 +7,5 @@
 @_exported import SpeedCUDA
 @_exported import SpeedCommMPI
 @_exported import SpeedCommNCCL
+@_exported import SpeedIO
+@_exported import SpeedData

@@ -3,8 +3,8 @@
 // prints exactly one JSON object with the same facts.
 
 import ArgumentParser
+import COpenBLAS
 import CSpeedMPI
-import CSpeedShims
 import Foundation
 import SwiftSpeed
 #if canImport(Glibc)

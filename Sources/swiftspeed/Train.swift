@@ -70,43 +70,16 @@ struct Train: ParsableCommand {
                                   checkpointActivations: checkpointActivations, device: device)
         let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module, config: ds, processGroup: group,
                                                           logger: logger)
-        // peak_mem_bytes covers training only: model and engine buffers are counted, their setup is not.
-        device.backend.resetPeakMemory()
-        if resume, let dir = saveDir {
-            let (path, _) = try engine.loadCheckpoint(dir)
-            if let path { logger.info("resumed from \(path) at step \(engine.globalSteps)") }
-            else { logger.info("no checkpoint in \(dir); starting from scratch") }
-        }
-        let progress = json || rank != 0 ? nil : ProgressBar(total: steps, start: engine.globalSteps)
-        while engine.globalSteps < steps {
-            let t0 = now()
-            let step = engine.globalSteps
-            for micro in 0..<engine.gradientAccumulationSteps {
-                // Rank r takes micro-batch r of each group of `world`: the global batch is the same
-                // set of micro-batches whatever the world size.
-                let gas = engine.gradientAccumulationSteps
-                let (input, target) = job.batch(index: (step * gas + micro) * world + rank)
-                let loss = job.loss(engine(input), target)
-                try engine.backward(loss)
-                try engine.step()
-            }
-            let seconds = now() - t0
-            let samplesPerS = Double(engine.trainBatchSize) / seconds
-            let memory = engine.memoryBytes
-            let record = StepRecord(step: engine.globalSteps, loss: engine.lastLoss ?? .nan, lr: engine.getLR()[0],
-                                    lossScale: engine.lossScale, gradNorm: engine.globalGradNorm,
-                                    samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(job.tokensPerSample),
-                                    memParams: memory.params, memGrads: memory.grads, memOptim: memory.optimizer, memOffload: memory.offloaded,
-                                    peakMem: device.backend.memoryStats.peakAllocatedBytes, paramsTotal: engine.flat.count)
-            if rank == 0 {
-                if json { print(record.json) } else { progress?.update(engine.globalSteps, record.summary) }
-            }
-            if let dir = saveDir, let every = saveEvery, engine.globalSteps % every == 0 {
-                try save(engine, dir, rank)
-            }
+        var progress: ProgressBar?   // made at the first step, after a resume moved the start
+        let loop = TrainingLoop(steps: steps, saveDir: saveDir, saveEvery: saveEvery, resume: resume,
+                                tokensPerSample: job.tokensPerSample)
+        try loop.run(engine, logger: logger, batch: job.batch(index:), loss: { x, y in job.loss(engine(x), y) }) { record in
+            guard rank == 0 else { return }
+            if json { print(record.json); return }
+            if progress == nil { progress = ProgressBar(total: steps, start: record.step - 1) }
+            progress?.update(record.step, record.summary)
         }
         progress?.finish()
-        if let dir = saveDir { try save(engine, dir, rank) }
         if !json, rank == 0, let text = job.generate(characters: sample, seed: seed) {
             print("\n--- sample ---\n\(text)\n--------------")
         }
@@ -127,28 +100,8 @@ extension Train {
     }
 }
 
-/// Saving is collective: rank 0 writes the model states, every rank its optimizer shard.
-private func save(_ engine: Engine, _ dir: String, _ rank: Int) throws {
-    try engine.saveCheckpoint(dir)
-}
-
-/// One optimizer step's figures, printed as JSON or a progress summary.
-struct StepRecord {
-    var step: Int, loss: Double, lr: Double, lossScale: Double, gradNorm: Double?, samplesPerS: Double, tokensPerS: Double
-    var memParams: Int, memGrads: Int, memOptim: Int
-    /// Optimizer state (and stage-3 weights) that offload keeps in CPU memory.
-    var memOffload: Int
-    /// The device's peak allocated bytes since training started (activations included).
-    var peakMem: Int
-    var paramsTotal: Int
-
-    var json: String {
-        "{\"step\":\(step),\"loss\":\(jsonNumber(loss)),\"lr\":\(jsonNumber(lr)),\"loss_scale\":\(jsonNumber(lossScale)),"
-            + "\"grad_norm\":\(gradNorm.map(jsonNumber) ?? "null"),\"samples_per_s\":\(jsonNumber(samplesPerS)),"
-            + "\"tokens_per_s\":\(jsonNumber(tokensPerS)),\"mem_params_bytes\":\(memParams),\"mem_grads_bytes\":\(memGrads),"
-            + "\"mem_optim_bytes\":\(memOptim),\"mem_offload_bytes\":\(memOffload),\"peak_mem_bytes\":\(peakMem),\"params_total\":\(paramsTotal)}"
-    }
-
+extension StepRecord {
+    /// The progress bar's note.
     var summary: String {
         "loss \(fmt(loss)) | lr \(scientific(lr)) | \(Int(tokensPerS)) tok/s" + (gradNorm.map { " | grad norm \(fmt($0))" } ?? "")
     }
@@ -164,9 +117,6 @@ func scientific(_ x: Double) -> String {
     let digits = String(format: "%.2f", m)
     return "\(digits)e\(e < 0 ? "-" : "+")\(Swift.abs(e) < 10 ? "0" : "")\(Swift.abs(e))"
 }
-
-/// A number as JSON (non-finite values become null).
-func jsonNumber(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
 
 /// Writes `error: message` to standard error.
 func printError(_ message: String) {

@@ -33,8 +33,7 @@ struct ZeroCheck: ParsableCommand {
                     for off in offload.split(separator: ",").map(String.init) {
                         let c = ZeroCase(stage: stage, dtype: dtype, gas: g, offload: off == "cpu", steps: steps,
                                          checkpointActivations: checkpointActivations,
-                                         averaging: ["prescale_gradients": prescale, "gradient_predivide_factor": predivide]
-                                            .merging(commDtype.map { ["communication_data_type": $0] } ?? [:]) { a, _ in a })
+                                         prescale: prescale, predivide: predivide, commDtype: commDtype)
                         cases += 1
                         do {
                             let note = try c.check(group)
@@ -58,10 +57,10 @@ struct ZeroCheck: ParsableCommand {
 struct CheckFailure: Error { let message: String }
 
 /// One configuration: trains on the job's ranks and (rank 0) on one process, then compares.
-struct ZeroCase {
+struct ZeroCase: Sendable {
     let stage: Int, dtype: String, gas: Int, offload: Bool, steps: Int, checkpointActivations: Bool
-    /// Extra top-level config keys (gradient averaging options).
-    var averaging: [String: Any] = [:]
+    /// Gradient averaging options: prescale_gradients, gradient_predivide_factor, communication_data_type.
+    var prescale = false, predivide: Double = 1, commDtype: String?
     static let model = GPTConfig(vocabSize: 64, contextLength: 16, layers: 2, heads: 2, embedDim: 32)
     static let microBatch = 2
 
@@ -80,7 +79,9 @@ struct ZeroCase {
             "gradient_clipping": 0.5, "zero_optimization": zero,
             "optimizer": ["type": "AdamW", "params": ["lr": 3e-3, "weight_decay": 0.1]],
         ]
-        dict.merge(averaging) { a, _ in a }
+        dict["prescale_gradients"] = prescale
+        dict["gradient_predivide_factor"] = predivide
+        if let commDtype { dict["communication_data_type"] = commDtype }
         if dtype == "fp16" { dict["fp16"] = ["enabled": true, "initial_scale_power": 15, "hysteresis": 1] }
         if dtype == "bf16" { dict["bf16"] = ["enabled": true] }
         return try DeepSpeedConfig.parse(dictionary: dict, worldSize: worldSize)
@@ -133,29 +134,42 @@ struct ZeroCase {
 
     /// Loss tolerance: fp32 agrees to rounding; 16-bit runs round activations differently per layout.
     var tolerance: Double {
-        let wire = averaging["communication_data_type"] as? String ?? dtype
+        let wire = commDtype ?? dtype
         return dtype == "fp32" && wire == "fp32" ? 1e-5 : (dtype == "bf16" || wire == "bf16" ? 2e-2 : 2e-3)
     }
 
-    func check(_ group: any ProcessGroup) throws -> String {
+    /// What one rank saw in a W-rank run of this case (``run(on:)``).
+    struct Outcome {
+        var losses: [Double]
+        /// The full fp32 weights after `steps` steps (gathered from every rank's partition).
+        var weights: [Float]
+        var skipped: Int
+        /// Stage 3: gathers served by the prefetcher (nil below stage 3).
+        var prefetched: Int?
+        /// Problems with the per-rank model-state bytes (`checkMemory`), nil when they match the formula.
+        var memoryProblem: String?
+        /// The next step's loss, continuing, and after saving at this stage and loading at `(stage + 2) % 4`.
+        var nextLoss: Double, resumedLoss: Double
+        /// Whether a NaN gradient on the last rank made this rank skip the step and keep its weights.
+        var nanSkipped: Bool
+        /// The W-rank checkpoint (tag "case"), for loading on one process.
+        var checkpoint: String
+    }
+
+    /// Trains this case on `group`'s ranks, saves, resumes at another stage and injects a NaN (collective).
+    func run(on group: any ProcessGroup, checkpoint dir: String) throws -> Outcome {
         let (rank, world) = (group.rank, group.size)
         let engine = try makeEngine(group, gas: gas, stage: stage)
         let losses = try train(engine, rank: rank, world: world, steps: steps)
         let weights = try Self.masters(engine)
         let skipped = engine.skippedSteps
-        if let gathers = engine.stage3Gathers, gathers.prefetched == 0 {
-            throw CheckFailure(message: "stage 3 never used a prefetched gather (\(gathers.elements) elements gathered)")
-        }
-        try checkMemory(engine)
-        // Checkpoint round trip: save on W ranks at this stage, load at another stage, continue.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zero-check-\(getppid())").path
+        var memoryProblem: String?
+        do { try checkMemory(engine) } catch let failure as CheckFailure { memoryProblem = failure.message }
         try engine.saveCheckpoint(dir, tag: "case")
-        let other = (stage + 2) % 4
-        let resumed = try makeEngine(group, gas: gas, stage: other)
+        let resumed = try makeEngine(group, gas: gas, stage: (stage + 2) % 4)
         try resumed.loadCheckpoint(dir, tag: "case")
         let next = try train(engine, rank: rank, world: world, from: steps, steps: 1)
         let nextResumed = try train(resumed, rank: rank, world: world, from: steps, steps: 1)
-        var problems: [String] = []
         // One rank's gradients become NaN: the overflow flag is reduced, so every rank skips.
         let before = try Self.masters(engine), skippedBefore = engine.skippedSteps
         for micro in 0..<engine.gradientAccumulationSteps {
@@ -165,34 +179,55 @@ struct ZeroCase {
             try engine.step()
         }
         let after = try Self.masters(engine)
-        if engine.skippedSteps != skippedBefore + 1 || after != before {
-            problems.append("a NaN gradient on rank \(world - 1) did not make rank \(rank) skip the step")
-        }
-        if abs(next[0] - nextResumed[0]) > tolerance * max(1, abs(next[0])) {
-            problems.append("after save at stage \(stage) and load at stage \(other): loss \(nextResumed[0]) vs \(next[0])")
+        return Outcome(losses: losses, weights: weights, skipped: skipped, prefetched: engine.stage3Gathers?.prefetched,
+                       memoryProblem: memoryProblem, nextLoss: next[0], resumedLoss: nextResumed[0],
+                       nanSkipped: engine.skippedSteps == skippedBefore + 1 && after == before, checkpoint: dir)
+    }
+
+    /// One process with the same global batch (GAS × W): losses, weights and skipped steps to compare with.
+    func reference(world: Int) throws -> (losses: [Double], weights: [Float], skipped: Int) {
+        let engine = try makeEngine(SingleProcessGroup(), gas: gas * world, stage: stage)
+        let losses = try train(engine, rank: 0, world: 1, steps: steps)
+        return (losses, try Self.masters(engine), engine.skippedSteps)
+    }
+
+    /// The fp32 weights of the W-rank checkpoint loaded on one process.
+    func reload(_ dir: String, world: Int) throws -> [Float] {
+        let alone = try makeEngine(SingleProcessGroup(), gas: gas * world, stage: stage)
+        try alone.loadCheckpoint(dir, tag: "case")
+        return try Self.masters(alone)
+    }
+
+    /// Whether two losses agree within this case's tolerance.
+    func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= tolerance * max(1, abs(b)) }
+
+    func check(_ group: any ProcessGroup) throws -> String {
+        let (rank, world) = (group.rank, group.size)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zero-check-\(getppid())").path
+        let o = try run(on: group, checkpoint: dir)
+        var problems: [String] = []
+        if let p = o.prefetched, p == 0 { problems.append("stage 3 never used a prefetched gather") }
+        if let m = o.memoryProblem { problems.append(m) }
+        if !o.nanSkipped { problems.append("a NaN gradient on rank \(world - 1) did not make rank \(rank) skip the step") }
+        if !close(o.resumedLoss, o.nextLoss) {
+            problems.append("after save at stage \(stage) and load at stage \((stage + 2) % 4): loss \(o.resumedLoss) vs \(o.nextLoss)")
         }
         // Rank 0 alone: the single-process reference, and loading the W-rank checkpoint on one rank.
         var note = ""
         if rank == 0 {
-            let single = SingleProcessGroup()
-            let reference = try makeEngine(single, gas: gas * world, stage: stage)
-            let expected = try train(reference, rank: 0, world: 1, steps: steps)
-            for (i, (a, b)) in zip(losses, expected).enumerated() where !(abs(a - b) <= tolerance * max(1, abs(b))) {
+            let want = try reference(world: world)
+            for (i, (a, b)) in zip(o.losses, want.losses).enumerated() where !close(a, b) {
                 problems.append("step \(i + 1) loss \(a) on \(world) ranks vs \(b) on 1")
             }
-            if skipped != reference.skippedSteps {
-                problems.append("skipped \(skipped) steps on \(world) ranks vs \(reference.skippedSteps) on 1")
+            if o.skipped != want.skipped { problems.append("skipped \(o.skipped) steps on \(world) ranks vs \(want.skipped) on 1") }
+            let drift = zip(o.weights, want.weights).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            if drift > weightTolerance { problems.append("weights differ by up to \(drift)") }
+            // `weights` were taken before the extra steps; compare what the checkpoint held.
+            if try reload(dir, world: world) != o.weights {
+                problems.append("the \(world)-rank checkpoint loaded on 1 rank has different fp32 weights")
             }
-            let want = try Self.masters(reference)
-            let drift = zip(weights, want).map { abs(Double($0) - Double($1)) }.max() ?? 0
-            if drift > (tolerance <= 1e-5 ? 1e-5 : 1e-2) { problems.append("weights differ by up to \(drift)") }
-            let alone = try makeEngine(single, gas: gas * world, stage: stage)
-            try alone.loadCheckpoint(dir, tag: "case")
-            let reloaded = try Self.masters(alone)
-            // `weights` were taken before the extra step; compare what the checkpoint held.
-            if reloaded != weights { problems.append("the \(world)-rank checkpoint loaded on 1 rank has different fp32 weights") }
-            if let gathers = engine.stage3Gathers { note = "prefetched \(gathers.prefetched) gathers, " }
-            note += "losses \(losses.map { String(format: "%.4f", $0) }.joined(separator: " ")), skipped \(skipped)"
+            if let p = o.prefetched { note = "prefetched \(p) gathers, " }
+            note += "losses \(o.losses.map { String(format: "%.4f", $0) }.joined(separator: " ")), skipped \(o.skipped)"
             try? FileManager.default.removeItem(atPath: dir)
         }
         // Everyone learns whether rank 0 found a problem.
@@ -202,7 +237,10 @@ struct ZeroCase {
         return note
     }
 
-    /// Bytes per rank for model states against SPEC §6 (B4), exact up to padding.
+    /// Largest fp32 weight difference allowed against one process.
+    var weightTolerance: Double { tolerance <= 1e-5 ? 1e-5 : 1e-2 }
+
+    /// Bytes per rank for model states against the ZeRO paper's per-rank formula (DeepSpeed docs, "ZeRO": 2Ψ+2Ψ+KΨ split by stage; BENCHMARKS B4), exact up to padding.
     func checkMemory(_ engine: Engine) throws {
         let w = engine.layout.ranks, n = engine.flat.paddedCount
         let p = engine.modelDType.byteSize, g = engine.gradShard.dtype.byteSize

@@ -4,6 +4,7 @@
 import CSpeedCUDA
 import Foundation
 @testable import SpeedCUDA
+import SpeedTestSupport
 import Testing
 
 @Suite struct LoaderTests {
@@ -39,10 +40,14 @@ import Testing
         }
     }
 
-    @Test func aFileWithoutTheEntryPointsIsReportedByFileAndSymbol() throws {
-        guard let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6",
-                          "/lib64/libm.so.6", "/usr/lib/aarch64-linux-gnu/libm.so.6"]
-            .first(where: { FileManager.default.fileExists(atPath: $0) }) else { return }   // not glibc Linux
+    /// glibc's libm: a real shared library without any CUDA entry point.
+    static let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6",
+                       "/lib64/libm.so.6", "/usr/lib/aarch64-linux-gnu/libm.so.6"]
+        .first(where: { FileManager.default.fileExists(atPath: $0) })
+
+    @Test(.enabled(if: Requirements.run(if: libm != nil), "needs glibc's libm.so.6 (a glibc Linux)"))
+    func aFileWithoutTheEntryPointsIsReportedByFileAndSymbol() throws {
+        let libm = try #require(Self.libm, "no libm.so.6 in the usual glibc directories")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ss-fakecuda-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

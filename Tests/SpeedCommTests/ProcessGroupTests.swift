@@ -5,6 +5,7 @@ import Foundation
 import SpeedComm
 import SpeedCommMPI
 import SpeedCore
+import SpeedTestSupport
 import Testing
 
 @Suite struct SingleProcessGroupTests {
@@ -25,21 +26,16 @@ import Testing
         #expect(throws: CommError.self) { try g.send(t, to: 1, tag: 0) }
     }
 
-    @Test func withoutALauncherTheEnvironmentGivesOneProcess() throws {
-        guard ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil else { return }
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil, "the tests run under a launcher"))
+    func withoutALauncherTheEnvironmentGivesOneProcess() throws {
         #expect(try ProcessGroups.fromEnvironment().size == 1)
     }
-}
-
-/// `mpirun` with the flags a root CI container needs, or nil when OpenMPI is not installed.
-func mpirun() -> String? {
-    ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
 }
 
 func runMPI(ranks: Int, _ args: [String]) throws -> (status: Int32, output: String, seconds: Double) {
     let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed")
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: mpirun()!)
+    p.executableURL = URL(fileURLWithPath: try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI)))
     p.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", exe.path] + args
     var env = ProcessInfo.processInfo.environment
     env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"   // containers often forbid CMA
@@ -54,17 +50,15 @@ func runMPI(ranks: Int, _ args: [String]) throws -> (status: Int32, output: Stri
     return (p.terminationStatus, String(decoding: data, as: UTF8.self), Date().timeIntervalSince(start))
 }
 
-@Suite(.serialized) struct MPIProcessGroupTests {
+@Suite(.serialized, .needsMPI) struct MPIProcessGroupTests {
     @Test(arguments: [2, 4])
     func everyCollectiveGivesTheExpectedValuesOnEveryRank(ranks: Int) throws {
-        guard mpirun() != nil else { return }   // OpenMPI missing: scripts/setup.sh installs it
         let r = try runMPI(ranks: ranks, ["comm-check", "--timeout", "60"])
         #expect(r.status == 0, "\(r.output)")
         for rank in 0..<ranks { #expect(r.output.contains("rank \(rank)/\(ranks): all collectives ok"), "\(r.output)") }
     }
 
     @Test func aStuckRankEndsTheJobWithATimeoutErrorNamingTheRankAndOperation() throws {
-        guard mpirun() != nil else { return }
         let r = try runMPI(ranks: 2, ["comm-check", "--timeout", "2", "--stall-rank", "1"])
         #expect(r.status != 0)
         #expect(r.output.contains("rank 0: allReduce of 5 float32 failed: timed out"), "\(r.output)")
@@ -72,7 +66,6 @@ func runMPI(ranks: Int, _ args: [String]) throws -> (status: Int32, output: Stri
     }
 
     @Test func aDeadRankEndsTheJobInsteadOfHanging() throws {
-        guard mpirun() != nil else { return }
         let r = try runMPI(ranks: 2, ["comm-check", "--timeout", "20", "--crash-rank", "1"])
         #expect(r.status != 0)
         #expect(r.seconds < 60)

@@ -1,4 +1,4 @@
-// LR schedules beyond the fixture: SPEC §3's examples, checkpoint state, apply(to:), parameter errors.
+// LR schedules beyond the fixture: DeepSpeed's deepspeed/runtime/lr_schedules.py examples, checkpoint state, apply(to:), parameter errors.
 // Invariant: a ScheduleProbeOptimizer stands in for a real one; only lr and betas are ever touched by a schedule.
 
 import Foundation

@@ -1,5 +1,5 @@
 // Straightforward fp64 scalar implementations of each optimizer's formula, the tests' ground truth.
-// Invariant: written from the formulas (SPEC §2, PyTorch's docs, DeepSpeed's kernels), never from the code
+// Invariant: written from the formulas (PyTorch's optimizer docs, DeepSpeed's FusedAdam/FusedLamb/Lion kernels), never from the code
 // under test; one element at a time, no shared helpers with SpeedOptim.
 
 import Foundation

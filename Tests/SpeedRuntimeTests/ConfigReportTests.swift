@@ -1,4 +1,4 @@
-// `swiftspeed config`: the JSON report (library) and, when the binary is built, the command end to end.
+// `swiftspeed config`'s JSON report, from the library (the command itself: SwiftSpeedCLITests/ConfigCommandTests).
 // Invariant: the executable test skips itself when no built `swiftspeed` sits beside the test bundle.
 
 import Foundation
@@ -87,60 +87,5 @@ import Testing
         #expect(data?["train_batch_size"] as? Int == 8)
         #expect(JSONValue.double(1e-5).rendered() == "1e-05")
         #expect(JSONValue.string("a\"b\n").rendered() == #""a\"b\n""#)
-    }
-}
-
-/// Runs the built `swiftspeed` binary when it is next to the test bundle (e.g. `.build/debug`).
-@Suite struct ConfigCommandTests {
-    static let binary: URL? = {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("swiftspeed")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }()
-
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-    }
-
-    func write(_ text: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ds_\(UUID().uuidString).json")
-        try Data(text.utf8).write(to: url)
-        return url
-    }
-
-    @Test(.enabled(if: binary != nil, "swiftspeed binary not built next to the tests"))
-    func printsJSONAndWarnings() throws {
-        let url = try write(#"{"train_batch_size": 16, "gradient_acumulation_steps": 2, "optimizer": {"type": "SGD", "params": {"lr": 0.5}}}"#)
-        defer { try? FileManager.default.removeItem(at: url) }
-        let r = try run(["config", url.path, "--world-size", "2", "--lr-steps", "2"])
-        #expect(r.status == 0, "\(r.stderr)")
-        let json = try JSONValue.parse(r.stdout)
-        guard case .object(let o) = json else { Issue.record("stdout is not a JSON object: \(r.stdout)"); return }
-        #expect(o["train_micro_batch_size_per_gpu"] == 8 && o["optimizer"] == "sgd" && o["lr"] == [0.5, 0.5])
-        #expect(r.stderr.contains(#"did you mean "gradient_accumulation_steps""#))
-    }
-
-    @Test(.enabled(if: binary != nil, "swiftspeed binary not built next to the tests"))
-    func invalidConfigExitsWithStatus1() throws {
-        let url = try write(#"{"train_batch_size": 24, "train_micro_batch_size_per_gpu": 3, "gradient_accumulation_steps": 2}"#)
-        defer { try? FileManager.default.removeItem(at: url) }
-        let r = try run(["config", url.path, "--world-size", "2"])
-        #expect(r.status == 1)
-        #expect(r.stdout.isEmpty)
-        #expect(r.stderr.contains("train_batch_size 24 != 3 * 2 * 2"))
     }
 }

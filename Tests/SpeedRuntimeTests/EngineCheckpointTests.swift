@@ -2,6 +2,7 @@
 // dropout streams), and refusal of truncated or mismatched checkpoints without touching the engine.
 import Foundation
 import SpeedCore
+import SpeedIO
 import SpeedNN
 import SpeedOptim
 @testable import SpeedRuntime

@@ -1,4 +1,4 @@
-// Engine semantics from SPEC §4: accumulation boundaries, counters, clipping, optimizer and schedule wiring.
+// DeepSpeed engine semantics (https://www.deepspeed.ai/docs/config-json/, deepspeed/runtime/engine.py): accumulation boundaries, counters, clipping, optimizer and schedule wiring.
 import Foundation
 import Logging
 import SpeedCore
@@ -211,7 +211,7 @@ import Testing
 }
 
 @Suite struct EngineMemoryTests {
-    /// SPEC §6 / B4 at stage 0: 16 bytes per parameter with mixed-precision Adam (2 + 2 + 12),
+    /// The ZeRO paper's accounting (https://www.deepspeed.ai/tutorials/zero/) at stage 0: 16 bytes per parameter with mixed-precision Adam (2 + 2 + 12),
     /// and 16 with fp32 Adam (4 + 4 + 8).
     @Test(arguments: [("fp16", 2, 2, 12), ("bf16", 2, 2, 12), ("fp32", 4, 4, 8)])
     func memoryPerParameterMatchesTheFormula(_ precision: String, _ p: Int, _ g: Int, _ o: Int) throws {

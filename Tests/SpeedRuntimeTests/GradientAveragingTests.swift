@@ -1,4 +1,4 @@
-// DeepSpeed's gradient averaging (SPEC §6 / engine.allreduce_bucket): prescale_gradients,
+// DeepSpeed's gradient averaging (deepspeed/runtime/engine.py, allreduce_bucket): prescale_gradients,
 // gradient_predivide_factor and communication_data_type, seen from rank 0 of a two-rank group whose
 // peer holds the same gradients.
 import Foundation

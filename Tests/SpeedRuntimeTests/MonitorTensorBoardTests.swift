@@ -3,6 +3,7 @@
 
 import Foundation
 import SpeedRuntime
+import SpeedTestSupport
 import Testing
 
 /// One decoded protobuf field.

@@ -2,6 +2,7 @@
 // exactly, for any number of shards, whatever the model-states file holds; broken shard sets are refused by name.
 import Foundation
 import SpeedCore
+import SpeedIO
 import SpeedNN
 import SpeedOptim
 @testable import SpeedRuntime

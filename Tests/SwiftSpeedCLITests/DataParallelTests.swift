@@ -1,12 +1,12 @@
 // Stage-0 data parallelism end to end: `swiftspeed train` under mpirun on 2 and 4 ranks prints the same
 // losses as one process with the same global batch (gradient accumulation standing in for ranks).
 import Foundation
+import SpeedTestSupport
 import Testing
 
-@Suite(.serialized) struct DataParallelTests {
+@Suite(.serialized, .needsMPI) struct DataParallelTests {
     @Test func twoAndFourRanksMatchOneProcessWithTheSameGlobalBatch() throws {
-        guard let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-        else { return }   // OpenMPI missing: scripts/setup.sh installs it
+        let mpirun = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let cfg = dir.appendingPathComponent("ds.json")
@@ -40,12 +40,11 @@ import Testing
     }
 }
 
-@Suite(.serialized) struct ZeroStageOneTests {
+@Suite(.serialized, .needsMPI) struct ZeroStageOneTests {
     /// ZeRO-1 on 2 ranks: the same losses as one process, optimizer state per rank halved
     /// (fp32 Adam: 4Ψ params + 4Ψ grads + 8Ψ/W), and a checkpoint saved by 2 ranks resumes on 1.
     @Test func stageOneOnTwoRanksMatchesOneProcessHalvesOptimizerStateAndResumesOnOneRank() throws {
-        guard let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-        else { return }
+        let mpirun = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let cfg = dir.appendingPathComponent("z1.json")

@@ -1,11 +1,10 @@
 // `swiftspeed launch`: DeepSpeed's variables on every rank, hostfiles (errors name the line),
 // --include/--exclude, two "hosts" through an rsh agent that runs locally, and exit codes.
 import Foundation
+import SpeedTestSupport
 import Testing
 
-@Suite(.serialized) struct LaunchTests {
-    var hasMPI: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") }
-
+@Suite(.serialized, .needsMPI) struct LaunchTests {
     /// Lines of the program's output, without mpirun's `[job,rank]<stdout>:` tags, sorted.
     func lines(_ out: String) -> [String] {
         out.split(separator: "\n").compactMap { line in
@@ -15,7 +14,7 @@ import Testing
     }
 
     @Test func everyRankGetsDeepSpeedsVariables() throws {
-        guard hasMPI else { return }
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let r = try swiftspeed(["launch", "--num_procs", "2", "--master_port", "29555", "--",
                                 "sh", "-c", "echo $RANK $LOCAL_RANK $WORLD_SIZE $LOCAL_SIZE $MASTER_ADDR $MASTER_PORT"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -23,7 +22,7 @@ import Testing
     }
 
     @Test func theFirstFailingExitCodeIsReturned() throws {
-        guard hasMPI else { return }
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let r = try swiftspeed(["launch", "--num_procs", "2", "--", "sh", "-c", "exit $((RANK + 3))"])
         #expect(r.status == 3 || r.status == 4)
     }
@@ -41,7 +40,7 @@ import Testing
     }
 
     @Test func twoHostsThroughALocalRshAgentWithIncludeAndExclude() throws {
-        guard hasMPI else { return }
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let agent = dir.appendingPathComponent("local-rsh")

@@ -2,14 +2,13 @@
 // GAS 1/3, memory formulas, checkpoints across stages and world sizes, a NaN on one rank) through
 // `swiftspeed zero-check`, and gpt-mini end to end through `swiftspeed launch`.
 import Foundation
+import SpeedTestSupport
 import Testing
 
-@Suite(.serialized) struct ZeroStageTests {
-    var mpirun: String? { ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) } }
-
+@Suite(.serialized, .needsMPI) struct ZeroStageTests {
     @Test(arguments: [2, 4])
     func everyStageOffloadPrecisionAndAccumulationMatchesOneProcess(ranks: Int) throws {
-        guard mpirun != nil else { return }   // OpenMPI missing: scripts/setup.sh installs it
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let text = try zeroCheck(ranks: ranks, [])
         #expect(text.contains("zero-check: 48/48 cases match on \(ranks) ranks"), "\(text)")
         #expect(text.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == 48)
@@ -24,7 +23,7 @@ import Testing
 
     /// Checkpointed blocks recompute inside backward, where stage 3 gathers and stage 2 reduces.
     @Test func activationCheckpointingUnderStagesTwoAndThreeMatchesOneProcess() throws {
-        guard mpirun != nil else { return }
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let text = try zeroCheck(ranks: 2, ["--stages", "2,3", "--dtypes", "fp32,bf16", "--gas", "1", "--offload", "none",
                                             "--checkpoint-activations"])
         #expect(text.contains("zero-check: 4/4 cases match on 2 ranks"), "\(text)")
@@ -33,7 +32,7 @@ import Testing
     /// DeepSpeed's averaging options on real MPI: the same training as one process.
     @Test(arguments: [["--prescale"], ["--predivide", "4", "--comm-dtype", "fp16"], ["--comm-dtype", "bf16"]])
     func gradientAveragingOptionsMatchOneProcess(options: [String]) throws {
-        guard mpirun != nil else { return }
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let text = try zeroCheck(ranks: 2, ["--stages", "0,2", "--dtypes", "fp32", "--gas", "1", "--offload", "none"] + options)
         #expect(text.contains("zero-check: 2/2 cases match on 2 ranks"), "\(text)")
     }
@@ -41,7 +40,7 @@ import Testing
     private func zeroCheck(ranks: Int, _ extra: [String]) throws -> String {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed")
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: mpirun!)
+        p.executableURL = URL(fileURLWithPath: try #require(Requirements.mpirun))
         p.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", exe.path, "zero-check", "--timeout", "120"] + extra
         var env = ProcessInfo.processInfo.environment
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
@@ -59,7 +58,7 @@ import Testing
     /// The done-when command, shortened to 2 steps: gpt-mini on 4 ranks through the launcher.
     @Test(arguments: ["zero-stage2.json", "zero-stage3-offload.json"])
     func gptMiniOnFourRanksThroughTheLauncherMatchesOneProcess(config: String) throws {
-        guard mpirun != nil else { return }
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("configs/\(config)").path
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed")

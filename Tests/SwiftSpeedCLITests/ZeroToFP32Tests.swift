@@ -2,7 +2,8 @@
 // one-rank path gives (the same checkpoint resumed and re-saved by one process), and bad paths exit with status 1.
 import Foundation
 import SpeedCore
-import SpeedRuntime
+import SpeedIO
+import SpeedTestSupport
 import Testing
 
 /// Runs the built `swiftspeed` under `mpirun -np ranks`; returns its exit status and stdout.
@@ -21,11 +22,10 @@ private func mpiSwiftspeed(_ mpirun: String, ranks: Int, _ args: [String]) throw
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
-@Suite(.serialized) struct ZeroToFP32Tests {
+@Suite(.serialized, .needsMPI) struct ZeroToFP32Tests {
     @Test(arguments: [(1, "bf16"), (3, "fp32")])
     func twoRankShardsConsolidateToTheOneRankWeights(stage: Int, precision: String) throws {
-        guard let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-        else { return }   // OpenMPI missing: scripts/setup.sh installs it
+        let mpirun = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let cfg = dir.appendingPathComponent("ds.json")

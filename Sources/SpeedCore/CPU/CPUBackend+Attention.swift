@@ -3,7 +3,7 @@
 // Invariant: only lse [B, H, T] survives the forward pass; P is rebuilt from it (flash-attention style),
 // and heads run in parallel, each worker with its own scratch buffers.
 
-import CSpeedShims
+import COpenBLAS
 
 extension CPUBackend {
     public func attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, causal: Bool, scale: Double,
@@ -165,19 +165,17 @@ extension CPUBackend {
     static func gemm<T: CPUFloat>(_: T.Type, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
                                   _ a: UnsafeMutablePointer<T>, _ lda: Int, _ b: UnsafeMutablePointer<T>, _ ldb: Int,
                                   beta: Double, _ c: UnsafeMutablePointer<T>, _ ldc: Int) {
-        let ta = Int32(transA ? SSCblasTrans.rawValue : SSCblasNoTrans.rawValue)
-        let tb = Int32(transB ? SSCblasTrans.rawValue : SSCblasNoTrans.rawValue)
-        let order = Int32(SSCblasRowMajor.rawValue)
+        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         if T.self == Float.self {
-            cblas_sgemm(order, ta, tb, Int32(m), Int32(n), Int32(k), Float(alpha),
-                        UnsafeMutableRawPointer(a).assumingMemoryBound(to: Float.self), Int32(lda),
-                        UnsafeMutableRawPointer(b).assumingMemoryBound(to: Float.self), Int32(ldb), Float(beta),
-                        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), Int32(ldc))
+            cblas_sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), Float(alpha),
+                        UnsafeMutableRawPointer(a).assumingMemoryBound(to: Float.self), blasint(lda),
+                        UnsafeMutableRawPointer(b).assumingMemoryBound(to: Float.self), blasint(ldb), Float(beta),
+                        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), blasint(ldc))
         } else {
-            cblas_dgemm(order, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
-                        UnsafeMutableRawPointer(a).assumingMemoryBound(to: Double.self), Int32(lda),
-                        UnsafeMutableRawPointer(b).assumingMemoryBound(to: Double.self), Int32(ldb), beta,
-                        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Double.self), Int32(ldc))
+            cblas_dgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha,
+                        UnsafeMutableRawPointer(a).assumingMemoryBound(to: Double.self), blasint(lda),
+                        UnsafeMutableRawPointer(b).assumingMemoryBound(to: Double.self), blasint(ldb), beta,
+                        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Double.self), blasint(ldc))
         }
     }
 }

@@ -2,7 +2,7 @@
 // Invariant: fp32/fp64 are computed natively; bf16/fp16 kernels run in fp32 on promoted copies and
 // round once on the way out, so results match a CUDA kernel that accumulates in fp32.
 
-import CSpeedShims
+import COpenBLAS
 import Synchronization
 #if canImport(Glibc)
 import Glibc

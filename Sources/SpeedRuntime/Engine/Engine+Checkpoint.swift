@@ -10,14 +10,9 @@ import FoundationEssentials
 import Foundation
 #endif
 import SpeedCore
+import SpeedIO
 import SpeedNN
 import SpeedOptim
-
-/// Why a checkpoint could not be saved or loaded.
-public struct CheckpointError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
 
 /// Engine state stored in the model-states file's metadata (key `swiftspeed`).
 struct ModelStateMeta: Codable {
@@ -36,22 +31,8 @@ struct ModelStateMeta: Codable {
     var lossScaler: LossScaler?
     var dropoutStreams: [String: RandomStream]
     var clientState: [String: JSONValue]
-    /// The resolved ds_config the run used (SPEC §7: model states carry the config).
+    /// The resolved ds_config the run used (DeepSpeed stores `ds_config` in mp_rank_00_model_states.pt too).
     var config: DeepSpeedConfig?
-}
-
-/// Optimizer-partition state stored in each rank's optim-states file (key `swiftspeed`).
-struct OptimStateMeta: Codable {
-    var format = "swiftspeed-optim-1"
-    var rank: Int
-    var worldSize: Int
-    var partitionOffset: Int
-    var partitionCount: Int
-    var paddedCount: Int
-    var optimizer: String
-    var lr: Double
-    var betas: [Double]?
-    var stateNames: [String]
 }
 
 extension Engine {

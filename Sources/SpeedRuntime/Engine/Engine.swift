@@ -23,28 +23,30 @@ public final class Engine {
     public let config: DeepSpeedConfig
     public let optimizer: any Optimizer
     public let scheduler: (any LRScheduler)?
-    public let flat: FlatParameters
-    /// The ZeRO stage in effect (SPEC §6): 0 replicates everything; 1 partitions optimizer state,
-    /// 2 also gradients, 3 also parameters.
-    public let stage: Int
+    package let flat: FlatParameters
+    /// The ZeRO stage in effect: 0 replicates everything; 1 partitions optimizer state, 2 also gradients,
+    /// 3 also parameters (DeepSpeed's ZeRO stages; ``plan`` says what that means for each buffer).
+    public var stage: Int { plan.stage }
+    /// What this stage partitions and offloads.
+    package let plan: ShardPlan
     /// How the flat buffer splits over the ranks (one partition at stage 0).
-    public let layout: PartitionLayout
+    package let layout: PartitionLayout
     /// The flat-buffer elements this rank updates: all of them at stage 0 or with one rank; slice
     /// `rank` of `size` equal slices with ZeRO stage >= 1.
-    public let partition: Range<Int>
+    package let partition: Range<Int>
     /// This rank's `partition` of the weights in the model dtype (`[partition.count]`): a view of
     /// `flat.values` at stages 0–2, the only copy at stage 3 (on the CPU with `offload_param`).
-    public let weightShard: Tensor
+    package let weightShard: Tensor
     /// This rank's `partition` of the gradients (`[partition.count]`): a view of `flat.grads` at
     /// stages 0–1; at stages 2–3 the buffer gradient buckets are reduced into during backward.
-    public let gradShard: Tensor
+    package let gradShard: Tensor
     /// fp32 master weights of `partition` (`[partition.count]`) when the model is 16-bit or the
     /// optimizer is offloaded to another device; nil when `weightShard` is itself the master.
-    public let master: Tensor?
+    package let master: Tensor?
     /// One fp32 buffer per `optimizer.stateNames` entry (`[partition.count]`), from `makeState`.
-    public let optimizerState: [Tensor]
+    package let optimizerState: [Tensor]
     /// Where the optimizer runs: the CPU with `offload_optimizer`, else the model's device.
-    public let optimizerDevice: Device
+    package let optimizerDevice: Device
     public internal(set) var lossScaler: LossScaler?
     public let logger: Logger
     /// The data-parallel group (one process unless launched with mpirun).
@@ -93,15 +95,16 @@ public final class Engine {
         guard (0...3).contains(z.stage) else {
             throw InitializeError("zero_optimization.stage must be 0, 1, 2 or 3, got \(z.stage)")
         }
-        stage = z.stage
+        let plan = ShardPlan(zero: z, worldSize: group.size)
+        self.plan = plan
         let dtype: DType = config.fp16.enabled ? .float16 : (config.bf16.enabled ? .bfloat16 : .float32)
         let gradDType: DType = dtype == .bfloat16 && config.dataTypes.gradAccumDType == "fp32" ? .float32 : dtype
         let named = module.namedParameters().filter { $0.1.requiresGrad }
-        if stage >= 1 && group.size > 1 && optimizer.updatesPerTensor {
+        if plan.partitionsOptimizer && group.size > 1 && optimizer.updatesPerTensor {
             throw InitializeError("\(optimizer.typeName) computes a per-tensor trust ratio and cannot run on partitioned optimizer state (ZeRO stage >= 1 on \(group.size) ranks); use stage 0")
         }
-        let ranks = stage >= 1 ? group.size : 1
-        let flat = FlatParameters(named, dtype: dtype, gradDType: gradDType, partitions: ranks, holdGrads: stage < 2)
+        let ranks = plan.ranks
+        let flat = FlatParameters(named, dtype: dtype, gradDType: gradDType, partitions: ranks, holdGrads: !plan.partitionsGradients)
         self.flat = flat
         layout = PartitionLayout(paddedCount: flat.paddedCount, ranks: ranks)
         partition = layout.partition(ranks == 1 ? 0 : group.rank)
@@ -112,15 +115,13 @@ public final class Engine {
             try group.broadcast(source, root: 0)
             if let master = flat.master { values.copyData(from: master) }
         }
-        let offloadOptimizer = (z.offloadOptimizer?.device ?? .none) != .none
-        let offloadParam = stage == 3 && (z.offloadParam?.device ?? .none) != .none
         // Offloaded state goes to the model device's host memory (page-locked for a GPU).
         let host = values.device.backend.hostDevice
-        let optimizerDevice: Device = offloadOptimizer ? host : values.device
+        let optimizerDevice: Device = plan.offloadOptimizer ? host : values.device
         self.optimizerDevice = optimizerDevice
         let mine = partition
-        let weightShard = stage == 3
-            ? noGrad { values.slice(axis: 0, mine).to(offloadParam ? host : values.device).copy() }
+        let weightShard = plan.partitionsParameters
+            ? noGrad { values.slice(axis: 0, mine).to(plan.offloadParameters ? host : values.device).copy() }
             : values.slice(axis: 0, mine)
         self.weightShard = weightShard
         if let full = flat.master {
@@ -140,8 +141,8 @@ public final class Engine {
             p.rebind(storage: converted.storage, offset: converted.offset, dtype: dtype)
         }
         optimizerState = optimizer.makeState(count: partition.count, device: optimizerDevice)
-        reducer = stage >= 2 ? GradientReducer(flat: flat, layout: layout, bucketSize: z.reduceBucketSize) : nil
-        partitioner = stage == 3
+        reducer = plan.partitionsGradients ? GradientReducer(flat: flat, layout: layout, bucketSize: z.reduceBucketSize) : nil
+        partitioner = plan.partitionsParameters
             ? try ParameterPartitioner(flat: flat, layout: layout, shard: weightShard, group: group,
                                        persistenceThreshold: z.stage3ParamPersistenceThreshold, module: module)
             : nil
@@ -154,7 +155,7 @@ public final class Engine {
                              minScale: config.fp16.minLossScale)
         }
         scheduler?.apply(to: optimizer)
-        if stage == 3 { flat.releaseValues() }
+        if plan.partitionsParameters { flat.releaseValues() }
         try installHooks()
         let notes = Self.unsupportedSettings(config) + applyActivationCheckpointing(config.activationCheckpointing, to: module)
         if group.rank == 0 { for note in notes { logger.warning("[SwiftSpeed] \(note)") } }
@@ -256,24 +257,21 @@ public final class Engine {
     /// The learning rate of each parameter group (one group).
     public func getLR() -> [Double] { [optimizer.lr] }
 
-    /// Bytes this rank holds for model states (SPEC §6 / B4) on the model's device: parameters in
+    /// Bytes this rank holds for model states (the ZeRO paper's accounting, https://www.deepspeed.ai/tutorials/zero/) on the model's device: parameters in
     /// the model dtype, gradients, and optimizer state (fp32 master weights when the model is
     /// 16-bit, plus the optimizer's buffers); `offloaded` counts what `offload_optimizer` /
     /// `offload_param` moved to CPU memory instead. For mixed-precision Adam that is 16Ψ at stage 0,
     /// 4Ψ + 12Ψ/W at stage 1, 2Ψ + 14Ψ/W at stage 2 and 16Ψ/W at stage 3 (plus padding and, at
     /// stage 3, the whole copies of parameters under `stage3_param_persistence_threshold`).
     public var memoryBytes: (params: Int, grads: Int, optimizer: Int, offloaded: Int) {
-        let z = config.zeroOptimization
-        let offloadOptimizer = (z.offloadOptimizer?.device ?? .none) != .none
-        let offloadParam = stage == 3 && (z.offloadParam?.device ?? .none) != .none
         var params = flat.values?.byteCount ?? (partitioner?.persistentBytes ?? 0)
         var offloaded = 0
         if flat.values == nil {
-            if offloadParam { offloaded += weightShard.byteCount } else { params += weightShard.byteCount }
+            if plan.offloadParameters { offloaded += weightShard.byteCount } else { params += weightShard.byteCount }
         }
         let grads = flat.grads?.byteCount ?? gradShard.byteCount
         var optimizer = (master?.byteCount ?? 0) + optimizerState.reduce(0) { $0 + $1.byteCount }
-        if offloadOptimizer {
+        if plan.offloadOptimizer {
             offloaded += optimizer
             optimizer = 0
         }

@@ -10,6 +10,7 @@ import Musl
 import Darwin
 #endif
 import Foundation
+import SpeedIO
 
 /// A monitor could not be set up (its directory or file could not be created).
 ///

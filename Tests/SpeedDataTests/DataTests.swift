@@ -1,7 +1,7 @@
 // Datasets, the distributed sampler (PyTorch's padding and striding), the loader, and text corpora.
 import Foundation
 import SpeedCore
-@testable import SpeedRuntime
+@testable import SpeedData
 import Testing
 
 @Suite struct DataTests {

@@ -3,28 +3,9 @@
 
 import Foundation
 import SpeedCore
-import SpeedRuntime
+import SpeedIO
+import SpeedTestSupport
 import Testing
-
-/// A fresh directory under the system temp dir, removed when released (shared by the I/O test files).
-final class IOTestDirectory {
-    let url: URL
-
-    init() {
-        url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("swiftspeed-io-\(UUID().uuidString)", isDirectory: true)
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
-
-    func file(_ name: String) -> URL { url.appendingPathComponent(name) }
-
-    /// Names of everything in the directory (hidden files included), sorted.
-    func listing() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).sorted()
-    }
-}
 
 /// The raw bytes of a CPU tensor's elements.
 private func rawBytes(_ t: Tensor) -> [UInt8] {

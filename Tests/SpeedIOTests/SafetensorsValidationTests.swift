@@ -3,7 +3,8 @@
 
 import Foundation
 import SpeedCore
-import SpeedRuntime
+import SpeedIO
+import SpeedTestSupport
 import Testing
 
 @Suite struct SafetensorsValidationTests {

@@ -169,7 +169,7 @@ public enum AtomicFile {
 
 /// `write(2)`, named apart from the `write` methods that would shadow it (shared with the monitors).
 @inline(__always)
-func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+package func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
     #if canImport(Glibc)
     return Glibc.write(fd, buffer, count)
     #elseif canImport(Musl)

@@ -37,7 +37,7 @@ public struct ZeroCheckpoint {
     /// The optimizer shards, validated and in rank order.
     public let shards: Shards
     /// The engine state saved with the model weights.
-    let model: ModelStateMeta
+    let model: ModelStateSummary
 
     /// The trained parameters' names, in flat-buffer order.
     public var parameterNames: [String] { model.parameterNames }
@@ -86,7 +86,7 @@ public struct ZeroCheckpoint {
         guard FileManager.default.fileExists(atPath: modelURL.path) else {
             throw CheckpointError("\(modelURL.path) is missing: rank 0 writes it with the parameter names and shapes, and the checkpoint cannot be read without it; copy it from the machine that ran rank 0")
         }
-        let model: ModelStateMeta = try Self.decode(Safetensors.header(modelURL).metadata["swiftspeed"], file: modelURL.path)
+        let model: ModelStateSummary = try Self.decode(Safetensors.header(modelURL).metadata["swiftspeed"], file: modelURL.path)
         try Self.validate(model, file: modelURL.path)
         let shards = try Shards(folder: folder)
         let needed = model.parameterShapes.reduce(0) { $0 + Self.elementCount($1) }
@@ -172,7 +172,7 @@ public struct ZeroCheckpoint {
         /// Length of the flat buffers (parameters plus padding to a multiple of the ranks).
         public let paddedCount: Int
         /// Rank 0's metadata (optimizer name, learning rate, betas, state names).
-        let meta: OptimStateMeta
+        package let meta: OptimStateMeta
 
         /// The optimizer's state buffers in every shard (e.g. `exp_avg`, `exp_avg_sq`).
         public var stateNames: [String] { meta.stateNames }
@@ -316,7 +316,7 @@ public struct ZeroCheckpoint {
     static func elementCount(_ shape: [Int]) -> Int { shape.reduce(1, *) }
 
     /// Checks the model-states metadata: one shape per name, unique names, no negative dimension.
-    static func validate(_ meta: ModelStateMeta, file: String) throws {
+    static func validate(_ meta: ModelStateSummary, file: String) throws {
         guard meta.parameterNames.count == meta.parameterShapes.count else {
             throw CheckpointError("\(file) lists \(meta.parameterNames.count) parameter names but \(meta.parameterShapes.count) shapes; the file is corrupt — re-save the checkpoint")
         }
@@ -328,7 +328,7 @@ public struct ZeroCheckpoint {
         }
     }
 
-    static func decode<T: Decodable>(_ text: String?, file: String) throws -> T {
+    package static func decode<T: Decodable>(_ text: String?, file: String) throws -> T {
         guard let text else {
             throw CheckpointError("\(file) has no 'swiftspeed' metadata; it was not written by SwiftSpeed's saveCheckpoint")
         }

@@ -274,5 +274,5 @@ extension SafetensorsHeader {
     }
 
     /// `s` as a JSON string literal (the config's JSON writer does the escaping).
-    static func quoted(_ s: String) -> String { JSONValue.quoted(s) }
+    static func quoted(_ s: String) -> String { JSONText.quoted(s) }
 }
