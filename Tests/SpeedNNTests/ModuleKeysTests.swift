@@ -216,8 +216,7 @@ private func loadError(_ m: Module, _ sd: StateDict) -> StateDictError? {
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = Clash().namedParameters()
         }
-        let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
-        #expect(text.contains("Clash: two properties are named 'weight'"), "\(text)")
+        #expect(stopped(result, saying: "Clash: two properties are named 'weight'"))
     }
 
     @Test func anUnassignedWrapperStops() async {
@@ -225,7 +224,6 @@ private func loadError(_ m: Module, _ sd: StateDict) -> StateDictError? {
             final class Forgot: Module { @ModuleInfo(key: "x") var x: Linear }
             _ = Forgot().namedParameters()
         }
-        let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
-        #expect(text.contains("Forgot.x: the wrapped property was never assigned"), "\(text)")
+        #expect(stopped(result, saying: "Forgot.x: the wrapped property was never assigned"))
     }
 }
