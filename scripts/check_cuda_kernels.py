@@ -27,7 +27,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNELS = os.path.join(ROOT, "Sources", "SpeedCUDAKernels")
-SOURCE_LIST = os.path.join(KERNELS, "Kernels+Source.swift")
+SOURCE_LIST = os.path.join(KERNELS, "CUDAKernelFiles.swift")
 PROGRAM = re.compile(r'\(\s*"(\w+)"\s*,\s*PackageResources\.(\w+)_cu\s*\)')
 INCLUDE = '#include "common.cuh"\n'
 ENTRY = re.compile(r"\.entry\s+(\w+)\s*\(")
@@ -43,11 +43,11 @@ def assemble(source, file, common):
 
 
 def extract_sources():
-    """The programs of `CUDAKernelSource.all`, in its order, as [(name, assembled source)]."""
+    """The programs of `CUDAKernelFiles.families` (= `CUDAKernelSource.all`), in order, as [(name, assembled source)]."""
     text = open(SOURCE_LIST, encoding="utf-8").read()
-    all_decl = re.search(r"static\s+let\s+all\b[^=]*=\s*\[(.*?)\n\s*\]", text, re.S)
+    all_decl = re.search(r"static\s+var\s+families\b[^{]*\{\s*\[(.*?)\]\s*\}", text, re.S)
     if not all_decl:
-        sys.exit("error: Kernels+Source.swift declares no `all` list")
+        sys.exit("error: CUDAKernelFiles.swift declares no `families` list")
     listed = PROGRAM.findall(all_decl.group(0))
     for name, resource in listed:
         if name != resource:

@@ -17,16 +17,24 @@ struct Launch: ParsableCommand {
             Output lines are tagged with their rank; the first failing exit code is returned.
             """)
 
-    @Option(name: [.customLong("num_procs"), .customLong("num_gpus")], help: "Processes per node (default: all slots, else 1).")
-    var numProcs: Int?
-    @Option(name: .customLong("num_nodes"), help: "Use only the first N hosts of the hostfile.") var numNodes: Int?
+    @Option(name: [.customLong("num_procs"), .customLong("num_gpus")], parsing: .unconditional, help: "Processes per node (default: all slots, else 1).") var numProcs: Int?
+    @Option(name: .customLong("num_nodes"), parsing: .unconditional, help: "Use only the first N hosts of the hostfile.") var numNodes: Int?
     @Option(name: .customLong("hostfile"), help: "Lines 'hostname slots=N'; '#' starts a comment.") var hostfile: String?
     @Option(name: .customLong("include"), help: "Hosts/slots to use: host[:slot,slot][@host…].") var include: String?
     @Option(name: .customLong("exclude"), help: "Hosts/slots to skip: host[:slot,slot][@host…].") var exclude: String?
     @Option(name: .customLong("master_addr"), help: "Address of rank 0 (default: first host).") var masterAddr: String?
-    @Option(name: .customLong("master_port"), help: "Port of rank 0.") var masterPort: Int = 29500
+    @Option(name: .customLong("master_port"), parsing: .unconditional, help: "Port of rank 0.") var masterPort: Int = 29500
     @Option(name: .customLong("launcher_args"), help: "Extra arguments passed to mpirun.") var launcherArgs: String = ""
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments (after --).") var command: [String] = []
+
+    func validate() throws {
+        // `swiftspeed launch --help` (or -h) before any program is a request for this command's help.
+        if let first = command.first, ["--help", "-h", "help"].contains(first) { throw CleanExit.helpRequest(self) }
+        if let numProcs, numProcs < 1 { throw ValidationError("--num_procs must be >= 1 (got \(numProcs))") }
+        if let numNodes, numNodes < 1 { throw ValidationError("--num_nodes must be >= 1 (got \(numNodes))") }
+        if !(1...65535).contains(masterPort) { throw ValidationError("--master_port must be a TCP port, 1...65535 (got \(masterPort))") }
+        if command.drop(while: { $0 == "--" }).isEmpty { throw ValidationError("give the program to run after --, e.g. swiftspeed launch --num_procs 2 -- swiftspeed train …") }
+    }
 
     func run() throws {
         var program = command

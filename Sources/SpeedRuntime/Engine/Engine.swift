@@ -63,6 +63,8 @@ public final class Engine {
     public internal(set) var globalSteps = 0
     public internal(set) var globalSamples = 0
     public internal(set) var skippedSteps = 0
+    /// Boundary steps skipped in a row (reset by an applied update); warned about at 10, 100, 1000, …
+    public internal(set) var consecutiveSkippedSteps = 0
     /// Updates actually applied (Adam's bias-correction step).
     public internal(set) var optimizerSteps = 0
     /// The unscaled global gradient L2 norm of the last boundary step (before clipping).
