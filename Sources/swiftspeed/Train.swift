@@ -55,7 +55,7 @@ struct Train: ParsableCommand {
     func run() throws {
         var logger = Logger(label: "swiftspeed")
         logger.logLevel = json ? .warning : .info
-        // Under mpirun every rank runs this; rank 0 prints and saves (stage-0 data parallelism).
+        // Under a launcher every rank runs this: rank 0 prints, every rank saves its own checkpoint shard.
         let timeout: Double
         do { timeout = try ProcessGroups.timeout(flag: commTimeout, config: try DeepSpeedConfig.commTimeout(path: config)) } catch {
             printError("\(error)")
