@@ -25,6 +25,9 @@ struct Launch: ParsableCommand {
     @Option(name: .customLong("master_addr"), help: "Address of rank 0 (default: first host).") var masterAddr: String?
     @Option(name: .customLong("master_port"), parsing: .unconditional, help: "Port of rank 0.") var masterPort: Int = 29500
     @Option(name: .customLong("launcher_args"), help: "Extra arguments passed to mpirun.") var launcherArgs: String = ""
+    @Option(name: .customLong("max-restarts"), parsing: .unconditional,
+            help: "Restart the whole job up to N times when a rank fails (the program resumes from its latest checkpoint, e.g. train --save-dir D --resume); each rank sees SWIFTSPEED_RESTART=k.")
+    var maxRestarts: Int = 0
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments (after --).") var command: [String] = []
 
     func validate() throws {
@@ -32,6 +35,7 @@ struct Launch: ParsableCommand {
         if let first = command.first, ["--help", "-h", "help"].contains(first) { throw CleanExit.helpRequest(self) }
         if let numProcs, numProcs < 1 { throw ValidationError("--num_procs must be >= 1 (got \(numProcs))") }
         if let numNodes, numNodes < 1 { throw ValidationError("--num_nodes must be >= 1 (got \(numNodes))") }
+        if maxRestarts < 0 { throw ValidationError("--max-restarts must be >= 0 (got \(maxRestarts))") }
         if !(1...65535).contains(masterPort) { throw ValidationError("--master_port must be a TCP port, 1...65535 (got \(masterPort))") }
         if command.drop(while: { $0 == "--" }).isEmpty { throw ValidationError("give the program to run after --, e.g. swiftspeed launch --num_procs 2 -- swiftspeed train …") }
     }
@@ -76,22 +80,41 @@ struct Launch: ParsableCommand {
         args += ["-np", "\(total)", "-x", "MASTER_ADDR=\(master)", "-x", "MASTER_PORT=\(masterPort)"]
         args += launcherArgs.split(separator: " ").map(String.init)
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
-        let selfPath = me.contains("/") ? (me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me) : me
-        args += [selfPath, "launch-exec", "--"] + program
-        // mpirun itself through the trampoline: it dies (SIGTERM, so it stops its ranks) with this process.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: selfPath.contains("/") ? selfPath : mpirun)
-        p.arguments = selfPath.contains("/")
-            ? ["launch-exec", "--no-rank-variables", "--parent-death-signal", "\(SIGTERM)", "--", mpirun] + args
-            : args
+        let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? (me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me)
         let forwarding = SignalForwarding()
+        for attempt in 0...maxRestarts {
+            let status = try runOnce(mpirun: mpirun, selfPath: selfPath, args: args + ["-x", "SWIFTSPEED_RESTART=\(attempt)"],
+                                     program: program, forwarding: forwarding)
+            if let signal = forwarding.received { throw ExitCode(128 + signal) }
+            if status == 0 { return }
+            guard attempt < maxRestarts else {
+                if maxRestarts > 0 { note("launch: the job failed (exit status \(status)) after \(maxRestarts) restart(s); giving up") }
+                throw ExitCode(status)
+            }
+            note("launch: the job failed (exit status \(status): a rank died or stopped); restart \(attempt + 1)/\(maxRestarts), the program resumes from its latest checkpoint")
+        }
+    }
+
+    /// One mpirun of the job: mpirun itself runs under the trampoline, so it dies (SIGTERM, stopping its ranks)
+    /// with this process. Returns mpirun's exit status.
+    private func runOnce(mpirun: String, selfPath: String, args: [String], program: [String],
+                         forwarding: SignalForwarding) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: selfPath)
+        p.arguments = ["launch-exec", "--no-rank-variables", "--parent-death-signal", "\(SIGTERM)", "--", mpirun]
+            + args + [selfPath, "launch-exec", "--"] + program
         try p.run()
         forwarding.start(child: p.processIdentifier)
         p.waitUntilExit()
         forwarding.stop()
-        if let signal = forwarding.received { throw ExitCode(128 + signal) }
-        if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
+        return p.terminationStatus
     }
+}
+
+/// A launcher message on standard error (not an error of the program).
+func note(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
 /// Clears the signal mask this process inherited, so SIGTERM and SIGINT reach it and whatever it starts.
@@ -113,13 +136,14 @@ final class SignalForwarding: @unchecked Sendable {
     var received: Int32? { lock.withLock { first } }
 
     func start(child: Int32) {
+        stop()
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { [self] in
                 let n = lock.withLock { count += 1; if first == nil { first = sig }; return count }
                 if n == 1 {
-                    FileHandle.standardError.write(Data("launch: got signal \(sig); stopping every rank (send it again to kill them at once)\n".utf8))
+                    note("launch: got signal \(sig); stopping every rank (send it again to kill them at once)")
                     kill(child, sig)
                 } else {
                     kill(child, SIGKILL)
@@ -130,7 +154,10 @@ final class SignalForwarding: @unchecked Sendable {
         }
     }
 
-    func stop() { for s in sources { s.cancel() } }
+    func stop() {
+        for s in sources { s.cancel() }
+        sources = []
+    }
 }
 
 /// Hidden trampoline run by mpirun on every rank: sets DeepSpeed's variables from OpenMPI's and
