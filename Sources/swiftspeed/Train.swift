@@ -75,7 +75,8 @@ struct Train: ParsableCommand {
         if rank != 0 { logger.logLevel = .error }
         let ds: DeepSpeedConfig
         do { ds = try DeepSpeedConfig.load(path: config, worldSize: world) } catch {
-            if rank == 0 { printError("\(error)") }
+            // Every failing rank says so: the file may be missing or different on one machine only.
+            printError(world > 1 ? "rank \(rank): \(error)" : "\(error)")
             throw ExitCode(1)
         }
         let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
