@@ -5,6 +5,7 @@
 import Foundation
 import SpeedCore
 import SpeedIO
+import SpeedNN
 
 /// The files of a `save_pretrained` folder: `config.json`, and `model.safetensors` or
 /// `model-0000k-of-0000n.safetensors` shards listed by `model.safetensors.index.json`.
