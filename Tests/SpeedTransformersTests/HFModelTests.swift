@@ -174,7 +174,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
 
 /// all-MiniLM-L6-v2 as scripts/setup.sh installs it.
 let miniLM = URL(fileURLWithPath: ProcessInfo.processInfo.environment["SWIFTSPEED_MINILM"]
-                 ?? "/opt/swiftspeed/models/all-MiniLM-L6-v2")
+                 ?? (ProcessInfo.processInfo.environment["SWIFTSPEED_MODELS"] ?? "/opt/swiftspeed/models") + "/all-MiniLM-L6-v2")
 let miniLMPresent = FileManager.default.fileExists(atPath: miniLM.appendingPathComponent("model.safetensors").path)
 
 @Suite struct MiniLMTests {
