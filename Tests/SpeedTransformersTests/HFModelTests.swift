@@ -88,6 +88,20 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(lossDiff < 1e-4)
     }
 
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm"])
+    func lossBackpropagatesToEveryParameter(name: String) throws {
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        var inputs: ModuleInputs = ["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                                    "labels": try e.ints("labels")]
+        if e.inputs["token_type_ids"] != nil { inputs.tokenTypeIds = try e.ints("token_type_ids") }
+        model.train()
+        model(inputs).loss!.backward()
+        let without = model.namedParameters().filter { $0.1.grad == nil }.map(\.0)
+        // Token-type rows and positions past the inputs get zero (not nil) gradients; every parameter is reached.
+        #expect(without.isEmpty, "no gradient: \(without)")
+    }
+
     @Test func strictLoadingListsEveryBadKey() throws {
         // A GPT2LMHeadModel folder loaded as a BERT classifier: every key is wrong, all are named.
         let folder = try PretrainedFolder(fixtures.appendingPathComponent("tiny-bert-cls"))
