@@ -103,7 +103,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
     }
 
     @Test func strictLoadingListsEveryBadKey() throws {
-        // A GPT2LMHeadModel folder loaded as a BERT classifier: every key is wrong, all are named.
+        // A classifier folder loaded as a masked LM: the head keys on both sides are wrong, and all are named.
         let folder = try PretrainedFolder(fixtures.appendingPathComponent("tiny-bert-cls"))
         let model = try BertForMaskedLM(folder: folder, dtype: .float32, device: .cpu)
         #expect(throws: PretrainedError.self) { try model.loadWeights(from: folder) }
