@@ -24,6 +24,8 @@ struct Train: ParsableCommand {
     @Option(help: "Checkpoint directory: saved at the end (and every --save-every steps).") var saveDir: String?
     @Option(help: "Save a checkpoint every N optimizer steps (needs --save-dir).") var saveEvery: Int?
     @Flag(help: "Continue from the latest checkpoint in --save-dir.") var resume = false
+    @Flag(help: "With --resume: skip checking the checkpoint's CRC-32C checksums (faster; corruption goes unnoticed).")
+    var noVerifyCheckpoint = false
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "cpu, cuda or cuda:N (under a launcher, cuda means each rank's local GPU).") var device: String = "cpu"
     @Option(help: "Characters of text to generate at the end (text data only).") var sample: Int = 200
@@ -35,6 +37,7 @@ struct Train: ParsableCommand {
         if data == nil && !synthetic { throw ValidationError("pass --data PATH or --synthetic") }
         if data != nil && synthetic { throw ValidationError("--data and --synthetic are mutually exclusive") }
         if resume && saveDir == nil { throw ValidationError("--resume needs --save-dir") }
+        if noVerifyCheckpoint && !resume { throw ValidationError("--no-verify-checkpoint applies to --resume") }
         if saveEvery != nil && saveDir == nil { throw ValidationError("--save-every needs --save-dir") }
         if model != "simple" && GPTConfig.preset(model) == nil {
             throw ValidationError("unknown model '\(model)'; use simple, gpt-mini or gpt2-small")
@@ -72,7 +75,7 @@ struct Train: ParsableCommand {
                                                           logger: logger)
         var progress: ProgressBar?   // made at the first step, after a resume moved the start
         let loop = TrainingLoop(steps: steps, saveDir: saveDir, saveEvery: saveEvery, resume: resume,
-                                tokensPerSample: job.tokensPerSample)
+                                tokensPerSample: job.tokensPerSample, verifyCheckpoint: !noVerifyCheckpoint)
         try loop.run(engine, logger: logger, batch: job.batch(index:), loss: { x, y in job.loss(engine(x), y) }) { record in
             guard rank == 0 else { return }
             if json { print(record.json); return }

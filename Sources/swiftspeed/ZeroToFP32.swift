@@ -26,10 +26,13 @@ struct ZeroToFP32: ParsableCommand {
     @Argument(help: "The checkpoint directory (the --save-dir / saveCheckpoint folder holding 'latest').") var checkpointDir: String
     @Argument(help: "Folder to write model.safetensors into (created if missing).") var outputDir: String
     @Option(help: "Checkpoint tag to read (default: the one in CHECKPOINT_DIR/latest).") var tag: String?
+    @Flag(help: "Skip checking the shards' CRC-32C checksums (faster; corruption goes unnoticed).") var noVerify = false
 
     func run() throws {
         do {
-            let ckpt = try ZeroCheckpoint(directory: checkpointDir, tag: tag)
+            let ckpt = try ZeroCheckpoint(directory: checkpointDir, tag: tag, verify: !noVerify)
+            if let note = ckpt.note { printError("note: \(note)") }
+            if !ckpt.checksummed { printError("note: \(ckpt.folder.path) was saved without checksums (before SwiftSpeed recorded them); its data is not verified") }
             let out = URL(fileURLWithPath: outputDir)
             do {
                 try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
