@@ -69,9 +69,9 @@ package enum CheckpointLimits {
         try check("skippedSteps", skippedSteps, max: globalSteps, file: file)
         try check("optimizerSteps", optimizerSteps, max: globalSteps, file: file)
         try check("microSteps", microSteps, min: globalSteps, file: file)
-        try check("globalSamples", globalSamples, min: globalSteps, max: maxSamples, file: file)
         guard (globalSteps == 0) == (globalSamples == 0) else {
             throw CheckpointError("\(file): metadata field globalSamples is \(globalSamples) but globalSteps is \(globalSteps); each step counts at least one sample, so both are zero or neither is — the file is corrupt or was edited; re-save the checkpoint or restore the file")
         }
+        try check("globalSamples", globalSamples, min: globalSteps, max: maxSamples, file: file)
     }
 }
