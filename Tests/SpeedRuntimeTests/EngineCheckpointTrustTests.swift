@@ -253,3 +253,28 @@ func damage(_ url: URL, tensor name: String, flipping index: Int? = nil) throws 
         #expect(e?.description.contains("partitionCount") == true)
     }
 }
+
+@Suite struct EngineCheckpointSwapTests {
+    @Test func aTagLeftOnlyAsAnOldCopyLoadsAndTheNextSavePutsItBack() throws {
+        let run = SavedRun()
+        try run.save(try run.engine(), after: 0..<2)
+        // What the previous version's kill -9 between its two renames left: latest names a missing tag.
+        try FileManager.default.moveItem(atPath: run.dir + "/global_step2", toPath: run.dir + "/.global_step2.old-12345")
+        let fresh = try run.engine()
+        let (path, _) = try fresh.loadCheckpoint(run.dir)
+        #expect(path?.hasSuffix("/.global_step2.old-12345") == true && fresh.globalSteps == 2)
+        #expect(run.recorder.all.contains { $0.contains("was interrupted while swapping folders") })
+        // zero-to-fp32 reads the same copy.
+        #expect(try ZeroCheckpoint(directory: run.dir).note?.contains(".global_step2.old-12345") == true)
+        try run.save(fresh, after: 2..<3)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run.dir).sorted() == ["global_step2", "global_step3", "latest"])
+        #expect(run.recorder.all.contains { $0.contains("put back global_step2 from .global_step2.old-12345") })
+        #expect(try run.engine().loadCheckpoint(run.dir, tag: "global_step2").path?.hasSuffix("/global_step2") == true)
+    }
+
+    @Test func hiddenTagNamesAreRefused() throws {
+        let run = SavedRun()
+        let e = #expect(throws: CheckpointError.self) { try run.engine().saveCheckpoint(run.dir, tag: ".global_step0.old") }
+        #expect(e?.description.contains("does not start with '.'") == true)
+    }
+}
