@@ -14,7 +14,7 @@ extension Safetensors {
     /// The `crc32c` metadata value for `tensors` (name, CPU tensor), names in sorted order.
     static func encodeChecksums(_ tensors: [(String, Tensor)]) -> String {
         let fields = tensors.map { name, t in
-            (name, CRC32C.checksum(UnsafeRawBufferPointer(start: t.rawPointer, count: t.byteCount)))
+            (name, CRC32C.parallelChecksum(UnsafeRawBufferPointer(start: t.rawPointer, count: t.byteCount)))
         }.sorted { $0.0 < $1.0 }
         return "{" + fields.map { "\(JSONText.quoted($0.0)):\"\(hexDigits($0.1))\"" }.joined(separator: ",") + "}"
     }

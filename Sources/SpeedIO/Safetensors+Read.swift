@@ -68,7 +68,7 @@ extension Safetensors {
             try file.read(into: t.rawPointer, count: t.byteCount,
                           at: header.dataStart + entry.dataOffsets.lowerBound, tensor: entry.name)
             if verify, let recorded = header.checksums?[entry.name] {
-                let computed = CRC32C.checksum(UnsafeRawBufferPointer(start: t.rawPointer, count: t.byteCount))
+                let computed = CRC32C.parallelChecksum(UnsafeRawBufferPointer(start: t.rawPointer, count: t.byteCount))
                 guard computed == recorded else {
                     throw SafetensorsError(path: file.path, tensor: entry.name,
                                            problem: .checksumMismatch(recorded: recorded, computed: computed))

@@ -34,6 +34,18 @@ private func bitwiseCRC32C(_ bytes: [UInt8]) -> UInt32 {
         for cut in [0, 1, 5, 8, 13, 299, 300] {
             let a = Array(bytes[..<cut]), b = Array(bytes[cut...])
             #expect(CRC32C.checksum(b, continuing: CRC32C.checksum(a)) == bitwiseCRC32C(bytes))
+            #expect(CRC32C.combine(CRC32C.checksum(a), CRC32C.checksum(b), lengthOfSecond: b.count) == bitwiseCRC32C(bytes))
+        }
+    }
+
+    @Test func theParallelChecksumEqualsTheSerialOneForEveryPieceSize() {
+        let bytes = (0..<100_003).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 11) }
+        let serial = CRC32C.checksum(bytes)
+        bytes.withUnsafeBytes { raw in
+            for piece in [1, 7, 4096, 33_334, 50_001, 100_003, 1 << 20] {
+                #expect(CRC32C.parallelChecksum(raw, pieceSize: piece) == serial, "piece \(piece)")
+            }
+            #expect(CRC32C.parallelChecksum(raw) == serial)
         }
     }
 }

@@ -69,6 +69,7 @@ extension Engine {
             throw CheckpointError("saveCheckpoint: tag '\(tag)' must be a non-empty folder name without '/' that does not start with '.' (hidden names are the save's own temporary folders)")
         }
         for m in monitors { m.flush() }
+        let started = now()
         let rank = group.rank
         let partitioned = partition != 0..<flat.paddedCount
         let root = URL(fileURLWithPath: dir)
@@ -112,7 +113,7 @@ extension Engine {
         if rank == 0 {
             try CheckpointDirectory.commit(folder, to: target)
             try CheckpointDirectory.writeLatest(root, tag: tag)
-            logger.info("[SwiftSpeed] saved checkpoint \(target.path)")
+            logger.info("[SwiftSpeed] saved checkpoint \(target.path) in \(((now() - started) * 100).rounded() / 100) s")
         }
         try group.barrier()
         return target.path
