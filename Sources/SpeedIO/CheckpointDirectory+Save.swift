@@ -41,7 +41,9 @@ extension CheckpointDirectory {
     package static func partialFolder(_ root: URL, _ tag: String) -> URL { root.appendingPathComponent(".\(tag).partial") }
 
     /// Rank 0, before a save: puts back any tag an interrupted swap left only as `.<tag>.old*`, deletes
-    /// such copies of tags that are in place, removes a stale `.<tag>.partial` and creates it empty.
+    /// such copies of tags that are in place, removes every unfinished `.<name>.partial` (one process saves
+    /// into a directory at a time; such a folder was never committed, or holds a replaced copy) and
+    /// creates `.<tag>.partial` empty.
     /// - Returns: what it put back or removed, for the log (empty when the directory was tidy).
     package static func preparePartial(_ root: URL, tag: String) throws -> (folder: URL, repairs: [String]) {
         let fm = FileManager.default
@@ -49,7 +51,14 @@ extension CheckpointDirectory {
         do { try fm.createDirectory(at: root, withIntermediateDirectories: true) } catch {
             throw CheckpointError("cannot create the checkpoint directory \(root.path): \(error.localizedDescription); pass a writable --save-dir")
         }
+        let partial = partialFolder(root, tag)
         for name in ((try? fm.contentsOfDirectory(atPath: root.path)) ?? []).sorted() where name.hasPrefix(".") {
+            if name.hasSuffix(".partial"), name.count > ".partial".count + 1, name != partial.lastPathComponent,
+               isDirectory(root.appendingPathComponent(name)) {
+                try? fm.removeItem(at: root.appendingPathComponent(name))
+                repairs.append("removed \(name), left by an interrupted save")
+                continue
+            }
             guard let range = name.range(of: ".old", options: .backwards), range.lowerBound > name.index(after: name.startIndex)
             else { continue }
             let rest = name[range.upperBound...]
@@ -64,7 +73,6 @@ extension CheckpointDirectory {
             }
         }
         if !repairs.isEmpty { syncDirectory(root.path) }
-        let partial = partialFolder(root, tag)
         if fm.fileExists(atPath: partial.path) {
             do { try fm.removeItem(at: partial) } catch {
                 throw CheckpointError("cannot remove the unfinished save \(partial.path): \(error.localizedDescription); remove it by hand")

@@ -266,6 +266,8 @@ func damage(_ url: URL, tensor name: String, flipping index: Int? = nil) throws 
         #expect(run.recorder.all.contains { $0.contains("was interrupted while swapping folders") })
         // zero-to-fp32 reads the same copy.
         #expect(try ZeroCheckpoint(directory: run.dir).note?.contains(".global_step2.old-12345") == true)
+        // An unfinished save of another tag (a kill -9 while it wrote) is removed by the next save.
+        try FileManager.default.createDirectory(atPath: run.dir + "/.global_step7.partial", withIntermediateDirectories: false)
         try run.save(fresh, after: 2..<3)
         #expect(try FileManager.default.contentsOfDirectory(atPath: run.dir).sorted() == ["global_step2", "global_step3", "latest"])
         #expect(run.recorder.all.contains { $0.contains("put back global_step2 from .global_step2.old-12345") })
