@@ -31,8 +31,9 @@ struct ZeroToFP32: ParsableCommand {
     func run() throws {
         do {
             let ckpt = try ZeroCheckpoint(directory: checkpointDir, tag: tag, verify: !noVerify)
-            if let note = ckpt.note { printError("note: \(note)") }
-            if !ckpt.checksummed { printError("note: \(ckpt.folder.path) was saved without checksums (before SwiftSpeed recorded them); its data is not verified") }
+            func note(_ text: String) { FileHandle.standardError.write(Data("note: \(text)\n".utf8)) }
+            if let recovered = ckpt.note { note(recovered) }
+            if !ckpt.checksummed { note("\(ckpt.folder.path) was saved without checksums (before SwiftSpeed recorded them); its data is not verified") }
             let out = URL(fileURLWithPath: outputDir)
             do {
                 try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)

@@ -185,6 +185,12 @@ func damage(_ url: URL, tensor name: String, flipping index: Int? = nil) throws 
         try expectPicksStep10(run, because: "latest is a directory")
     }
 
+    @Test func aLatestThatIsNoTagNamePicksTheNewestCompleteTag() throws {
+        let run = try threeTags()
+        try "../elsewhere/global_step99".write(toFile: run.dir + "/latest", atomically: true, encoding: .utf8)
+        try expectPicksStep10(run, because: "which is not a tag name")
+    }
+
     @Test func aBogusLatestWithNoTagsAndNoCompleteTagAreRefused() throws {
         let run = SavedRun()
         try "global_step1\n".write(toFile: run.dir + "/latest", atomically: true, encoding: .utf8)
