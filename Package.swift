@@ -42,7 +42,14 @@ let package = Package(
         // Optimizers (pure math over flat buffers) and LR schedules.
         .target(name: "SpeedOptim", dependencies: ["SpeedCore"]),
         // The CUDA layer: library loading, device enumeration, NVRTC + on-disk kernel cache, caching allocator.
-        .target(name: "SpeedCUDA", dependencies: ["SpeedCore", "CSpeedCUDA"]),
+        .target(name: "SpeedCUDA", dependencies: ["SpeedCore", "CSpeedCUDA", "SpeedCUDAKernels"]),
+        // The kernels' CUDA C (Kernels/*.cu, common.cuh), compiled into the binary as byte arrays; its own target so
+        // the 380 KB of generated array literals are not re-type-checked with every SpeedCUDA change.
+        .target(
+            name: "SpeedCUDAKernels",
+            resources: [.embedInCode("common.cuh"), .embedInCode("memory.cu"), .embedInCode("elementwise.cu"),
+                        .embedInCode("reduce.cu"), .embedInCode("nn.cu"), .embedInCode("attention.cu"),
+                        .embedInCode("flash.cu"), .embedInCode("optim.cu")]),
         // Process groups: the collectives protocol, the one-process group and the in-process W-rank test double.
         .target(name: "SpeedComm", dependencies: ["SpeedCore"]),
         // The MPI engine (CPU tensors; GPU tensors staged through host memory) and the launcher's factory.
@@ -67,6 +74,7 @@ let package = Package(
                 "SwiftSpeed",
                 "COpenBLAS",     // openblas_get_config, for `swiftspeed report`
                 "CSpeedMPI",     // ss_mpi_library_version, for `swiftspeed report`
+                "CSpeedShims",   // the launcher trampoline's parent-death signal
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Compiles every SpeedCUDA kernel program with NVRTC (no GPU needed) and fails on any error or warning.
 
-A development tool, not run in CI. It reads the CUDA C out of Sources/SpeedCUDA/Kernels/*.swift (the
-`static let <name> = #\"\"\" ... \"\"\"#` blocks), assembles the programs exactly as `CUDAKernelSource.all`
-does (`common` + one family), compiles each for every requested architecture with `-std=c++17`, prints NVRTC's
+A development tool, not run in CI. It reads Sources/SpeedCUDAKernels/<family>.cu and common.cuh, assembles the
+programs exactly as `CUDAKernelSource.all` does (the family's `#include "common.cuh"` line replaced by the header,
+with `#line` directives), compiles each for every requested architecture with `-std=c++17`, prints NVRTC's
 log for anything that is not clean, and reports the entry points per family (read back from the PTX). ptxas runs
 with -v, --warn-on-spills and --warn-on-local-memory-usage, so a register spill or a local-memory array fails the
 check too; the attention kernels' dynamic shared-memory sizes are printed from the tile shapes in the source.
@@ -26,46 +26,44 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KERNELS = os.path.join(ROOT, "Sources", "SpeedCUDA", "Kernels")
-
-BLOCK = re.compile(r'static\s+let\s+(\w+)\s*=\s*#"""[ \t]*\n(.*?)\n([ \t]*)"""#', re.S)
-PROGRAM = re.compile(r'\(\s*"(\w+)"\s*,\s*common\s*\+\s*(\w+)\s*\)')
+KERNELS = os.path.join(ROOT, "Sources", "SpeedCUDAKernels")
+SOURCE_LIST = os.path.join(KERNELS, "CUDAKernelFiles.swift")
+PROGRAM = re.compile(r'\(\s*"(\w+)"\s*,\s*PackageResources\.(\w+)_cu\s*\)')
+INCLUDE = '#include "common.cuh"\n'
 ENTRY = re.compile(r"\.entry\s+(\w+)\s*\(")
 
 
+def assemble(source, file, common):
+    """CUDAKernelSource.program(_:file:): the include line replaced by common.cuh, then `#line` back to `file`."""
+    at = source.find(INCLUDE)
+    if at < 0:
+        return source
+    line = source.count("\n", 0, at) + 1
+    return source[:at] + '#line 1 "common.cuh"\n' + common + f'#line {line + 1} "{file}"\n' + source[at + len(INCLUDE):]
+
+
 def extract_sources():
-    """Maps each `static let` raw-string block to its text (Swift's indentation stripping applied)."""
-    blocks, programs = {}, []
-    for path in sorted(glob.glob(os.path.join(KERNELS, "*.swift"))):
-        text = open(path, encoding="utf-8").read()
-        for name, body, indent in BLOCK.findall(text):
-            if name in blocks:
-                sys.exit(f"error: {name} is defined twice (second time in {os.path.basename(path)})")
-            lines = body.split("\n")
-            bad = [i for i, line in enumerate(lines) if line.strip() and not line.startswith(indent)]
-            if bad:
-                sys.exit(f"error: {os.path.basename(path)}: line {bad[0] + 1} of {name} is indented less than its closing delimiter")
-            if "\\#" in body:
-                sys.exit(f"error: {name} contains \\# (an escape in a Swift #\"\"\" string)")
-            # Swift's value: the lines between the delimiters, joined by newlines, without a final newline.
-            blocks[name] = "\n".join(line[len(indent):] for line in lines)
-            if not blocks[name].endswith("\n"):
-                sys.exit(f"error: {name} must end with an empty line (so `common + family` keeps lines apart)")
-        if os.path.basename(path) == "Kernels+Source.swift":
-            all_decl = re.search(r"static\s+let\s+all\b[^=]*=\s*\[(.*?)\n\s*\]", text, re.S)
-            if not all_decl:
-                sys.exit("error: Kernels+Source.swift declares no `all` list")
-            programs = PROGRAM.findall(all_decl.group(0))
-    if "common" not in blocks:
-        sys.exit("error: no `common` prelude found")
-    listed = {family for _, family in programs}
-    unlisted = sorted(set(blocks) - listed - {"common"})
-    if unlisted:
-        sys.exit(f"error: sources not in CUDAKernelSource.all: {', '.join(unlisted)}")
-    missing = sorted(listed - set(blocks))
-    if missing:
-        sys.exit(f"error: CUDAKernelSource.all names undefined sources: {', '.join(missing)}")
-    return blocks, programs
+    """The programs of `CUDAKernelFiles.families` (= `CUDAKernelSource.all`), in order, as [(name, assembled source)]."""
+    text = open(SOURCE_LIST, encoding="utf-8").read()
+    all_decl = re.search(r"static\s+var\s+families\b[^{]*\{\s*\[(.*?)\]\s*\}", text, re.S)
+    if not all_decl:
+        sys.exit("error: CUDAKernelFiles.swift declares no `families` list")
+    listed = PROGRAM.findall(all_decl.group(0))
+    for name, resource in listed:
+        if name != resource:
+            sys.exit(f"error: CUDAKernelSource.all pairs \"{name}\" with PackageResources.{resource}_cu")
+    files = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(KERNELS, "*.cu")))
+    names = [name for name, _ in listed]
+    if sorted(names) != files:
+        sys.exit(f"error: CUDAKernelSource.all lists {sorted(names)}, Kernels/ holds {files}")
+    common = open(os.path.join(KERNELS, "common.cuh"), encoding="utf-8").read()
+    programs = []
+    for name in names:
+        source = open(os.path.join(KERNELS, name + ".cu"), encoding="utf-8").read()
+        if source.count(INCLUDE) != 1 or not source.endswith("\n"):
+            sys.exit(f"error: {name}.cu must include common.cuh once (a line of its own) and end with a newline")
+        programs.append((name, assemble(source, name + ".cu", common)))
+    return programs
 
 
 def load_nvrtc():
@@ -186,14 +184,13 @@ def main():
     args = parser.parse_args()
     archs = args.arch or ["sm_90", "sm_80"]
 
-    blocks, programs = extract_sources()
+    programs = extract_sources()
     lib, path, version = load_nvrtc()
     print(f"NVRTC {version[0]}.{version[1]} ({path})")
     print(f"  {'program':<12} {'arch':<6} {'result':<8} {'kernels':>7} {'lines':>6} {'max regs':>8} {'spills':>6}")
     failed = False
     entries, tables = {}, {}
-    for family_name, family in programs:
-        source = blocks["common"] + blocks[family]
+    for family_name, source in programs:
         if args.dump:
             os.makedirs(args.dump, exist_ok=True)
             with open(os.path.join(args.dump, family_name + ".cu"), "w") as f:
@@ -216,10 +213,10 @@ def main():
             failed = failed or not clean
     total = sum(len(v) for v in entries.values())
     print(f"{total} kernels in {len(entries)} programs: " + ", ".join(f"{k} {len(v)}" for k, v in entries.items()))
-    if "attention" in blocks:
+    if "attention" in dict(programs):
         print("attention tiles (BR x BC) and dynamic shared memory (bytes; above 49152 needs "
               "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES):")
-        for d, fwd, dkdv, dq in attention_shared_memory(blocks["attention"]):
+        for d, fwd, dkdv, dq in attention_shared_memory(dict(programs)["attention"]):
             print(f"  d{d:<4} fwd {fwd[0]}x{fwd[1]} {fwd[2]:>6}   bwd_dkdv {dkdv[0]}x{dkdv[1]} {dkdv[2]:>6}   "
                   f"bwd_dq {dq[0]}x{dq[1]} {dq[2]:>6}")
     if args.resources:

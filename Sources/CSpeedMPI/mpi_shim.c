@@ -2,6 +2,7 @@
 #include "CSpeedMPI.h"
 #include <mpi.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sched.h>
 #include <time.h>
@@ -13,6 +14,85 @@ static MPI_Comm comms[MAX_COMMS];
 static int comm_count = 0;
 
 static MPI_Comm comm_of(int c) { return (c > 0 && c < comm_count && comms[c] != MPI_COMM_NULL) ? comms[c] : MPI_COMM_WORLD; }
+
+// The arrival census, per handle: a duplicate communicator on which a rank that has waited a second for a
+// collective tells every peer "I reached collective number seq", so a rank that times out can name the ranks
+// that never arrived. Each handle's state is touched only by the one thread that uses the handle.
+static MPI_Comm census[MAX_COMMS];
+static long sequence[MAX_COMMS];      // collectives started on the handle (the same on every rank)
+static long announced[MAX_COMMS];     // the value last sent (the send buffer; only ever grows)
+static long *seen[MAX_COMMS];         // per peer: the highest collective it said it reached
+static __thread char timeout_detail[512];
+
+static void census_open(int c, MPI_Comm comm) {
+    int size = 0;
+    MPI_Comm_size(comm, &size);
+    census[c] = MPI_COMM_NULL;
+    if (MPI_Comm_dup(comm, &census[c]) == MPI_SUCCESS) MPI_Comm_set_errhandler(census[c], MPI_ERRORS_RETURN);
+    sequence[c] = 0;
+    announced[c] = 0;
+    free(seen[c]);
+    seen[c] = calloc((size_t)size, sizeof(long));
+}
+
+static void census_close(int c) {
+    if (census[c] != MPI_COMM_NULL) MPI_Comm_free(&census[c]);
+    census[c] = MPI_COMM_NULL;
+    free(seen[c]);
+    seen[c] = NULL;
+}
+
+/// Reads every arrival notice that has come in on handle `c`.
+static void census_drain(int c) {
+    if (!seen[c] || census[c] == MPI_COMM_NULL) return;
+    for (;;) {
+        int flag = 0;
+        MPI_Status status;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, 0, census[c], &flag, &status) != MPI_SUCCESS || !flag) return;
+        long value = 0;
+        MPI_Recv(&value, 1, MPI_LONG, status.MPI_SOURCE, 0, census[c], MPI_STATUS_IGNORE);
+        if (value > seen[c][status.MPI_SOURCE]) seen[c][status.MPI_SOURCE] = value;
+    }
+}
+
+/// Tells every peer of handle `c` that this rank reached collective `sequence[c]` (tiny eager messages).
+static void census_announce(int c) {
+    if (!seen[c] || census[c] == MPI_COMM_NULL || announced[c] == sequence[c]) return;
+    int size = 0, rank = 0;
+    MPI_Comm_size(census[c], &size);
+    MPI_Comm_rank(census[c], &rank);
+    announced[c] = sequence[c];
+    for (int r = 0; r < size; r++) {
+        if (r == rank) continue;
+        MPI_Request request;
+        if (MPI_Isend(&announced[c], 1, MPI_LONG, r, 0, census[c], &request) == MPI_SUCCESS) MPI_Request_free(&request);
+    }
+}
+
+/// After a timeout on handle `c`: "rank(s) [a, b] did not arrive" into timeout_detail.
+static void census_report(int c) {
+    timeout_detail[0] = 0;
+    if (!seen[c] || census[c] == MPI_COMM_NULL) return;
+    census_drain(c);
+    int size = 0, rank = 0;
+    MPI_Comm_size(census[c], &size);
+    MPI_Comm_rank(census[c], &rank);
+    size_t used = (size_t)snprintf(timeout_detail, sizeof timeout_detail, "rank(s) [");
+    int missing = 0;
+    for (int r = 0; r < size && used < sizeof timeout_detail - 16; r++) {
+        if (r == rank || seen[c][r] >= sequence[c]) continue;
+        used += (size_t)snprintf(timeout_detail + used, sizeof timeout_detail - used, "%s%d", missing ? ", " : "", r);
+        missing++;
+    }
+    if (missing) snprintf(timeout_detail + used, sizeof timeout_detail - used, "] did not arrive");
+    else snprintf(timeout_detail, sizeof timeout_detail, "every rank arrived (a rank called a different collective or the network stalled)");
+}
+
+int ss_mpi_timeout_detail(char *buffer, int length) {
+    if (!buffer || length <= 0) return 0;
+    snprintf(buffer, (size_t)length, "%s", timeout_detail);
+    return (int)strlen(buffer);
+}
 
 static MPI_Datatype dtype_of(int d) {
     switch (d) {
@@ -39,19 +119,42 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/// Polls `request` until it completes or `timeout` seconds pass, yielding the core between polls once
-/// the operation is clearly not instant (a sleep instead costs mid-size collectives half their
-/// bandwidth; ranks often outnumber cores, so spinning alone would starve the peer it waits for).
-static int wait_for(MPI_Request *request, double timeout) {
-    double deadline = timeout > 0 ? now() + timeout : 0;
+/// Starts collective number sequence+1 on handle `comm`; returns the handle for wait_for.
+static int collective(int comm) {
+    int c = (comm > 0 && comm < comm_count && comms[comm] != MPI_COMM_NULL) ? comm : 0;
+    sequence[c]++;
+    return c;
+}
+
+/// Polls `request` (MPI_Test drives OpenMPI's progress) until it completes or the deadline passes. Waiting backs
+/// off so a rank blocked on a slow or hung peer does not burn a core: it spins for the first 2 ms (small
+/// collectives finish there), then sleeps 50 us between tests, and 1 ms once it has waited a second. A
+/// collective (`comm` >= 0) that has waited a second announces its arrival to the census.
+static int wait_for(MPI_Request *request, double timeout, int comm) {
+    double start = now();
+    double deadline = timeout > 0 ? start + timeout : 0;
     int done = 0;
     long spins = 0;
     while (!done) {
         int rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) return rc;
         if (done) break;
-        if (deadline > 0 && now() > deadline) return SS_MPI_TIMEOUT;
-        if (++spins > 1000) sched_yield();
+        double t = now();
+        if (deadline > 0 && t > deadline) {
+            if (comm >= 0) census_report(comm); else timeout_detail[0] = 0;
+            return SS_MPI_TIMEOUT;
+        }
+        double waited = t - start;
+        if (comm >= 0 && waited > 1.0) {
+            census_announce(comm);
+            census_drain(comm);
+        }
+        if (waited < 0.002) {
+            if (++spins > 1000) sched_yield();
+        } else {
+            struct timespec pause = {0, waited < 1.0 ? 50000 : 1000000};
+            nanosleep(&pause, NULL);
+        }
     }
     return SS_MPI_OK;
 }
@@ -81,6 +184,7 @@ int ss_mpi_init(int *rank, int *size, int *thread_multiple) {
         comms[0] = MPI_COMM_WORLD;
         for (int i = 1; i < MAX_COMMS; i++) comms[i] = MPI_COMM_NULL;
         comm_count = 1;
+        census_open(0, MPI_COMM_WORLD);
     } else {
         MPI_Query_thread(&provided);
     }
@@ -115,6 +219,7 @@ static int store(MPI_Comm fresh, int *out) {
     if (slot >= MAX_COMMS) { MPI_Comm_free(&fresh); return SS_MPI_ERROR; }
     MPI_Comm_set_errhandler(fresh, MPI_ERRORS_RETURN);
     comms[slot] = fresh;
+    census_open(slot, fresh);
     if (slot == comm_count) comm_count++;
     *out = slot;
     return SS_MPI_OK;
@@ -139,6 +244,7 @@ int ss_mpi_comm_free(int comm) {
     if (comm <= 0 || comm >= comm_count || comms[comm] == MPI_COMM_NULL) return SS_MPI_OK;
     int finalized = 0;
     MPI_Finalized(&finalized);
+    if (!finalized) census_close(comm);
     int rc = finalized ? MPI_SUCCESS : MPI_Comm_free(&comms[comm]);
     comms[comm] = MPI_COMM_NULL;
     return rc;
@@ -147,7 +253,7 @@ int ss_mpi_comm_free(int comm) {
 int ss_mpi_allreduce(int comm, const void *send, void *recv, long count, int dtype, int op, double timeout) {
     MPI_Request r;
     int rc = MPI_Iallreduce(send ? send : MPI_IN_PLACE, recv, (int)count, dtype_of(dtype), op_of(op), comm_of(comm), &r);
-    return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
+    return rc == MPI_SUCCESS ? wait_for(&r, timeout, collective(comm)) : rc;
 }
 
 int ss_mpi_allreduce_blocking(int comm, void *buffer, long count, int dtype, int op) {
@@ -176,7 +282,7 @@ int ss_mpi_reduce_scatter(int comm, const void *send, void *recv, const long *co
     if (!c) return SS_MPI_ERROR;
     MPI_Request r;
     int rc = MPI_Ireduce_scatter(send, recv, c, dtype_of(dtype), op_of(op), comm_of(comm), &r);
-    if (rc == MPI_SUCCESS) rc = wait_for(&r, timeout);
+    if (rc == MPI_SUCCESS) rc = wait_for(&r, timeout, collective(comm));
     free(c);
     return rc;
 }
@@ -190,7 +296,7 @@ int ss_mpi_allgatherv(int comm, const void *send, void *recv, const long *counts
     MPI_Request r;
     int rc = MPI_Iallgatherv(send ? send : MPI_IN_PLACE, c[rank], dtype_of(dtype), recv, c, displs, dtype_of(dtype),
                              comm_of(comm), &r);
-    if (rc == MPI_SUCCESS) rc = wait_for(&r, timeout);
+    if (rc == MPI_SUCCESS) rc = wait_for(&r, timeout, collective(comm));
     free(c);
     return rc;
 }
@@ -198,23 +304,23 @@ int ss_mpi_allgatherv(int comm, const void *send, void *recv, const long *counts
 int ss_mpi_bcast(int comm, void *buffer, long count, int dtype, int root, double timeout) {
     MPI_Request r;
     int rc = MPI_Ibcast(buffer, (int)count, dtype_of(dtype), root, comm_of(comm), &r);
-    return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
+    return rc == MPI_SUCCESS ? wait_for(&r, timeout, collective(comm)) : rc;
 }
 
 int ss_mpi_send(int comm, const void *buffer, long count, int dtype, int dest, int tag, double timeout) {
     MPI_Request r;
     int rc = MPI_Isend(buffer, (int)count, dtype_of(dtype), dest, tag, comm_of(comm), &r);
-    return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
+    return rc == MPI_SUCCESS ? wait_for(&r, timeout, -1) : rc;
 }
 
 int ss_mpi_recv(int comm, void *buffer, long count, int dtype, int source, int tag, double timeout) {
     MPI_Request r;
     int rc = MPI_Irecv(buffer, (int)count, dtype_of(dtype), source, tag, comm_of(comm), &r);
-    return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
+    return rc == MPI_SUCCESS ? wait_for(&r, timeout, -1) : rc;
 }
 
 int ss_mpi_barrier(int comm, double timeout) {
     MPI_Request r;
     int rc = MPI_Ibarrier(comm_of(comm), &r);
-    return rc == MPI_SUCCESS ? wait_for(&r, timeout) : rc;
+    return rc == MPI_SUCCESS ? wait_for(&r, timeout, collective(comm)) : rc;
 }

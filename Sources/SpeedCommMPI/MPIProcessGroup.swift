@@ -163,7 +163,14 @@ public final class MPIProcessGroup: ProcessGroup {
     private func run(_ operation: String, _ body: () -> Int32) throws {
         let rc = body()
         guard rc == 0 else {
-            let extra = rc == Int32(SS_MPI_TIMEOUT) ? " after \(timeout) s (a rank died or called a different collective)" : ""
+            var extra = ""
+            if rc == Int32(SS_MPI_TIMEOUT) {
+                var buffer = [CChar](repeating: 0, count: 512)
+                ss_mpi_timeout_detail(&buffer, Int32(buffer.count))
+                let detail = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                extra = " after \(timeout) s" + (detail.isEmpty ? " (a rank died or called a different collective)" : ": \(detail)")
+                    + "; the job ends (set the wait with --comm-timeout, SWIFTSPEED_COMM_TIMEOUT or comm_timeout)"
+            }
             throw CommError(rank: rank, operation: operation, message: Self.message(rc) + extra)
         }
     }

@@ -115,3 +115,89 @@ public func checkpoint(_ inputs: [Tensor], saveInputsOn device: Device? = nil,
     }
     return output
 }
+
+/// ``checkpoint(_:saveInputsOn:preserving:parameters:_:)`` for a function with several outputs
+/// (a model returning loss and logits): runs `body(inputs)` without keeping its activations, and
+/// in backward recomputes it once and back-propagates every output's gradient through the
+/// recomputed graph together.
+///
+/// Autograd nodes have one output each, so the outputs share one hidden node: each
+/// floating-point output gets a node that stashes its incoming gradient and passes a zero to a
+/// one-element token; the token carries the `"checkpoint"` node, which autograd runs once, after
+/// every output node reachable from the loss (a tensor's node runs after all its consumers). It
+/// recomputes `body` and starts one backward from all the recomputed outputs that got a gradient
+/// and require one, seeded with the stashed gradients exactly (no extra arithmetic), so the
+/// gradients equal a plain call's. Outputs that are not floating point (ids, masks) come back
+/// without gradient history; an output no gradient reached simply contributes none.
+///
+/// - Returns: `body(inputs)`, each floating-point output carrying one `"checkpoint_output"` op
+///   when gradients are being recorded.
+///
+/// ```swift
+/// let outs = checkpoint([x]) { xs in
+///     let h = Tensor.matmul(xs[0], w).tanh()
+///     return [h, h.square().mean()]
+/// }
+/// (outs[0].sum() + outs[1]).backward()      // one recompute, both outputs' gradients
+/// ```
+public func checkpoint(_ inputs: [Tensor], saveInputsOn device: Device? = nil,
+                       preserving state: [PreservedState] = [], parameters: [Tensor] = [],
+                       _ body: @escaping ([Tensor]) -> [Tensor]) -> [Tensor] {
+    guard GradMode.isEnabled,
+          inputs.contains(where: \.requiresGrad) || parameters.contains(where: \.requiresGrad) else {
+        return body(inputs)
+    }
+    let beforeForward = state.map { $0.capture() }
+    let saved: [Tensor] = noGrad {
+        inputs.map { x in
+            guard let device else { return x }
+            return device == x.device ? x.copy() : x.to(device)
+        }
+    }
+    let results = noGrad { body(inputs) }
+    guard let first = results.first(where: { $0.dtype.isFloatingPoint }) else { return results }
+    /// The gradients the output nodes stashed during this backward, by output index.
+    final class Stash { var grads: [Int: Tensor] = [:] }
+    let stash = Stash()
+    let outputCount = results.count
+    let (tokenDType, tokenDevice) = (first.dtype, first.device)
+    let token = Tensor.zeros([1], dtype: tokenDType, device: tokenDevice)
+    token.requiresGrad = true
+    token.gradFn = GradNode(name: "checkpoint", inputs: inputs) { _, needs in
+        let grads = stash.grads
+        stash.grads = [:]
+        let beforeRecompute = state.map { $0.capture() }
+        for restore in beforeForward { restore() }
+        defer { for restore in beforeRecompute { restore() } }
+        let detached = saved.indices.map { i in
+            let x = saved[i].to(inputs[i].device).detach()
+            x.requiresGrad = needs[i]
+            return x
+        }
+        let recomputed = GradMode.$isEnabled.withValue(true) { body(detached) }
+        precondition(recomputed.count == outputCount,
+                     "checkpoint: the recompute returned \(recomputed.count) outputs, the forward \(outputCount)")
+        let roots = grads.keys.sorted().filter { recomputed[$0].requiresGrad }
+        guard !roots.isEmpty else { return detached.map { _ in nil } }
+        // One backward from every root at once: a scalar whose node hands each root its stashed
+        // gradient, so shared subgraphs are walked once and each leaf's gradient is complete once.
+        let seeds = roots.map { grads[$0]! }
+        let root = GradMode.$isEnabled.withValue(true) {
+            Tensor.record("checkpoint_roots", Tensor.zeros([1], dtype: tokenDType, device: tokenDevice),
+                          inputs: roots.map { recomputed[$0] }) { _, _ in seeds }
+        }
+        root.backward()
+        return detached.map { $0.requiresGrad ? $0.grad : nil }
+    }
+    return results.enumerated().map { k, result in
+        // A fresh tensor object carries the node, never an input or a tensor `body` captured.
+        let output = result.detach()
+        guard result.dtype.isFloatingPoint else { return output }
+        output.requiresGrad = true
+        output.gradFn = GradNode(name: "checkpoint_output", inputs: [token]) { g, _ in
+            stash.grads[k] = g
+            return [Tensor.zeros([1], dtype: tokenDType, device: tokenDevice)]
+        }
+        return output
+    }
+}

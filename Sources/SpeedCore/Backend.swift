@@ -1,4 +1,4 @@
-// The kernel contract every device implements (CPU here, CUDA in SpeedCUDA): ~25 kernels on contiguous tensors.
+// The kernel contract every device implements (CPU here, CUDA in SpeedCUDA): about 26 kernels on contiguous tensors.
 // Invariant: every tensor handed to a kernel is contiguous row-major; outputs are preallocated by the caller
 // on the same device, and a kernel never allocates tensors the caller can see.
 

@@ -49,7 +49,7 @@ extension CheckpointDirectory {
         let fm = FileManager.default
         var repairs: [String] = []
         do { try fm.createDirectory(at: root, withIntermediateDirectories: true) } catch {
-            throw CheckpointError("cannot create the checkpoint directory \(root.path): \(error.localizedDescription); pass a writable --save-dir")
+            throw CheckpointError("cannot create the checkpoint directory \(root.path): \(fileErrorText(error)); pass a writable --save-dir")
         }
         let partial = partialFolder(root, tag)
         for name in ((try? fm.contentsOfDirectory(atPath: root.path)) ?? []).sorted() where name.hasPrefix(".") {
@@ -75,12 +75,12 @@ extension CheckpointDirectory {
         if !repairs.isEmpty { syncDirectory(root.path) }
         if fm.fileExists(atPath: partial.path) {
             do { try fm.removeItem(at: partial) } catch {
-                throw CheckpointError("cannot remove the unfinished save \(partial.path): \(error.localizedDescription); remove it by hand")
+                throw CheckpointError("cannot remove the unfinished save \(partial.path): \(fileErrorText(error)); remove it by hand")
             }
         }
         crashHook(after: .tidied)
         do { try fm.createDirectory(at: partial, withIntermediateDirectories: false) } catch {
-            throw CheckpointError("cannot create checkpoint directory \(partial.path): \(error.localizedDescription)")
+            throw CheckpointError("cannot create checkpoint directory \(partial.path): \(fileErrorText(error))")
         }
         crashHook(after: .createdPartial)
         return (partial, repairs)

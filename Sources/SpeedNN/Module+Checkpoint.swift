@@ -58,10 +58,43 @@ extension Module {
     /// for block in blocks { x = block.checkpointed(x) }   // keeps only the block boundaries
     /// ```
     public func checkpointed(_ input: Tensor, saveInputsOn: Device? = nil) -> Tensor {
-        let state = namedModules().compactMap { $0.1 as? Dropout }.map { dropout in
+        SpeedCore.checkpoint([input], saveInputsOn: saveInputsOn, preserving: dropoutStreams(),
+                             parameters: parameters()) { xs in self(xs[0]) }
+    }
+
+    /// ``checkpointed(_:saveInputsOn:)-(Tensor,_)`` for a call with named inputs and outputs:
+    /// runs `self(inputs)` keeping nothing inside, and recomputes it once in backward for all the
+    /// outputs together (SpeedCore's several-output `checkpoint`). Dropout streams are replayed
+    /// and forward hooks run again in the recompute, as for the single-tensor form.
+    ///
+    /// Inputs that do not require grad (int ids, masks) are saved and passed through without
+    /// gradients; outputs that are not floating point come back without gradient history.
+    ///
+    /// ```swift
+    /// let out = layer.checkpointed(["hidden_states": h, "attention_mask": mask])
+    /// out.hiddenStates!.sum().backward()     // recomputes the layer, then h.grad and the weights' grads
+    /// ```
+    public func checkpointed(_ inputs: ModuleInputs, saveInputsOn: Device? = nil) -> ModuleOutputs {
+        let inputKeys = inputs.keys
+        final class Keys { var value: [String]? }
+        let outputKeys = Keys()
+        let tensors = SpeedCore.checkpoint(inputs.tensors, saveInputsOn: saveInputsOn, preserving: dropoutStreams(),
+                                           parameters: parameters()) { xs in
+            let outputs = self(ModuleInputs(zip(inputKeys, xs)))
+            if let keys = outputKeys.value {
+                precondition(keys == outputs.keys, "\(type(of: self)).checkpointed: the recompute returned outputs \(outputs.keys), the forward \(keys)")
+            } else {
+                outputKeys.value = outputs.keys
+            }
+            return outputs.tensors
+        }
+        return ModuleOutputs(zip(outputKeys.value ?? [], tensors))
+    }
+
+    /// The `rng` of every ``Dropout`` in this module's subtree, to snapshot and replay.
+    private func dropoutStreams() -> [PreservedState] {
+        namedModules().compactMap { $0.1 as? Dropout }.map { dropout in
             PreservedState(get: { dropout.rng }, set: { dropout.rng = $0 })
         }
-        return SpeedCore.checkpoint([input], saveInputsOn: saveInputsOn, preserving: state,
-                                    parameters: parameters()) { xs in self(xs[0]) }
     }
 }

@@ -23,11 +23,14 @@ struct Config: ParsableCommand {
             """)
 
     @Argument(help: "Path to ds_config.json.") var file: String
-    @Option(help: "Data-parallel world size used by the batch-size rule.") var worldSize: Int = 1
-    @Option(help: "Print the learning rate of the first K optimizer steps.") var lrSteps: Int?
+    @Option(parsing: .unconditional, help: "Data-parallel world size used by the batch-size rule.") var worldSize: Int = 1
+    @Option(parsing: .unconditional, help: "Print the learning rate of the first K optimizer steps.") var lrSteps: Int?
 
     func validate() throws {
-        if let lrSteps, lrSteps < 0 { throw ValidationError("--lr-steps must be >= 0 (got \(lrSteps))") }
+        if let lrSteps, !(0...1_000_000).contains(lrSteps) {
+            throw ValidationError("--lr-steps must be between 0 and 1000000 (got \(lrSteps))")
+        }
+        if worldSize < 1 { throw ValidationError("--world-size must be >= 1 (got \(worldSize))") }
     }
 
     func run() throws {

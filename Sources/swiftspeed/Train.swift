@@ -19,17 +19,19 @@ struct Train: ParsableCommand {
     @Option(help: "Path to ds_config.json.") var config: String
     @Option(help: "A UTF-8 text file to train on (e.g. \(TextCorpus.fortunesPath)).") var data: String?
     @Flag(help: "Train on random data instead of --data.") var synthetic = false
-    @Option(help: "Optimizer steps in total (a resumed run continues up to this).") var steps: Int = 20
-    @Option(help: "Seed for weights, data order and dropout.") var seed: UInt64 = 1234
+    @Option(parsing: .unconditional, help: "Optimizer steps in total (a resumed run continues up to this).") var steps: Int = 20
+    @Option(parsing: .unconditional, help: "Seed for weights, data order and dropout.") var seed: UInt64 = 1234
     @Option(help: "Checkpoint directory: saved at the end (and every --save-every steps).") var saveDir: String?
-    @Option(help: "Save a checkpoint every N optimizer steps (needs --save-dir).") var saveEvery: Int?
+    @Option(parsing: .unconditional, help: "Save a checkpoint every N optimizer steps (needs --save-dir).") var saveEvery: Int?
     @Flag(help: "Continue from the latest checkpoint in --save-dir.") var resume = false
     @Flag(help: "With --resume: skip checking the checkpoint's CRC-32C checksums (faster; corruption goes unnoticed).")
     var noVerifyCheckpoint = false
-    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "cpu, cuda or cuda:N (under a launcher, cuda means each rank's local GPU).") var device: String = "cpu"
-    @Option(help: "Characters of text to generate at the end (text data only).") var sample: Int = 200
+    @Option(parsing: .unconditional, help: "Characters of text to generate at the end (text data only).") var sample: Int = 200
     @Flag(help: "Print one JSON line per optimizer step.") var json = false
+    @Option(help: ArgumentHelp("Seconds a collective waits for the other ranks before the job ends with an error naming them (default: $SWIFTSPEED_COMM_TIMEOUT, DeepSpeed's $DEEPSPEED_TIMEOUT in minutes, the config's comm_timeout, else 1800).", valueName: "seconds"))
+    var commTimeout: Double?
     @Flag(help: "GPT models: checkpoint every transformer block (recompute activations in backward).")
     var checkpointActivations = false
 
@@ -39,6 +41,11 @@ struct Train: ParsableCommand {
         if resume && saveDir == nil { throw ValidationError("--resume needs --save-dir") }
         if noVerifyCheckpoint && !resume { throw ValidationError("--no-verify-checkpoint applies to --resume") }
         if saveEvery != nil && saveDir == nil { throw ValidationError("--save-every needs --save-dir") }
+        if let saveEvery, saveEvery < 1 { throw ValidationError("--save-every must be >= 1 (got \(saveEvery))") }
+        if saveDir?.isEmpty == true { throw ValidationError("--save-dir is empty; give a directory (e.g. --save-dir checkpoints)") }
+        if steps < 0 { throw ValidationError("--steps must be >= 0 (got \(steps))") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be >= 1 (got \(threads))") }
+        if let commTimeout, !(commTimeout > 0) { throw ValidationError("--comm-timeout must be > 0 seconds (got \(commTimeout))") }
         if model != "simple" && GPTConfig.preset(model) == nil {
             throw ValidationError("unknown model '\(model)'; use simple, gpt-mini or gpt2-small")
         }
@@ -51,8 +58,13 @@ struct Train: ParsableCommand {
     func run() throws {
         var logger = Logger(label: "swiftspeed")
         logger.logLevel = json ? .warning : .info
-        // Under mpirun every rank runs this; rank 0 prints and saves (stage-0 data parallelism).
-        var group = try ProcessGroups.fromEnvironment()
+        // Under a launcher every rank runs this: rank 0 prints, every rank saves its own checkpoint shard.
+        let timeout: Double
+        do { timeout = try ProcessGroups.timeout(flag: commTimeout, config: try DeepSpeedConfig.commTimeout(path: config)) } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        var group = try ProcessGroups.fromEnvironment(timeout: timeout)
         let device: Device
         do { device = try trainingDevice(rank: group.rank) } catch {
             printError("train: \(error)")
@@ -66,7 +78,8 @@ struct Train: ParsableCommand {
         if rank != 0 { logger.logLevel = .error }
         let ds: DeepSpeedConfig
         do { ds = try DeepSpeedConfig.load(path: config, worldSize: world) } catch {
-            if rank == 0 { printError("\(error)") }
+            // Every failing rank says so: the file may be missing or different on one machine only.
+            printError(world > 1 ? "rank \(rank): \(error)" : "\(error)")
             throw ExitCode(1)
         }
         let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
@@ -76,11 +89,17 @@ struct Train: ParsableCommand {
         var progress: ProgressBar?   // made at the first step, after a resume moved the start
         let loop = TrainingLoop(steps: steps, saveDir: saveDir, saveEvery: saveEvery, resume: resume,
                                 tokensPerSample: job.tokensPerSample, verifyCheckpoint: !noVerifyCheckpoint)
-        try loop.run(engine, logger: logger, batch: job.batch(index:), loss: { x, y in job.loss(engine(x), y) }) { record in
-            guard rank == 0 else { return }
-            if json { print(record.json); return }
-            if progress == nil { progress = ProgressBar(total: steps, start: record.step - 1) }
-            progress?.update(record.step, record.summary)
+        do {
+            try loop.run(engine, logger: logger, batch: job.batch(index:), loss: { x, y in job.loss(engine(x), y) }) { record in
+                guard rank == 0 else { return }
+                if json { print(record.json); return }
+                if progress == nil { progress = ProgressBar(total: steps, start: record.step - 1) }
+                progress?.update(record.step, record.summary)
+            }
+        } catch let error as CommError {
+            // A peer is gone or stuck: end every rank now rather than leave them waiting out their timeouts.
+            printError("\(error)")
+            group.abort(code: 3)
         }
         progress?.finish()
         if !json, rank == 0, let text = job.generate(characters: sample, seed: seed) {

@@ -1,6 +1,7 @@
 // The data and loss of each reference model for `swiftspeed train` (text LM or the seed's MSE task).
 // Invariant: batches are a pure function of (seed, step, micro-step): no hidden iterator state.
 
+import Foundation
 import SwiftSpeed
 #if canImport(Glibc)
 import Glibc
@@ -24,6 +25,7 @@ struct TrainingJob {
     /// - Parameter checkpointActivations: GPT only: checkpoint every block (``GPTConfig/checkpointActivations``).
     init(model: String, dataPath: String?, seed: UInt64, microBatch: Int, checkpointActivations: Bool = false,
          device: Device) throws {
+        try Self.checkMemory(model: model, microBatch: microBatch, checkpointActivations: checkpointActivations)
         var rng = RandomStream(seed: seed)
         self.microBatch = microBatch
         self.seed = seed
@@ -40,7 +42,14 @@ struct TrainingJob {
         if let dataPath {
             config.vocabSize = ByteTokenizer().vocabularySize
             let text = try TextCorpus.load(dataPath)
-            let dataset = TokenWindowDataset(tokens: ByteTokenizer().encode(text), contextLength: config.contextLength)
+            let tokens = ByteTokenizer().encode(text), t = config.contextLength
+            // A window is T inputs plus the next token; a micro-batch takes B windows (the loader drops a partial one).
+            guard tokens.count >= microBatch * t + 1 else {
+                throw TrainingJobError(description: "--data \(dataPath) holds \(tokens.count) tokens (bytes); \(model) trains on "
+                    + "windows of \(t) + 1 tokens and a micro-batch of \(microBatch) windows needs at least \(microBatch * t + 1): "
+                    + "give a longer text (or a smaller train_micro_batch_size_per_gpu)")
+            }
+            let dataset = TokenWindowDataset(tokens: tokens, contextLength: t)
             let gpt = GPT(config, device: device, rng: &rng)
             module = gpt
             kind = .text(gpt, dataset, DataLoader(dataset, batchSize: microBatch, shuffle: true, seed: seed,
@@ -88,6 +97,28 @@ struct TrainingJob {
         }
     }
 
+    /// Refuses, before anything is allocated, a micro-batch whose activations cannot fit in this machine's memory:
+    /// a rough upper estimate (every layer's activations kept for backward, fp32) above twice the memory, so the
+    /// estimate's slack never refuses a run that would fit.
+    static func checkMemory(model: String, microBatch: Int, checkpointActivations: Bool) throws {
+        let perSample: Double
+        if model == "simple" {
+            perSample = Double(768 + 2048 * 2 + 768 * 2) * 4
+        } else {
+            let c = GPTConfig.preset(model)!
+            let (t, d, l, v) = (Double(c.contextLength), Double(c.embedDim), Double(c.layers), Double(c.vocabSize))
+            let perLayer = t * d * 16 + Double(c.heads) * t * t * 2   // projections, MLP (4d), attention weights
+            perSample = 4 * ((checkpointActivations ? 2 : l) * perLayer + t * v * 2)
+        }
+        let (needed, overflow) = Double(microBatch) * perSample > 9e18 ? (Int.max, true) : (Int(Double(microBatch) * perSample), false)
+        let memory = Int(ProcessInfo.processInfo.physicalMemory)
+        guard !overflow && needed / 2 <= memory else {
+            throw TrainingJobError(description: "train_micro_batch_size_per_gpu \(microBatch) needs about "
+                + "\(overflow ? "more than 8 EiB" : bytes(needed)) of activations per micro-batch for \(model); this machine has "
+                + "\(bytes(memory)) of memory: lower it (gradient_accumulation_steps keeps the global batch)")
+        }
+    }
+
     /// Samples text from the trained model (text data only).
     func generate(characters: Int, seed: UInt64) -> String? {
         guard case .text(let gpt, _, _) = kind, characters > 0 else { return nil }
@@ -117,4 +148,17 @@ struct TrainingJob {
         }
         return weights.count - 1
     }
+}
+
+/// A training setup that cannot run (data too short, a micro-batch too large for memory).
+struct TrainingJobError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Bytes in binary units, e.g. "1.5 GiB".
+func bytes(_ n: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    var value = Double(n), i = 0
+    while value >= 1024 && i < units.count - 1 { value /= 1024; i += 1 }
+    return i == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[i])
 }

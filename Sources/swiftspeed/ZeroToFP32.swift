@@ -38,7 +38,7 @@ struct ZeroToFP32: ParsableCommand {
             do {
                 try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
             } catch {
-                throw CheckpointError("cannot create the output folder \(out.path): \(error.localizedDescription)")
+                throw CheckpointError("cannot create the output folder \(out.path): \(fileErrorText(error))")
             }
             let file = out.appendingPathComponent("model.safetensors")
             let count = try ckpt.writeFP32(to: file)

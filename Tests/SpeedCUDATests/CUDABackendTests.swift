@@ -44,6 +44,21 @@ import Testing
         #expect(CUDABackend.AttentionTiles(d: 48).width == 64)
     }
 
+    @Test func kernelProgramsAreTheEmbeddedCuFilesWithCommonInlined() throws {
+        #expect(CUDAKernelSource.all.map(\.name) == CUDAKernelProgram.allCases.map(\.rawValue))
+        #expect(CUDAKernelSource.common.hasPrefix("// ") && CUDAKernelSource.common.contains("struct SSIndexer {"))
+        for (name, source) in CUDAKernelSource.all {
+            let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
+            let at = try #require(lines.firstIndex(of: #"#line 1 "common.cuh""#), "\(name)")
+            // The .cu's own lines up to its include, the header, then numbering back on the .cu's next line.
+            #expect(lines[0].hasPrefix("// ") && !lines.contains(#"#include "common.cuh""#), "\(name)")
+            #expect(source.components(separatedBy: CUDAKernelSource.common).count == 2, "\(name)")
+            let back = lines[at + CUDAKernelSource.common.split(separator: "\n", omittingEmptySubsequences: false).count]
+            #expect(back == "#line \(at + 2) \"\(name).cu\"", "\(name)")
+            #expect(source.contains("// ===== family: \(name) =====") && source.hasSuffix("=====\n"), "\(name)")
+        }
+    }
+
     @Test func deviceNamesParseAndUnknownNamesAreRejected() throws {
         #expect(try Device.named("cpu") == .cpu)
         #expect(throws: CUDAError.invalidDeviceName("gpu")) { try Device.named("gpu") }

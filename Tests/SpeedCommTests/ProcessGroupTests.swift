@@ -59,9 +59,10 @@ func runMPI(ranks: Int, _ args: [String]) throws -> (status: Int32, output: Stri
     }
 
     @Test func aStuckRankEndsTheJobWithATimeoutErrorNamingTheRankAndOperation() throws {
-        let r = try runMPI(ranks: 2, ["comm-check", "--timeout", "2", "--stall-rank", "1"])
+        let r = try runMPI(ranks: 3, ["comm-check", "--timeout", "3", "--stall-rank", "1"])
         #expect(r.status != 0)
-        #expect(r.output.contains("rank 0: allReduce of 5 float32 failed: timed out"), "\(r.output)")
+        #expect(r.output.contains("allReduce of 5 float32 failed: timed out"), "\(r.output)")
+        #expect(r.output.contains("rank(s) [1] did not arrive"), "\(r.output)")
         #expect(r.seconds < 30)
     }
 
@@ -69,5 +70,21 @@ func runMPI(ranks: Int, _ args: [String]) throws -> (status: Int32, output: Stri
         let r = try runMPI(ranks: 2, ["comm-check", "--timeout", "20", "--crash-rank", "1"])
         #expect(r.status != 0)
         #expect(r.seconds < 60)
+    }
+}
+
+@Suite struct CollectiveTimeoutTests {
+    @Test func theFlagWinsThenOurVariableThenDeepSpeedsThenTheConfig() throws {
+        #expect(try ProcessGroups.timeout(flag: 5, config: 7, environment: ["SWIFTSPEED_COMM_TIMEOUT": "9"]) == 5)
+        #expect(try ProcessGroups.timeout(flag: nil, config: 7, environment: ["SWIFTSPEED_COMM_TIMEOUT": "9", "DEEPSPEED_TIMEOUT": "2"]) == 9)
+        #expect(try ProcessGroups.timeout(flag: nil, config: 7, environment: ["DEEPSPEED_TIMEOUT": "2"]) == 120)   // minutes
+        #expect(try ProcessGroups.timeout(flag: nil, config: 7, environment: [:]) == 7)
+        #expect(try ProcessGroups.timeout(flag: nil, config: nil, environment: [:]) == ProcessGroups.defaultTimeout)
+    }
+
+    @Test(arguments: ["abc", "0", "-5", "inf", ""])
+    func aBadVariableIsAnErrorNamingIt(value: String) {
+        #expect { try ProcessGroups.timeout(flag: nil, config: nil, environment: ["SWIFTSPEED_COMM_TIMEOUT": value]) }
+            throws: { "\($0)".contains("SWIFTSPEED_COMM_TIMEOUT=\(value)") }
     }
 }

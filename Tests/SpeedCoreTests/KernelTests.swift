@@ -6,8 +6,7 @@ import SpeedCore
     @Test func reductionsOverEachAxis() {
         let x = Tensor(Array(1...24).map(Double.init), shape: [2, 3, 4])
         #expect(x.sum().item() == 300)
-        let axis0: [Double] = (1...12).map { Double(2 * $0 + 12) }   // hoisted: the inline form times out the type checker under load
-        #expect(x.sum(axis: 0).scalars(as: Double.self) == axis0)
+        #expect(x.sum(axis: 0).scalars(as: Double.self) == (1...12).map { (i: Int) -> Double in Double(2 * i + 12) })
         #expect(x.sum(axis: 1).scalars(as: Double.self) == [15, 18, 21, 24, 51, 54, 57, 60])
         #expect(x.sum(axis: 2).scalars(as: Double.self) == [10, 26, 42, 58, 74, 90])
         #expect(x.sum(axes: [0, 2]).scalars(as: Double.self) == [68, 100, 132])

@@ -1,4 +1,4 @@
-// DeepSpeedConfig parsing: DeepSpeed 0.19 defaults, hjson-lite syntax, aliases, the seed configs, Codable round trip.
+// DeepSpeedConfig parsing: DeepSpeed 0.19 defaults, JSON5 + # syntax and its limits, aliases, the seed configs, Codable round trip.
 // Invariant: configs are written inline as JSON text, exactly as a user would write ds_config.json.
 
 import Foundation
@@ -136,6 +136,54 @@ import SpeedOptim
         #expect(dup?.description.contains("duplicate key \"train_batch_size\"") == true)
         #expect(throws: ConfigError.self) { try DeepSpeedConfig.parse(#"{"a": 1 /* open"#) }
         #expect(throws: ConfigError.self) { try DeepSpeedConfig.parse(#"[1, 2]"#) }
+    }
+
+    @Test func duplicateKeysAreRefusedInEveryObject() throws {
+        let nested = #expect(throws: ConfigError.self) {
+            try JSONValue.parse("{\"fp16\": {\"enabled\": true,\n  enabled: false}}")
+        }
+        #expect(nested?.keyPath == "fp16")
+        #expect(nested?.description.contains("line 2, column 3: duplicate key \"enabled\"") == true)
+        // The same key spelled with an escape, and the same key in two sibling objects (allowed).
+        #expect(throws: ConfigError.self) { try JSONValue.parse(#"{"ab": 1, "a\u0062": 2}"#) }
+        #expect(try JSONValue.parse(#"{"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 3}, {"x": 4}]}"#)
+            == ["a": ["x": 1], "b": ["x": 2], "c": [["x": 3], ["x": 4]]])
+    }
+
+    @Test func commentMarkersInsideStringsAreText() throws {
+        let v = try JSONValue.parse("\u{FEFF}{'url': \"http://h/#x\", $k: 'it\\'s /* no */', # end\n e: [],} // end")
+        #expect(v == ["url": "http://h/#x", "$k": "it's /* no */", "e": []])
+        #expect(throws: ConfigError.self) { try JSONValue.parse("") }
+        #expect(throws: ConfigError.self) { try JSONValue.parse("{a-b: 1}") }   // JSON5 identifiers only
+    }
+
+    @Test func deepNestingIsAnErrorNotACrash() throws {
+        let deep = #expect(throws: ConfigError.self) { try JSONValue.parse(String(repeating: "[", count: 60_000)) }
+        #expect(deep?.description.contains("nesting deeper than \(JSONValue.maxNesting) levels") == true)
+        #expect(throws: ConfigError.self) {
+            try JSONValue.parse(String(repeating: "{\"a\": ", count: 10_000) + "1" + String(repeating: "}", count: 10_000))
+        }
+        let limit = JSONValue.maxNesting
+        let ok = String(repeating: "[", count: limit) + String(repeating: "]", count: limit)
+        #expect((try? JSONValue.parse(ok)) != nil)
+    }
+
+    @Test func numbersKeepTheirWrittenKindAndErrorsTheirPlace() throws {
+        let v = try JSONValue.parse(#"{"a": 8, "b": 16.0, "c": 5e7, "d": [1.0, 2, -3E2], "e": "1.5", "f": 0x1e}"#)
+        #expect(v == ["a": .int(8), "b": .double(16), "c": .double(5e7), "d": [.double(1), .int(2), .double(-300)],
+                      "e": "1.5", "f": .int(30)])
+        #expect(v.rendered() == #"{"a":8,"b":16.0,"c":50000000.0,"d":[1.0,2,-300.0],"e":"1.5","f":30}"#)
+        for (text, keyPath, place) in [("{\"a\": 1,\n \"b\": [1, 2 3]}", "b", "line 2, column 13"),
+                                       ("{\"a\": {\"b\": 1e400}}", "a.b", "line 1, column 13"),
+                                       ("{\"a\": 1,,}", "(root)", "line 1, column 9"),
+                                       ("{\"a\" 1}", "a", "line 1, column 6"),
+                                       ("{\"a\": 'x\n'}", "a", "line 1, column 9"),
+                                       ("{\"a\": [1, 2]", "(root)", "line 1, column 13"),
+                                       ("{\"a\": 1}]", "(root)", "line 1, column 9")] {
+            let e = #expect(throws: ConfigError.self, "\(text)") { try JSONValue.parse(text) }
+            #expect(e?.keyPath == keyPath, "\(text): \(e.map(String.init(describing:)) ?? "")")
+            #expect(e?.description.contains(place) == true, "\(text): \(e.map(String.init(describing:)) ?? "")")
+        }
     }
 
     @Test func bfloat16IsAnAliasForBf16() throws {

@@ -59,3 +59,19 @@ import Testing
         #expect(asked == [[0, 2, 4, 6], [1, 3, 5, 7]])
     }
 }
+
+@Suite struct SkippedStepTests {
+    /// A run whose every step overflows must say so (the log at 10, 100, … in a row, and every --json record),
+    /// not skip silently forever.
+    @Test func stepsSkippedInARowAreWarnedAndRecorded() throws {
+        var rng = RandomStream(seed: 2)
+        let recorder = LogRecorder()
+        let e = try initialize(model: Linear(6, 3, rng: &rng), config: try config(TrainingLoopTests.json),
+                               logger: recorder.logger()).engine
+        let records = try TrainingLoop(steps: 12).run(e, batch: TrainingLoopTests.batch) { x, y in e(x).mseLoss(y) * Double.nan }
+        #expect(records.map(\.consecutiveSkippedSteps) == Array(1...12))
+        #expect(records.last?.skippedSteps == 12)
+        #expect(records.last?.json.contains("\"consecutive_skipped_steps\":12") == true)
+        #expect(recorder.all.filter { $0.contains("10 optimizer steps in a row were skipped") }.count == 1, "\(recorder.all)")
+    }
+}

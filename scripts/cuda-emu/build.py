@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the CUDA emulator (libcuda.so.1, libcublasLt.so.13) into .build-emu/lib; see README.md.
 
-One non-obvious invariant: the kernels are the CUDA C of Sources/SpeedCUDA/Kernels as it is when this runs, so
+One non-obvious invariant: the kernels are the CUDA C of Sources/SpeedCUDAKernels as it is when this runs, so
 rebuild after editing a kernel. Each step is redone only when its inputs (sources, flags, compiler) changed.
 
     scripts/cuda-emu/build.sh              # or: python3 scripts/cuda-emu/build.py
@@ -227,7 +227,7 @@ def main():
         with lock:
             print(text, flush=True)
 
-    blocks, programs = chk.extract_sources()
+    programs = chk.extract_sources()
     nvrtc = None
     if not args.no_nvrtc:
         try:
@@ -248,8 +248,8 @@ def main():
     print(f"building {len(programs)} kernel programs and the runtime into {os.path.relpath(LIB, ROOT)}/")
     jobs = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for family, key in programs:
-            jobs.append(pool.submit(build_program, family, blocks["common"] + blocks[key], nvrtc, headers_key, log))
+        for family, source in programs:
+            jobs.append(pool.submit(build_program, family, source, nvrtc, headers_key, log))
         runtime = []
         for src, extra in (("emu.cpp", []), ("driver.cpp", [f"-DSSEMU_DRIVER_VERSION={driver_version}"]),
                            ("cublaslt.cpp", ["-O3"])):

@@ -1,7 +1,7 @@
 // libnccl.so.2 for machines without GPUs: the NCCL calls SwiftSpeed resolves (CSpeedCUDA.h) as blocking MPI
 // collectives between the processes mpirun started, one emulated GPU each.
-// Invariant: a communicator is MPI_COMM_WORLD (ranks and size must match it) and every collective has finished when
-// the call returns, so groups and streams need no bookkeeping; 16-bit floats are reduced in fp32, rounded once.
+// Invariant: a communicator is the split of MPI_COMM_WORLD whose processes brought the same ncclUniqueId (every process
+// of the job initialises a communicator together) and every collective has finished when the call returns, so groups and streams need no bookkeeping; 16-bit floats are reduced in fp32, rounded once.
 #include "CSpeedCUDA.h"
 
 #include <dlfcn.h>
@@ -230,21 +230,27 @@ EXPORT SSNCCLresult ncclCommInitRank(SSNCCLcomm* comm, int ranks, SSNCCLUniqueId
     int world_rank = 0, world_size = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-    if (ranks != world_size || rank != world_rank)
-        return fail(kInvalidUsage, call,
-                    "rank %d of %d, but MPI says this process is rank %d of %d: the emulator's NCCL runs over "
-                    "MPI_COMM_WORLD, so start one process per rank with mpirun and use its ranks", rank, ranks,
-                    world_rank, world_size);
-    // Every rank must bring the same id (as with real NCCL, where a mismatch hangs): compare them.
+    // Every process of the job calls this together (SwiftSpeed's groups are splits of the world, made
+    // collectively); the processes that bring the same id form one communicator, ordered by their NCCL rank.
     std::vector<char> all((size_t)world_size * sizeof id.internal);
     if (mpi(MPI_Allgather(id.internal, sizeof id.internal, MPI_BYTE, all.data(), sizeof id.internal, MPI_BYTE,
                           MPI_COMM_WORLD), call))
         return kSystemError;
+    int color = world_rank;
     for (int r = 0; r < world_size; ++r)
-        if (memcmp(all.data() + (size_t)r * sizeof id.internal, id.internal, sizeof id.internal))
-            return fail(kInvalidUsage, call, "rank %d passed a different ncclUniqueId than rank %d", r, rank);
-    Comm* c = new Comm{rank, ranks, MPI_COMM_NULL};
-    MPI_Comm_dup(MPI_COMM_WORLD, &c->mpi);
+        if (!memcmp(all.data() + (size_t)r * sizeof id.internal, id.internal, sizeof id.internal)) { color = r; break; }
+    MPI_Comm part = MPI_COMM_NULL;
+    if (mpi(MPI_Comm_split(MPI_COMM_WORLD, color, rank, &part), call)) return kSystemError;
+    int part_rank = 0, part_size = 0;
+    MPI_Comm_rank(part, &part_rank);
+    MPI_Comm_size(part, &part_size);
+    if (part_size != ranks || part_rank != rank) {
+        MPI_Comm_free(&part);
+        return fail(kInvalidUsage, call,
+                    "rank %d of %d, but %d processes brought this ncclUniqueId (this one as rank %d): every rank of a "
+                    "communicator must pass the same id and its own rank", rank, ranks, part_size, part_rank);
+    }
+    Comm* c = new Comm{rank, ranks, part};
     *comm = (SSNCCLcomm)c;
     return kSuccess;
 }

@@ -468,9 +468,8 @@ def test_modules():
         return
     code = (f"sys.path[:0] = [{HERE!r}, {os.path.dirname(HERE)!r}]\nsys.dont_write_bytecode = True\n" + r'''
 import build, check_cuda_kernels as chk
-blocks, programs = chk.extract_sources()
 lib = chk.load_nvrtc()[0]
-src = blocks["common"] + blocks[dict(programs)["optim"]]
+src = dict(chk.extract_sources())["optim"]
 ptx, cubin, _ = build.nvrtc_compile(lib, src, "optim.cu", build.NVRTC_OPTIONS)
 def load(image):
     m = vp()

@@ -20,6 +20,9 @@ int ss_mpi_library_version(char *buf, int len);
 void ss_mpi_abort(int code);
 /// Writes MPI's description of `code` into `buffer` (NUL-terminated).
 void ss_mpi_error_string(int code, char *buffer, int length);
+/// After a collective returned SS_MPI_TIMEOUT on this thread: which ranks never arrived ("rank(s) [1] did not
+/// arrive"), from the arrival notices peers send once they have waited a second. Returns the text's length.
+int ss_mpi_timeout_detail(char *buffer, int length);
 /// Duplicates communicator `comm` (collective); writes the new handle into `out`.
 int ss_mpi_comm_dup(int comm, int *out);
 /// Splits communicator `comm` (collective, MPI_Comm_split): ranks with the same `color` (>= 0) form a new

@@ -1,5 +1,5 @@
-// The C kernels that need an instruction set chosen at run time (F16C, AVX2). OpenBLAS comes with its own header
-// (the COpenBLAS system library), MPI through CSpeedMPI. Invariant: each result is bit-identical to the portable
+// The C kernels that need an instruction set chosen at run time (F16C, AVX2), and the one system call Swift cannot
+// make (variadic prctl). OpenBLAS comes with its own header (the COpenBLAS system library), MPI through CSpeedMPI. Invariant: each result is bit-identical to the portable
 // Swift conversion (Float16(x), SpeedCore's BFloat16(x)), whichever instruction set ran.
 #ifndef CSPEEDSHIMS_H
 #define CSPEEDSHIMS_H
@@ -15,5 +15,9 @@ int ss_has_f16c(void);
 void ss_f32_to_bf16(const float *src, unsigned short *dst, long n, int stream);
 /// 1 when ss_f32_to_bf16 uses AVX2.
 int ss_has_avx2(void);
+
+/// Asks the kernel to send `signal` to this process when its parent dies (Linux PR_SET_PDEATHSIG; kept across
+/// exec). Returns 0, or -1 where the platform has no such call.
+int ss_set_parent_death_signal(int signal);
 
 #endif

@@ -55,7 +55,8 @@ public final class CPUBackend: Backend {
         if size >= Self.cachedMinimum, let p = cache.withLock({ $0.take(size) }) { return p.value }
         var p: UnsafeMutableRawPointer?
         let rc = posix_memalign(&p, 64, size)
-        precondition(rc == 0 && p != nil, "CPU allocation of \(byteCount) bytes failed (out of memory)")
+        precondition(rc == 0 && p != nil, "CPU allocation of \(byteCount) bytes failed: out of memory (this machine has "
+                     + "\(sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE))) bytes, \(live - size) already in use here); use smaller batches")
         return p!
     }
 

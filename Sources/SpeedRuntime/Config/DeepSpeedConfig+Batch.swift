@@ -65,12 +65,12 @@ extension DeepSpeedConfig {
             derivation["train_micro_batch_size_per_gpu"] =
                 "train_batch_size \(tb) // world size \(w) // gradient_accumulation_steps \(gas)"
         case let (nil, mb?, gas?):
-            sizes = BatchSizes(trainBatchSize: mb * gas * w, microBatchSizePerGPU: mb, gradientAccumulationSteps: gas)
+            sizes = BatchSizes(trainBatchSize: try batchProduct(mb, gas, w), microBatchSizePerGPU: mb, gradientAccumulationSteps: gas)
         case let (tb?, nil, nil):
             sizes = BatchSizes(trainBatchSize: tb, microBatchSizePerGPU: floorDiv(tb, w), gradientAccumulationSteps: 1)
             derivation["train_micro_batch_size_per_gpu"] = "train_batch_size \(tb) // world size \(w)"
         case let (nil, mb?, nil):
-            sizes = BatchSizes(trainBatchSize: mb * w, microBatchSizePerGPU: mb, gradientAccumulationSteps: 1)
+            sizes = BatchSizes(trainBatchSize: try batchProduct(mb, 1, w), microBatchSizePerGPU: mb, gradientAccumulationSteps: 1)
         case (nil, nil, _):
             throw ConfigError(keyPath: "train_batch_size", value: "missing",
                               allowed: "train_batch_size and/or train_micro_batch_size_per_gpu (gradient_accumulation_steps optional)",
@@ -85,7 +85,14 @@ extension DeepSpeedConfig {
                               reason: "\(key) \(value)" + (derivation[key].map { " (derived as \($0))" } ?? "")
                                   + " has to be greater than 0")
         }
-        let product = sizes.microBatchSizePerGPU * sizes.gradientAccumulationSteps * w
+        for (key, value) in [("train_batch_size", sizes.trainBatchSize),
+                             ("train_micro_batch_size_per_gpu", sizes.microBatchSizePerGPU),
+                             ("gradient_accumulation_steps", sizes.gradientAccumulationSteps)] where value > maxBatch {
+            throw ConfigError(keyPath: key, value: "\(value)", allowed: "at most \(maxBatch) (2^40)",
+                              reason: "\(key) \(value)" + (derivation[key].map { " (derived as \($0))" } ?? "")
+                                  + " is larger than any real batch (2^40 samples); sample counters would overflow")
+        }
+        let product = try batchProduct(sizes.microBatchSizePerGPU, sizes.gradientAccumulationSteps, w)
         if sizes.trainBatchSize != product {
             throw ConfigError(
                 keyPath: "train_batch_size", value: "\(sizes.trainBatchSize)",
@@ -96,5 +103,22 @@ extension DeepSpeedConfig {
                     + "gradient_accumulation_steps * data-parallel world size = \(product))")
         }
         return sizes
+    }
+
+    /// The largest batch size accepted: far above any real one, and small enough that sample counters
+    /// (`global_samples` += train_batch_size per step) cannot overflow in 2^23 steps.
+    public static let maxBatch = 1 << 40
+
+    /// `mb · gas · w`, or an error naming the overflow (Python's integers never overflow; 64-bit ones do).
+    static func batchProduct(_ mb: Int, _ gas: Int, _ w: Int) throws -> Int {
+        let (a, o1) = mb.multipliedReportingOverflow(by: gas)
+        let (b, o2) = a.multipliedReportingOverflow(by: w)
+        guard !o1 && !o2 else {
+            throw ConfigError(keyPath: "train_batch_size", value: "\(mb) * \(gas) * \(w)",
+                              allowed: "batch sizes whose product fits in 64 bits",
+                              reason: "arithmetic overflow: train_micro_batch_size_per_gpu \(mb) * gradient_accumulation_steps "
+                                  + "\(gas) * world size \(w) exceeds \(Int.max); use realistic batch sizes")
+        }
+        return b
     }
 }

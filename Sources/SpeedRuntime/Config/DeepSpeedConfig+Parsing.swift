@@ -55,6 +55,7 @@ extension DeepSpeedConfig {
         gradientPredivideFactor = try r.double("gradient_predivide_factor", 1.0, min: 0, minExclusive: true)
         communicationDataType = try r.choice("communication_data_type", nil, from: ["fp32", "fp16", "bf16"])
         zeroAllowUntestedOptimizer = try r.bool("zero_allow_untested_optimizer", false)
+        commTimeout = try r.optionalDouble("comm_timeout", min: 0, minExclusive: true)
 
         log.knownKeys.merge(DeepSpeedConfig.blockKeys) { read, _ in read }
         r.finish(ignored: DeepSpeedConfig.ignoredTopLevel)

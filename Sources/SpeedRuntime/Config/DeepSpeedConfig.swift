@@ -6,7 +6,7 @@ import Foundation
 /// A parsed, validated `ds_config.json`. Each block is handed whole to its consumer (the engine
 /// takes `fp16`, ZeRO takes `zeroOptimization`, …); nothing here is a getter per key.
 ///
-/// Loading accepts DeepSpeed's hjson-lite syntax (comments, trailing commas), derives the batch
+/// Loading accepts JSON5 and `#` comments (DeepSpeed's hjson in practice), derives the batch
 /// sizes for the data-parallel world size, rejects unresolved `"auto"` (unless `auto` fills it),
 /// throws ``ConfigError`` for a wrong type or an out-of-range value, and collects ``warnings``
 /// for unknown keys (with a "did you mean") and ignored DeepSpeed options.
@@ -37,6 +37,9 @@ public struct DeepSpeedConfig: Codable, Sendable, Equatable {
     /// "fp32", "fp16" or "bf16"; nil = the model's dtype.
     public var communicationDataType: String?
     public var zeroAllowUntestedOptimizer = false
+    /// Seconds a collective waits for the other ranks (`comm_timeout`, a SwiftSpeed key DeepSpeed ignores;
+    /// DeepSpeed's own knob is the `DEEPSPEED_TIMEOUT` environment variable, in minutes). nil: the default.
+    public var commTimeout: Double?
 
     // Blocks.
     public var optimizer: OptimizerConfig?
@@ -79,7 +82,7 @@ public struct DeepSpeedConfig: Codable, Sendable, Equatable {
         case zeroAllowUntestedOptimizer = "zero_allow_untested_optimizer", optimizer, scheduler, fp16, bf16
         case dataTypes = "data_types", zeroOptimization = "zero_optimization"
         case activationCheckpointing = "activation_checkpointing", pipeline, checkpoint, tensorboard
-        case csvMonitor = "csv_monitor", wandb
+        case csvMonitor = "csv_monitor", wandb, commTimeout = "comm_timeout"
     }
 
     // MARK: Loading
@@ -98,17 +101,47 @@ public struct DeepSpeedConfig: Codable, Sendable, Equatable {
     ///                                       auto: ["train_micro_batch_size_per_gpu": 4])
     /// ```
     public static func load(path: String, worldSize: Int = 1, auto: AutoValues = .none) throws -> DeepSpeedConfig {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw ConfigError(keyPath: "(file)", value: path, allowed: "a readable ds_config.json file",
-                              reason: "cannot read \(path): \(error.localizedDescription)")
-        }
-        return try parse(data: data, worldSize: worldSize, auto: auto)
+        try parse(data: read(path), worldSize: worldSize, auto: auto)
     }
 
-    /// Parses config text (JSON with comments and trailing commas).
+    /// The `comm_timeout` a config file sets, read before the process group exists (the full load needs
+    /// the world size); nil when the file does not set it. Errors in the rest of the file surface in ``load(path:worldSize:auto:)``.
+    public static func commTimeout(path: String) throws -> Double? {
+        guard case .object(let members) = try JSONValue.parse(String(decoding: read(path), as: UTF8.self)),
+              let value = members["comm_timeout"] else { return nil }
+        guard let seconds = value.doubleValue, seconds.isFinite, seconds > 0 else {
+            throw ConfigError(keyPath: "comm_timeout", value: value.rendered(), allowed: "a number of seconds > 0")
+        }
+        return seconds
+    }
+
+    /// The bytes of a config file: a regular file (not a directory, FIFO or device) of at most 16 MiB.
+    static func read(_ path: String) throws -> Data {
+        func refuse(_ reason: String) -> ConfigError {
+            ConfigError(keyPath: "(file)", value: path, allowed: "a readable ds_config.json file", reason: reason)
+        }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
+            throw refuse("\(path) does not exist or cannot be read; check the path")
+        }
+        guard attributes[.type] as? FileAttributeType == .typeRegular else {
+            let kind = [FileAttributeType.typeDirectory: "a directory", .typeCharacterSpecial: "a device",
+                        .typeBlockSpecial: "a device", .typeSocket: "a socket"][attributes[.type] as? FileAttributeType ?? .typeUnknown]
+                ?? "a FIFO or special file"
+            throw refuse("\(path) is \(kind), not a regular file; give a JSON file")
+        }
+        guard let size = attributes[.size] as? Int, size <= 16 << 20 else {
+            throw refuse("\(path) is larger than 16 MiB; a ds_config.json is a few kilobytes")
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw refuse("cannot open \(path) for reading (check its permissions)")
+        }
+        defer { try? handle.close() }
+        let data = (try? handle.readToEnd()) ?? Data()
+        guard !data.isEmpty else { throw refuse("\(path) is empty; a ds_config.json holds one JSON object") }
+        return data
+    }
+
+    /// Parses config text (JSON5, plus `#` comments; see ``JSONValue/parse(_:)``).
     ///
     /// ```swift
     /// let config = try DeepSpeedConfig.parse(#"{"train_batch_size": 16, "fp16": {"enabled": true}}"#)

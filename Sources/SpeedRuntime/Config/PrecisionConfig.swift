@@ -80,7 +80,8 @@ extension FP16Config {
     init(reading r: ConfigReader) throws {
         enabled = try r.bool("enabled", false)
         autoCast = try r.bool("auto_cast", false)
-        lossScale = try r.double("loss_scale", 0, min: 0)
+        // A static scale beyond fp16's largest value (65504) turns every scaled loss into inf: every step would be skipped.
+        lossScale = try r.double("loss_scale", 0, min: 0, max: 65504)
         initialScalePower = try r.int("initial_scale_power", 16, min: 0, max: 62)
         lossScaleWindow = try r.int("loss_scale_window", 1000)
         hysteresis = try r.int("hysteresis", 2, min: 1)

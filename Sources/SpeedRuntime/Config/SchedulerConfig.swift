@@ -95,19 +95,19 @@ extension SchedulerConfig {
 extension LRScheduleParams {
     init(reading r: ConfigReader, type: LRScheduleType) throws {
         self.init()
-        warmupMinLR = try r.optionalDouble("warmup_min_lr")
-        warmupMaxLR = try r.optionalDouble("warmup_max_lr")
+        warmupMinLR = try r.optionalDouble("warmup_min_lr", min: 0)
+        warmupMaxLR = try r.optionalDouble("warmup_max_lr", min: 0)
         warmupNumSteps = try r.optionalInt("warmup_num_steps", min: 1)
         warmupType = try r.optionalString("warmup_type")
         if let w = warmupType, WarmupType(rawValue: w) == nil {
             r.log.warn(r.keyPath("warmup_type"), "\"\(w)\" is not \"log\" or \"linear\"; using \"log\" (as DeepSpeed)")
         }
         totalNumSteps = try r.optionalInt("total_num_steps", min: 0)
-        warmupMinRatio = try r.optionalDouble("warmup_min_ratio")
-        cosMinRatio = try r.optionalDouble("cos_min_ratio")
-        cycleMinLR = try r.optionalDouble("cycle_min_lr")
-        cycleMaxLR = try r.optionalDouble("cycle_max_lr")
-        decayLRRate = try r.optionalDouble("decay_lr_rate")
+        warmupMinRatio = try r.optionalDouble("warmup_min_ratio", min: 0)
+        cosMinRatio = try r.optionalDouble("cos_min_ratio", min: 0)
+        cycleMinLR = try r.optionalDouble("cycle_min_lr", min: 0)
+        cycleMaxLR = try r.optionalDouble("cycle_max_lr", min: 0)
+        decayLRRate = try r.optionalDouble("decay_lr_rate", min: 0)
         cycleFirstStepSize = try r.optionalInt("cycle_first_step_size", min: 1)
         cycleSecondStepSize = try r.optionalInt("cycle_second_step_size", min: 0)
         cycleFirstStairCount = try r.optionalInt("cycle_first_stair_count", min: 0)

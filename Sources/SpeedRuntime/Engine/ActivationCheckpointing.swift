@@ -18,7 +18,7 @@ import SpeedNN
 /// | Key | Here |
 /// |---|---|
 /// | `cpu_checkpointing` | saved block inputs are copied to the CPU (a copy only on the CPU backend) |
-/// | `partition_activations` | no effect: one process, no model-parallel group to partition over |
+/// | `partition_activations` | no effect: there is no model-parallel group to partition activations over yet |
 /// | `contiguous_memory_optimization`, `number_checkpoints` | no effect: DeepSpeed uses them for partitioned activations' buffers |
 /// | `synchronize_checkpoint_boundary` | no effect: CPU kernels are synchronous |
 /// | `profile` | no effect: checkpoint timings are not collected |
@@ -49,7 +49,7 @@ public func applyActivationCheckpointing(_ config: ActivationCheckpointingConfig
         notes.append("activation_checkpointing.cpu_checkpointing: the model already runs on the CPU; saved inputs are copied there, which saves no memory")
     }
     var inert: [String] = []
-    if config.partitionActivations { inert.append("partition_activations (one process: no model-parallel group to partition over)") }
+    if config.partitionActivations { inert.append("partition_activations (no model-parallel group to partition over yet)") }
     if config.contiguousMemoryOptimization { inert.append("contiguous_memory_optimization (DeepSpeed applies it to partitioned activations only)") }
     if let n = config.numberCheckpoints { inert.append("number_checkpoints \(n) (sizes DeepSpeed's contiguous buffers; the model decides where to checkpoint)") }
     if config.synchronizeCheckpointBoundary { inert.append("synchronize_checkpoint_boundary (CPU kernels are synchronous)") }

@@ -46,6 +46,13 @@ extension Engine {
         }
         if overflow {
             skippedSteps += 1
+            consecutiveSkippedSteps += 1
+            if group.rank == 0, [10, 100, 1000, 10000].contains(consecutiveSkippedSteps) || consecutiveSkippedSteps % 100_000 == 0 {
+                let fix = config.fp16.enabled && config.fp16.lossScale > 0
+                    ? "the static fp16 loss_scale \(config.fp16.lossScale) overflows: lower it, or use dynamic scaling (loss_scale 0)"
+                    : "the gradients are not finite: lower the learning rate or check the data"
+                logger.warning("[SwiftSpeed] \(consecutiveSkippedSteps) optimizer steps in a row were skipped (no update since step \(globalSteps + 1 - consecutiveSkippedSteps)): \(fix)")
+            }
             globalGradNorm = nil
             if lossScaler == nil {
                 logger.warning("[SwiftSpeed] non-finite gradient norm at step \(globalSteps + 1); skipping the update")
@@ -53,6 +60,7 @@ extension Engine {
             zeroGrad()
             return
         }
+        consecutiveSkippedSteps = 0
         let norm = scaledNorm / scale
         globalGradNorm = norm
         // DeepSpeed's unscale_and_clip: one combined factor on the scaled gradients.

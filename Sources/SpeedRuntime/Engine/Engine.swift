@@ -63,6 +63,8 @@ public final class Engine {
     public internal(set) var globalSteps = 0
     public internal(set) var globalSamples = 0
     public internal(set) var skippedSteps = 0
+    /// Boundary steps skipped in a row (reset by an applied update); warned about at 10, 100, 1000, …
+    public internal(set) var consecutiveSkippedSteps = 0
     /// Updates actually applied (Adam's bias-correction step).
     public internal(set) var optimizerSteps = 0
     /// The unscaled global gradient L2 norm of the last boundary step (before clipping).
@@ -134,7 +136,9 @@ public final class Engine {
         gradShard = flat.grads?.slice(axis: 0, partition)
             ?? Tensor.zeros([partition.count], dtype: gradDType, device: values.device)
         // Frozen parameters are not trained but must match the activations' dtype.
-        for (_, p) in module.namedParameters() where !p.requiresGrad && p.dtype.isFloatingPoint && p.dtype != dtype {
+        // So must floating-point buffers (DeepSpeed's module.half() casts them too).
+        for p in module.namedParameters().map(\.1) + module.buffers()
+        where !p.requiresGrad && p.dtype.isFloatingPoint && p.dtype != dtype {
             let converted = noGrad { p.cast(to: dtype) }
             p.rebind(storage: converted.storage, offset: converted.offset, dtype: dtype)
         }
@@ -182,9 +186,31 @@ public final class Engine {
     public func callAsFunction(_ input: Tensor) -> Tensor {
         let start = now()
         defer { timers.forward += now() - start }
-        let x = input.dtype.isFloatingPoint && input.dtype != modelDType ? input.cast(to: modelDType) : input
+        let x = castInput(input)
         partitioner?.begin(.forward)
         return module(x)
+    }
+
+    /// Runs the module's forward pass on named inputs (a Hugging Face model's `input_ids`,
+    /// `attention_mask`, `labels`, …): floating-point inputs are cast to the model dtype, integer
+    /// ones (ids, masks, class labels) pass unchanged.
+    ///
+    /// ```swift
+    /// let out = engine(["input_ids": ids, "attention_mask": mask, "labels": labels])
+    /// try engine.backward(out.loss!)
+    /// try engine.step()
+    /// ```
+    public func callAsFunction(_ inputs: ModuleInputs) -> ModuleOutputs {
+        let start = now()
+        defer { timers.forward += now() - start }
+        let cast = inputs.mapTensors(castInput)
+        partitioner?.begin(.forward)
+        return module(cast)
+    }
+
+    /// `input` in the model dtype when it is floating point, else unchanged.
+    private func castInput(_ input: Tensor) -> Tensor {
+        input.dtype.isFloatingPoint && input.dtype != modelDType ? input.cast(to: modelDType) : input
     }
 
     /// Back-propagates `loss / GAS` (times the fp16 loss scale) into the flat gradient buffer.

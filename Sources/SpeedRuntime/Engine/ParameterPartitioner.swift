@@ -71,7 +71,7 @@ final class ParameterPartitioner {
             let ids = Array(Set(tensors.compactMap { index[ObjectIdentifier($0)] }.filter { !persistent[$0] })).sorted()
             guard !ids.isEmpty else { continue }
             m.forwardPreHooks.append { [weak self] _ in self?.enter(ids) }
-            m.forwardPostHooks.append { [weak self] _, out in self?.leave(ids, out) ?? out }
+            m.forwardPostHooks.append { [weak self] _, outputs in self?.leave(ids, outputs) ?? outputs }
         }
     }
 
@@ -85,17 +85,34 @@ final class ParameterPartitioner {
     /// A forward or backward pass begins (the prefetcher's position in the recorded order).
     func begin(_ phase: ParameterPrefetcher.Phase) { prefetcher?.begin(phase) }
 
-    /// Releases the module's parameters; when the output is part of a graph, wraps it in an identity
-    /// op whose backward gathers them again before any of the module's own backward runs.
-    func leave(_ ids: [Int], _ out: Tensor) -> Tensor {
+    /// Releases the module's parameters and wraps every output that is part of a graph in an
+    /// identity op whose backward gathers them again before any of the module's own backward runs.
+    ///
+    /// The wraps of one call share a flag: the first to run in backward gathers (exactly what one
+    /// output's wrap always did, prefetch bookkeeping included); a later one gathers only if some
+    /// parameter was released in between (a checkpoint's inner backward hands over a partial
+    /// gradient), so several outputs cost one gather. An output stored under several keys is
+    /// wrapped once.
+    func leave(_ ids: [Int], _ outputs: ModuleOutputs) -> ModuleOutputs {
         for i in ids {
             holders[i] -= 1
             release(i)
         }
-        guard out.requiresGrad else { return out }
-        return Tensor.record("zero3_gather", out.view(out.shape), inputs: [out]) { [weak self] g, _ in
-            self?.gatherOrFail(ids)
-            return [g]
+        guard outputs.contains(where: \.value.requiresGrad) else { return outputs }
+        final class Gathered { var once = false }
+        let gathered = Gathered()
+        var wrapped: [ObjectIdentifier: Tensor] = [:]
+        return outputs.mapTensors { out in
+            guard out.requiresGrad else { return out }
+            if let w = wrapped[ObjectIdentifier(out)] { return w }
+            let w = Tensor.record("zero3_gather", out.view(out.shape), inputs: [out]) { [weak self] g, _ in
+                guard let self else { return [g] }
+                if !gathered.once || ids.contains(where: { !self.live[$0] }) { self.gatherOrFail(ids) }
+                gathered.once = true
+                return [g]
+            }
+            wrapped[ObjectIdentifier(out)] = w
+            return w
         }
     }
 

@@ -56,7 +56,7 @@ struct AppendFile: Sendable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw MonitorError(path: directory,
-                               message: "could not create the directory: \(error.localizedDescription)")
+                               message: "could not create the directory: \(fileErrorText(error))")
         }
     }
 

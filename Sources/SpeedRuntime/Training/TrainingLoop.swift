@@ -21,6 +21,8 @@ public struct StepRecord: Sendable, Equatable {
     /// The device's peak allocated bytes since training started (activations included).
     public var peakMem: Int
     public var paramsTotal: Int
+    /// Steps skipped so far for non-finite gradients, and how many of the latest ones in a row.
+    public var skippedSteps = 0, consecutiveSkippedSteps = 0
 
     /// The record as one JSON object (non-finite numbers become null).
     public var json: String {
@@ -28,7 +30,8 @@ public struct StepRecord: Sendable, Equatable {
         return "{\"step\":\(step),\"loss\":\(number(loss)),\"lr\":\(number(lr)),\"loss_scale\":\(number(lossScale)),"
             + "\"grad_norm\":\(gradNorm.map(number) ?? "null"),\"samples_per_s\":\(number(samplesPerS)),"
             + "\"tokens_per_s\":\(number(tokensPerS)),\"mem_params_bytes\":\(memParams),\"mem_grads_bytes\":\(memGrads),"
-            + "\"mem_optim_bytes\":\(memOptim),\"mem_offload_bytes\":\(memOffload),\"peak_mem_bytes\":\(peakMem),\"params_total\":\(paramsTotal)}"
+            + "\"mem_optim_bytes\":\(memOptim),\"mem_offload_bytes\":\(memOffload),\"peak_mem_bytes\":\(peakMem),\"params_total\":\(paramsTotal),"
+            + "\"skipped_steps\":\(skippedSteps),\"consecutive_skipped_steps\":\(consecutiveSkippedSteps)}"
     }
 }
 
@@ -101,7 +104,8 @@ public struct TrainingLoop: Sendable {
                                     samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(tokensPerSample),
                                     memParams: memory.params, memGrads: memory.grads, memOptim: memory.optimizer,
                                     memOffload: memory.offloaded, peakMem: engine.device.backend.memoryStats.peakAllocatedBytes,
-                                    paramsTotal: engine.flat.count)
+                                    paramsTotal: engine.flat.count, skippedSteps: engine.skippedSteps,
+                                    consecutiveSkippedSteps: engine.consecutiveSkippedSteps)
             records.append(record)
             try onStep(record)
             if let dir = saveDir, let every = saveEvery, engine.globalSteps % every == 0 { try engine.saveCheckpoint(dir) }

@@ -1,10 +1,9 @@
-// CUDA C of the elementwise kernels: unary maps and their derivatives, broadcasting binary ops, select (where).
+// Elementwise kernels: unary maps and their derivatives, broadcasting binary ops, select (where).
 // Invariant: half types are computed in fp32 and rounded once on store, as CPUBackend's promoted path; `out` may
 // alias an input of the same shape (in-place updates), so no pointer here is __restrict__.
+// Entry points: `ss_unary_<op>_*`, `ss_unary_bwd_<op>_*`, `ss_binary_<op>_*`, `ss_select_<T>_<cond>`.
+#include "common.cuh"
 
-extension CUDAKernelSource {
-    /// `ss_unary_<op>_*`, `ss_unary_bwd_<op>_*`, `ss_binary_<op>_*`, `ss_select_<T>_<cond>`.
-    public static let elementwise = #"""
 // ===== family: elementwise =====
 
 #define SS_U_NEG 0
@@ -271,6 +270,3 @@ SS_SELECT_T(f64, double)
 SS_SELECT_T(bf16, ss_bf16)
 SS_SELECT_T(f16, ss_f16)
 // ===== end of family: elementwise =====
-
-"""#
-}

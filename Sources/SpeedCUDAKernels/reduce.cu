@@ -1,10 +1,9 @@
-// CUDA C of the reductions over [outer, count, inner] (sum, max, sum of squares) and the non-finite flag.
+// Reduction kernels over [outer, count, inner] (sum, max, sum of squares) and the non-finite flag.
 // Invariant: every result is combined in a fixed order (no atomics), so a reduction is deterministic for a given
 // launch configuration; fp32/bf16/fp16 accumulate in fp32 and fp64 in fp64; max propagates NaN like the CPU.
+// Entry points: `ss_reduce_rows_*`, `ss_reduce_rows_warp_*`, `ss_reduce_cols_*`, `ss_reduce_finish_*`, `ss_nonfinite_*`.
+#include "common.cuh"
 
-extension CUDAKernelSource {
-    /// `ss_reduce_rows_*`, `ss_reduce_rows_warp_*`, `ss_reduce_cols_*`, `ss_reduce_finish_*`, `ss_nonfinite_*`.
-    public static let reduce = #"""
 // ===== family: reduce =====
 
 #define SS_R_SUM 0
@@ -175,6 +174,3 @@ SS_NONFINITE(f64, double)
 SS_NONFINITE(bf16, ss_bf16)
 SS_NONFINITE(f16, ss_f16)
 // ===== end of family: reduce =====
-
-"""#
-}

@@ -1,13 +1,12 @@
-// CUDA C of fused scaled-dot-product attention on [B, H, T, D] in the flash-attention style: forward with an
-// online softmax over key tiles held in shared memory, saving lse; backward recomputing P from lse.
+// Fused scaled-dot-product attention on [B, H, T, D] (SIMT, flash-attention style), forward and backward.
+// Forward: an online softmax over key tiles held in shared memory, saving lse; backward: P recomputed from lse.
 // Invariant: no [T, T] matrix is ever stored; fp32 accumulation for fp32/bf16/fp16 inputs; the backward pass is
 // deterministic (dK/dV per key tile and dQ per query tile, each owned by one block: no atomics); 256 threads.
+// Entry points: `ss_attention_fwd_<T>_d<D>`, `ss_attention_bwd_preprocess_<T>`, `ss_attention_bwd_dkdv_<T>_d<D>`,
+//   `ss_attention_bwd_dq_<T>_d<D>` for T in f32, bf16, f16 and D in 32, 64, 128 (the head dimension d may be
+//   smaller than D: the tile is zero-padded).
+#include "common.cuh"
 
-extension CUDAKernelSource {
-    /// `ss_attention_fwd_<T>_d<D>`, `ss_attention_bwd_preprocess_<T>`, `ss_attention_bwd_dkdv_<T>_d<D>`,
-    /// `ss_attention_bwd_dq_<T>_d<D>` for T in f32, bf16, f16 and D in 32, 64, 128 (the head dimension d may be
-    /// smaller than D: the tile is zero-padded).
-    public static let attention = #"""
 // ===== family: attention =====
 // Thread layout (256 threads): tx = threadIdx.x % 16, ty = threadIdx.x / 16. A [rows x cols] tile product gives
 // thread (ty, tx) rows ty + 16 i and columns tx + 16 j, so the 16 lanes sharing a row sit in one half-warp and
@@ -411,6 +410,3 @@ SS_ATT_T(f32, float)
 SS_ATT_T(bf16, ss_bf16)
 SS_ATT_T(f16, ss_f16)
 // ===== end of family: attention =====
-
-"""#
-}

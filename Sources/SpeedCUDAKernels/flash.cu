@@ -1,15 +1,14 @@
-// CUDA C of causal/full attention on [B, H, T, D] with tensor cores (mma.sync m16n8k16, bf16/fp16 in, fp32
-// accumulate), forward and backward, in the FlashAttention-2 arrangement: each warp owns 16 rows of a tile.
+// Causal/full attention on [B, H, T, D] on tensor cores (mma.sync m16n8k16), FlashAttention-2 style.
+// bf16/fp16 in, fp32 accumulate, forward and backward; each warp owns 16 rows of a tile.
 // Invariant: the score fragment an mma leaves in a thread's registers is, two n-tiles at a time, exactly the A
 // fragment of the next product (P V, dS K, ...), so P and dS never touch shared memory; no [T, T] matrix is ever
 // stored; the backward pass is deterministic (no atomics), P and dS are rounded to the input type before their
 // products, as FlashAttention does.
+// Entry points: `ss_flash_fwd_<T>_d<D>`, `ss_flash_bwd_dkdv_<T>_d<D>`, `ss_flash_bwd_dq_<T>_d<D>` for T in bf16,
+//   f16 and D in 32, 64, 128 (a head width d < D is zero-padded). 128 threads (4 warps) per block; the backward
+//   pass takes `delta` from `ss_attention_bwd_preprocess_<T>` of the attention program.
+#include "common.cuh"
 
-extension CUDAKernelSource {
-    /// `ss_flash_fwd_<T>_d<D>`, `ss_flash_bwd_dkdv_<T>_d<D>`, `ss_flash_bwd_dq_<T>_d<D>` for T in bf16, f16 and D in
-    /// 32, 64, 128 (a head width d < D is zero-padded). 128 threads (4 warps) per block; the backward pass takes
-    /// `delta` from `ss_attention_bwd_preprocess_<T>` of the attention program.
-    public static let flash = #"""
 // ===== family: flash =====
 // Fragments of mma.m16n8k16 (PTX ISA, "Matrix Fragments for mma.m16n8k16"), lane = 4 g + q, c2 = 2 q:
 //   A (16 x 16, row major): a[0] = (g, c2..c2+1), a[1] = (g+8, c2..), a[2] = (g, c2+8..), a[3] = (g+8, c2+8..)
@@ -454,6 +453,3 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
 SS_FA_T(bf16, ss_bf16)
 SS_FA_T(f16, ss_f16)
 // ===== end of family: flash =====
-
-"""#
-}

@@ -1,10 +1,9 @@
-// CUDA C of the fused row kernels: softmax/log-softmax, layer norm, embedding, cross-entropy (forward and backward).
+// Fused row kernels: softmax/log-softmax, layer norm, embedding, cross-entropy (forward and backward).
 // Invariant: one block (or warp) owns a row, so no two threads write one element except the embedding scatter-add
 // (fp32/fp64 atomics); saved statistics (mean, rstd, lse) are fp32, or fp64 for fp64 inputs, as on the CPU.
+// Entry points: `ss_softmax_*`, `ss_softmax_bwd_*`, `ss_layernorm_*`, `ss_embedding_*`, `ss_cross_entropy_*`.
+#include "common.cuh"
 
-extension CUDAKernelSource {
-    /// `ss_softmax_*`, `ss_softmax_bwd_*`, `ss_layernorm_*`, `ss_embedding_*`, `ss_cross_entropy_*`.
-    public static let nn = #"""
 // ===== family: nn =====
 
 /// The CPU's softmax normaliser: a row whose max is infinite (all -inf, or containing +inf) gives NaN.
@@ -360,6 +359,3 @@ SS_CROSS_ENTROPY_T(f64, double, double)
 SS_CROSS_ENTROPY_T(bf16, ss_bf16, float)
 SS_CROSS_ENTROPY_T(f16, ss_f16, float)
 // ===== end of family: nn =====
-
-"""#
-}

@@ -1,10 +1,9 @@
-// CUDA C of the creation and movement kernels: fill, cast, strided copy (optionally accumulating), dropout, random.
+// Creation and movement kernels: fill, cast, strided copy (optionally accumulating), dropout, random.
 // Invariant: results are bit-identical to CPUBackend's (fill/cast/copy/dropout exactly; random up to the last
 // ulp of the device's fp64 log/cos), because every element depends only on its own inputs and its RNG counter.
+// Entry points: `ss_fill_*`, `ss_cast_*`, `ss_copy_*`, `ss_copy_acc_*`, `ss_dropout_*`, `ss_random_*`.
+#include "common.cuh"
 
-extension CUDAKernelSource {
-    /// `ss_fill_*`, `ss_cast_*`, `ss_copy_*`, `ss_copy_acc_*`, `ss_dropout_*`, `ss_random_*`.
-    public static let memory = #"""
 // ===== family: memory =====
 
 /// Applies `f(i, x[i])` to n elements, in vector packs of 16 bytes (of the wider type) when both pointers allow.
@@ -183,6 +182,3 @@ SS_RANDOM(f16, ss_f16)
 SS_RANDOM(i32, int)
 SS_RANDOM(i64, ss_i64)
 // ===== end of family: memory =====
-
-"""#
-}

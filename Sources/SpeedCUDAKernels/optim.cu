@@ -1,11 +1,10 @@
-// CUDA C of the fused Adam/AdamW step over flat buffers: one pass reads p, g, m, v and writes p, m, v and,
-// optionally, the updated weights rounded to bf16/fp16.
+// The fused Adam/AdamW step over flat buffers, optionally writing a bf16/fp16 copy of the weights.
+// One pass reads p, g, m, v and writes p, m, v (and the copy).
 // Invariant: every operation is an explicitly rounded fp32 op in the order of CPUBackend.adamLanes (no FMA
 // contraction, IEEE sqrt and division), so with the same AdamConstants the results are the CPU's bits exactly.
+// Entry points: `ss_adam_<grad dtype>` and `ss_adam_<grad dtype>_to_<copy dtype>`.
+#include "common.cuh"
 
-extension CUDAKernelSource {
-    /// `ss_adam_<grad dtype>` and `ss_adam_<grad dtype>_to_<copy dtype>`.
-    public static let optim = #"""
 // ===== family: optim =====
 
 /// One element of the update (AdamHyper's formula with the host-folded constants of CPUBackend's AdamConstants).
@@ -94,6 +93,3 @@ SS_ADAM(ss_adam_bf16_to_f16, ss_bf16, ss_f16)
 SS_ADAM(ss_adam_f16_to_bf16, ss_f16, ss_bf16)
 SS_ADAM(ss_adam_f16_to_f16, ss_f16, ss_f16)
 // ===== end of family: optim =====
-
-"""#
-}
