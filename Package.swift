@@ -65,9 +65,12 @@ let package = Package(
             name: "SpeedRuntime",
             dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedIO", "SpeedData",
                            .product(name: "Logging", package: "swift-log")]),
+        // Hugging Face models: config.json + safetensors folders, the model registry, GPT-2 and BERT with HF names.
+        .target(name: "SpeedTransformers", dependencies: ["SpeedCore", "SpeedNN", "SpeedIO"]),
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
-                                                  "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA"]),
+                                                  "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA",
+                                                  "SpeedTransformers"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
@@ -94,6 +97,9 @@ let package = Package(
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedIOTests", dependencies: ["SpeedIO", "SpeedTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedDataTests", dependencies: ["SpeedData"]),
+        // GPT-2 and BERT against logits from Python transformers (tiny random fixtures, all-MiniLM-L6-v2).
+        .testTarget(name: "SpeedTransformersTests", dependencies: ["SpeedTransformers", "SpeedTestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime", "SpeedIO", "SpeedData", "SpeedTestSupport"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
         // its outputs with SpeedRuntime (safetensors).
