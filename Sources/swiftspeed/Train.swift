@@ -25,6 +25,8 @@ struct Train: ParsableCommand {
     @Option(help: "Checkpoint directory: saved at the end (and every --save-every steps).") var saveDir: String?
     @Option(parsing: .unconditional, help: "Save a checkpoint every N optimizer steps (needs --save-dir).") var saveEvery: Int?
     @Flag(help: "Continue from the latest checkpoint in --save-dir.") var resume = false
+    @Flag(help: "With --resume: skip checking the checkpoint's CRC-32C checksums (faster; corruption goes unnoticed).")
+    var noVerifyCheckpoint = false
     @Option(parsing: .unconditional, help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "cpu, cuda or cuda:N (under a launcher, cuda means each rank's local GPU).") var device: String = "cpu"
     @Option(parsing: .unconditional, help: "Characters of text to generate at the end (text data only).") var sample: Int = 200
@@ -42,6 +44,7 @@ struct Train: ParsableCommand {
         if data == nil && !synthetic { throw ValidationError("pass --data PATH or --synthetic") }
         if data != nil && synthetic { throw ValidationError("--data and --synthetic are mutually exclusive") }
         if resume && saveDir == nil { throw ValidationError("--resume needs --save-dir") }
+        if noVerifyCheckpoint && !resume { throw ValidationError("--no-verify-checkpoint applies to --resume") }
         if saveEvery != nil && saveDir == nil { throw ValidationError("--save-every needs --save-dir") }
         if let saveEvery, saveEvery < 1 { throw ValidationError("--save-every must be >= 1 (got \(saveEvery))") }
         if saveDir?.isEmpty == true { throw ValidationError("--save-dir is empty; give a directory (e.g. --save-dir checkpoints)") }
@@ -118,7 +121,7 @@ extension Train {
                       loss: (Batch) throws -> Tensor) throws {
         var progress: ProgressBar?   // made at the first step, after a resume moved the start
         let loop = TrainingLoop(steps: steps, saveDir: saveDir, saveEvery: saveEvery, resume: resume,
-                                tokensPerSample: tokensPerSample)
+                                tokensPerSample: tokensPerSample, verifyCheckpoint: !noVerifyCheckpoint)
         do {
             try loop.run(engine, logger: engine.logger, batch: batch, loss: loss) { record in
                 guard group.rank == 0 else { return }
