@@ -21,6 +21,9 @@ package struct ModelStateSummary: Codable {
     package var dtype: String
     package var parameterNames: [String]
     package var parameterShapes: [[Int]]
+    /// The model's own config.json text and source folder, when it came from a Hugging Face folder.
+    package var modelConfig: String?
+    package var modelSource: String?
 }
 
 /// Optimizer-partition state stored in each rank's optim-states file (key `swiftspeed`).

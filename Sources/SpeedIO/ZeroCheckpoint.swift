@@ -47,6 +47,9 @@ public struct ZeroCheckpoint {
     public var parameterCount: Int { model.parameterShapes.reduce(0) { $0 + Self.elementCount($1) } }
     /// The ZeRO stage of the run that saved it.
     public var zeroStage: Int { model.zeroStage }
+    /// The model's config.json text and source folder, saved when the model came from a Hugging Face folder.
+    public var modelConfig: String? { model.modelConfig }
+    public var modelSource: String? { model.modelSource }
     /// The data-parallel world size of the run that saved it.
     public var dpWorldSize: Int { model.dpWorldSize }
     /// The model dtype of the run (`float32`, `bfloat16`, `float16`).

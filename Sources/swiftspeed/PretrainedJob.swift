@@ -135,12 +135,15 @@ struct PretrainedJob {
         return labels == 1
     }
 
+    /// The files of a Hugging Face folder that belong to its tokenizer.
+    static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                                 "vocab.json", "merges.txt", "added_tokens.json"]
+
     /// Writes the trained model as a Hugging Face folder, with the tokenizer files of the folder it came from.
     func savePretrained(_ out: String) throws {
         let dir = URL(fileURLWithPath: out)
         try model.savePretrained(dir)
-        for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
-                     "merges.txt", "added_tokens.json"] {
+        for name in Self.tokenizerFiles {
             let source = folder.appendingPathComponent(name), target = dir.appendingPathComponent(name)
             guard FileManager.default.fileExists(atPath: source.path) else { continue }
             try? FileManager.default.removeItem(at: target)

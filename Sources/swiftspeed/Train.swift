@@ -96,6 +96,7 @@ struct Train: ParsableCommand {
             let job = try PretrainedJob(dir: model, dataPath: data!, microBatch: ds.trainMicroBatchSizePerGPU,
                                         shuffle: !noShuffle, seed: seed, device: device)
             let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.model, config: ds, processGroup: group, logger: logger)
+            engine.modelOrigin = (job.folder.path, String(decoding: try PretrainedFolder(job.folder).configData, as: UTF8.self))
             try train(engine, group, tokensPerSample: 0, batch: job.batch(index:)) { engine($0).loss! }
             if let out = savePretrained {
                 try engine.withGatheredParameters { if rank == 0 { try job.savePretrained(out) } }

@@ -42,6 +42,18 @@ struct ZeroToFP32: ParsableCommand {
             }
             let file = out.appendingPathComponent("model.safetensors")
             let count = try ckpt.writeFP32(to: file)
+            if let config = ckpt.modelConfig {
+                // The model came from a Hugging Face folder: its config.json and tokenizer make OUT_DIR loadable.
+                try AtomicFile.write(Data(config.utf8), to: out.appendingPathComponent("config.json"))
+                for name in PretrainedJob.tokenizerFiles {
+                    guard let source = ckpt.modelSource.map({ URL(fileURLWithPath: $0).appendingPathComponent(name) }),
+                          FileManager.default.fileExists(atPath: source.path) else { continue }
+                    let target = out.appendingPathComponent(name)
+                    try? FileManager.default.removeItem(at: target)
+                    try FileManager.default.copyItem(at: source, to: target)
+                }
+                note("wrote \(out.path)/config.json: the folder loads with from_pretrained (the model came from \(ckpt.modelSource ?? "a Hugging Face folder"))")
+            }
             let megabytes = (Double(count * 4) / 1e5).rounded() / 10
             print("wrote \(file.path): \(ckpt.parameterNames.count) tensors, \(count) fp32 parameters (\(megabytes) MB) "
                 + "from \(ckpt.folder.path) (ZeRO stage \(ckpt.zeroStage), \(ckpt.shards.count) shard\(ckpt.shards.count == 1 ? "" : "s"), "

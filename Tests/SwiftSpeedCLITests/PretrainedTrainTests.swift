@@ -39,6 +39,24 @@ import Testing
         #expect(saved.parameterCount > 0)
     }
 
+    @Test func zeroToFP32WritesAFolderThatLoadsWithTheTrainedWeights() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cfg = try write(#"{"train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 2}, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#, "ds.json", in: dir)
+        let data = try write(rows(4), "rows.jsonl", in: dir)
+        let (ckpt, pretrained, consolidated) = (dir.appendingPathComponent("ckpt").path, dir.appendingPathComponent("hf"), dir.appendingPathComponent("fp32"))
+        let r = try swiftspeed(["train", "--model", Self.fixtures.appendingPathComponent("tiny-gpt2").path, "--config", cfg,
+                                "--data", data, "--no-shuffle", "--steps", "3", "--json", "--save-dir", ckpt,
+                                "--save-pretrained", pretrained.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let z = try swiftspeed(["zero-to-fp32", ckpt, consolidated.path])
+        #expect(z.status == 0, "\(z.stderr)")
+        #expect(FileManager.default.fileExists(atPath: consolidated.appendingPathComponent("config.json").path))
+        let a = try GPT2LMHeadModel.fromPretrained(consolidated), b = try GPT2LMHeadModel.fromPretrained(pretrained)
+        let ids = Tensor([1, 5, 9, 2] as [Int32], shape: [1, 4]).cast(to: .int64)
+        #expect(a(["input_ids": ids]).logits!.scalars == b(["input_ids": ids]).logits!.scalars)
+    }
+
     @Test func badRowsAreErrorsNamingTheLine() throws {
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -34,6 +34,10 @@ struct ModelStateMeta: Codable {
     var clientState: [String: JSONValue]
     /// The resolved ds_config the run used (DeepSpeed stores `ds_config` in mp_rank_00_model_states.pt too).
     var config: DeepSpeedConfig?
+    /// The model's own config (a Hugging Face folder's config.json) and where the model came from, so zero-to-fp32
+    /// can write a folder `from_pretrained` loads.
+    var modelConfig: String? = nil
+    var modelSource: String? = nil
 
     /// Refuses counters out of range or inconsistent with one another (a resume must neither crash on
     /// `globalSteps: -5` nor train zero steps on `globalSteps: 2^62`), naming the field and `file`.
@@ -92,7 +96,8 @@ extension Engine {
                 optimizerSteps: optimizerSteps, dpWorldSize: group.size, zeroStage: config.zeroOptimization.stage,
                 dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
                 lrScheduler: scheduler?.state, lossScaler: lossScaler,
-                dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config)
+                dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config,
+                modelConfig: modelOrigin?.config, modelSource: modelOrigin?.source)
             try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)], checksums: true,
                                   to: folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile))
             CheckpointDirectory.crashHook(after: .wroteModelStates)

@@ -63,6 +63,9 @@ public final class Engine {
     public internal(set) var globalSteps = 0
     public internal(set) var globalSamples = 0
     public internal(set) var skippedSteps = 0
+    /// Where the model came from — a Hugging Face folder and its config.json text — saved with every checkpoint so
+    /// `swiftspeed zero-to-fp32` writes a folder that loads with `from_pretrained`. nil for models built in code.
+    public var modelOrigin: (source: String, config: String)?
     /// Boundary steps skipped in a row (reset by an applied update); warned about at 10, 100, 1000, …
     public internal(set) var consecutiveSkippedSteps = 0
     /// Updates actually applied (Adam's bias-correction step).
