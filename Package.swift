@@ -60,6 +60,8 @@ let package = Package(
         .target(name: "SpeedIO", dependencies: ["SpeedCore"]),
         // Data: datasets, the distributed loader, text corpora and the byte tokenizer.
         .target(name: "SpeedData", dependencies: ["SpeedCore"]),
+        // Hugging Face tokenizer.json (BPE, WordPiece, Unigram...) with HF's ids; Foundation only, no tensors.
+        .target(name: "SpeedTokenizers"),
         // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, the training loop.
         .target(
             name: "SpeedRuntime",
@@ -67,11 +69,13 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
-                                                  "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA"]),
+                                                  "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA",
+                                                  "SpeedTokenizers"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
                 "SwiftSpeed",
+                "SpeedTokenizers", // `swiftspeed tokenize`
                 "COpenBLAS",     // openblas_get_config, for `swiftspeed report`
                 "CSpeedMPI",     // ss_mpi_library_version, for `swiftspeed report`
                 "CSpeedShims",   // the launcher trampoline's parent-death signal
@@ -94,6 +98,8 @@ let package = Package(
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedIOTests", dependencies: ["SpeedIO", "SpeedTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedDataTests", dependencies: ["SpeedData"]),
+        // ids against Hugging Face tokenizers' (Fixtures/, made by scripts/make_tokenizer_fixtures.py).
+        .testTarget(name: "SpeedTokenizersTests", dependencies: ["SpeedTokenizers"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime", "SpeedIO", "SpeedData", "SpeedTestSupport"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
         // its outputs with SpeedRuntime (safetensors).

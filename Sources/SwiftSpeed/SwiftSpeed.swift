@@ -9,3 +9,4 @@
 @_exported import SpeedCommNCCL
 @_exported import SpeedIO
 @_exported import SpeedData
+@_exported import SpeedTokenizers

@@ -1,0 +1,196 @@
+// The models that turn one pre-tokenized word into ids: BPE, WordPiece, WordLevel (Unigram in Model+Unigram.swift).
+// Invariant: vocabularies are keyed by UTF-8 bytes, so two canonically equivalent but different tokens stay distinct;
+// BPE merge ranks are keyed by the packed pair of ids `left << 32 | right`.
+import Foundation
+import Synchronization
+
+protocol TokenModel: Sendable {
+    /// Ids of one word.
+    func tokenize(_ word: Scalars) -> [Int]
+    func id(of token: [UInt8]) -> Int?
+    func token(of id: Int) -> String?
+    var vocabularySize: Int { get }
+}
+
+/// The `{token: id}` map and its inverse.
+struct Vocabulary: Sendable {
+    let ids: [[UInt8]: Int]
+    let tokens: [String?]
+
+    init(_ vocab: [String: Int], key: String) throws {
+        var ids: [[UInt8]: Int] = [:]
+        ids.reserveCapacity(vocab.count)
+        var maxId = -1
+        for (t, i) in vocab {
+            guard i >= 0 else { throw TokenizerError.invalid(key: key, reason: "token \(t) has negative id \(i)") }
+            ids[Array(t.utf8)] = i
+            maxId = max(maxId, i)
+        }
+        var tokens = [String?](repeating: nil, count: maxId + 1)
+        for (t, i) in vocab { tokens[i] = t }
+        self.ids = ids
+        self.tokens = tokens
+    }
+
+    func token(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
+}
+
+final class BPEModel: TokenModel {
+    struct Merge: Sendable { let rank: Int32; let id: Int32 }
+    let vocab: Vocabulary
+    let merges: [UInt64: Merge]
+    let unkId: Int?
+    let fuseUnk: Bool
+    let byteFallback: Bool
+    let ignoreMerges: Bool
+    let prefix: [UInt8]
+    let suffix: [UInt8]
+    /// byte -> id of `<0xXX>`, when byte_fallback is on and the vocabulary has all 256.
+    let byteIds: [Int]?
+    private let cache = Mutex<[[UInt8]: [Int]]>([:])
+    static let cacheCapacity = 10_000
+
+    init(_ c: ModelConfig, key: String = "model") throws {
+        vocab = try Vocabulary(c.vocab, key: "\(key).vocab")
+        var merges: [UInt64: Merge] = [:]
+        merges.reserveCapacity(c.merges.count)
+        let prefix = c.continuingSubwordPrefix ?? ""
+        for (rank, m) in c.merges.enumerated() {
+            guard m.count == 2 else {
+                throw TokenizerError.invalid(key: "\(key).merges[\(rank)]", reason: "a merge is two tokens, \"a b\" or [\"a\", \"b\"]; got \(m)")
+            }
+            guard let a = vocab.ids[Array(m[0].utf8)], let b = vocab.ids[Array(m[1].utf8)] else {
+                throw TokenizerError.invalid(key: "\(key).merges[\(rank)]", reason: "merge \(m) names a token missing from the vocabulary")
+            }
+            let rightPart = !prefix.isEmpty && m[1].hasPrefix(prefix) ? String(m[1].dropFirst(prefix.count)) : m[1]
+            guard let ab = vocab.ids[Array((m[0] + rightPart).utf8)] else {
+                throw TokenizerError.invalid(key: "\(key).merges[\(rank)]", reason: "merge result \(m[0] + rightPart) is missing from the vocabulary")
+            }
+            let k = UInt64(a) << 32 | UInt64(b)
+            if merges[k] == nil { merges[k] = Merge(rank: Int32(rank), id: Int32(ab)) }
+        }
+        self.merges = merges
+        if let u = c.unkToken {
+            guard let id = vocab.ids[Array(u.utf8)] else {
+                throw TokenizerError.invalid(key: "\(key).unk_token", reason: "unk token \(u) is not in the vocabulary")
+            }
+            unkId = id
+        } else {
+            unkId = nil
+        }
+        fuseUnk = c.fuseUnk ?? false
+        byteFallback = c.byteFallback ?? false
+        ignoreMerges = c.ignoreMerges ?? false
+        self.prefix = Array(prefix.utf8)
+        suffix = Array((c.endOfWordSuffix ?? "").utf8)
+        if byteFallback {
+            let v = vocab
+            let ids = (0..<256).map { v.ids[Array(String(format: "<0x%02X>", $0).utf8)] }
+            byteIds = ids.allSatisfy { $0 != nil } ? ids.map { $0! } : nil
+        } else {
+            byteIds = nil
+        }
+    }
+
+    var vocabularySize: Int { vocab.ids.count }
+    func id(of token: [UInt8]) -> Int? { vocab.ids[token] }
+    func token(of id: Int) -> String? { vocab.token(id) }
+
+    func tokenize(_ word: Scalars) -> [Int] {
+        guard !word.isEmpty else { return [] }
+        let key = utf8Key(word)
+        if ignoreMerges, let id = vocab.ids[key] { return [id] }
+        if let hit = cache.withLock({ $0[key] }) { return hit }
+        var symbols: [Int] = []
+        symbols.reserveCapacity(word.count)
+        var lastWasUnk = false
+        for (i, c) in word.enumerated() {
+            let k = utf8Key(CollectionOfOne(c), prefix: i > 0 ? prefix : [], suffix: i == word.count - 1 ? suffix : [])
+            if let id = vocab.ids[k] {
+                symbols.append(id); lastWasUnk = false
+            } else if let byteIds {
+                for b in UTF8.encode(c)! { symbols.append(byteIds[Int(b)]) }
+                lastWasUnk = false
+            } else if let unkId {
+                if !(fuseUnk && lastWasUnk) { symbols.append(unkId) }
+                lastWasUnk = true
+            }
+        }
+        while symbols.count > 1 {
+            var best: (rank: Int32, at: Int, id: Int32)? = nil
+            for i in 0..<(symbols.count - 1) {
+                if let m = merges[UInt64(symbols[i]) << 32 | UInt64(symbols[i + 1])], m.rank < (best?.rank ?? .max) {
+                    best = (m.rank, i, m.id)
+                }
+            }
+            guard let b = best else { break }
+            symbols[b.at] = Int(b.id)
+            symbols.remove(at: b.at + 1)
+        }
+        cache.withLock { c in
+            if c.count >= BPEModel.cacheCapacity { c.removeAll(keepingCapacity: true) }
+            c[key] = symbols
+        }
+        return symbols
+    }
+}
+
+final class WordPieceModel: TokenModel {
+    let vocab: Vocabulary
+    let unkId: Int
+    let prefix: [UInt8]
+    let maxChars: Int
+
+    init(_ c: ModelConfig, key: String = "model") throws {
+        vocab = try Vocabulary(c.vocab, key: "\(key).vocab")
+        let unk = c.unkToken ?? "[UNK]"
+        guard let id = vocab.ids[Array(unk.utf8)] else {
+            throw TokenizerError.invalid(key: "\(key).unk_token", reason: "unk token \(unk) is not in the vocabulary")
+        }
+        unkId = id
+        prefix = Array((c.continuingSubwordPrefix ?? "##").utf8)
+        maxChars = c.maxInputCharsPerWord ?? 100
+    }
+
+    var vocabularySize: Int { vocab.ids.count }
+    func id(of token: [UInt8]) -> Int? { vocab.ids[token] }
+    func token(of id: Int) -> String? { vocab.token(id) }
+
+    func tokenize(_ word: Scalars) -> [Int] {
+        guard !word.isEmpty else { return [] }
+        if word.count > maxChars { return [unkId] }
+        var out: [Int] = []
+        var start = 0
+        while start < word.count {
+            var end = word.count
+            var found: Int? = nil
+            while start < end {
+                if let id = vocab.ids[utf8Key(word[start..<end], prefix: start > 0 ? prefix : [])] { found = id; break }
+                end -= 1
+            }
+            guard let id = found else { return [unkId] }
+            out.append(id)
+            start = end
+        }
+        return out
+    }
+}
+
+final class WordLevelModel: TokenModel {
+    let vocab: Vocabulary
+    let unkId: Int?
+
+    init(_ c: ModelConfig, key: String = "model") throws {
+        let v = try Vocabulary(c.vocab, key: "\(key).vocab")
+        vocab = v
+        unkId = c.unkToken.flatMap { v.ids[Array($0.utf8)] }
+    }
+
+    var vocabularySize: Int { vocab.ids.count }
+    func id(of token: [UInt8]) -> Int? { vocab.ids[token] }
+    func token(of id: Int) -> String? { vocab.token(id) }
+    func tokenize(_ word: Scalars) -> [Int] {
+        if let id = vocab.ids[utf8Key(word)] { return [id] }
+        return unkId.map { [$0] } ?? []
+    }
+}
