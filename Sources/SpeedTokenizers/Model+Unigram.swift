@@ -26,7 +26,10 @@ final class UnigramModel: TokenModel {
     func id(of token: [UInt8]) -> Int? { vocab.ids[token] }
     func token(of id: Int) -> String? { vocab.token(id) }
 
-    func tokenize(_ word: Scalars) -> [Int] {
+    func tokenize(_ word: Scalars) -> [Int] { tokenizeWithValues(word).map(\.0) }
+
+    /// An unknown run's token is its own text, not the unk piece, as in HF.
+    func tokenizeWithValues(_ word: Scalars) -> [(Int, String?)] {
         let n = word.count
         guard n > 0 else { return [] }
         // best[i]: best score of word[0..<i], with the start and id of its last piece.
@@ -45,11 +48,13 @@ final class UnigramModel: TokenModel {
                 if s > best[i + 1].score { best[i + 1] = (s, i, unkId) }
             }
         }
-        var out: [Int] = []
+        var out: [(Int, String?)] = []
         var i = n
+        // Consecutive unknown code points fuse into one unk whose text spans them.
+        var unkEnd: Int? = nil
         while i > 0 {
             let b = best[i]
-            guard b.start >= 0 else { return unkId.map { [$0] } ?? [] }
+            guard b.start >= 0 else { return unkId.map { [($0, String(word))] } ?? [] }
             if b.id == unkId, byteFallback {
                 var bytes: [Int] = []
                 for s in word[b.start..<i] {
@@ -57,10 +62,20 @@ final class UnigramModel: TokenModel {
                         if let id = vocab.ids[Array(String(format: "<0x%02X>", byte).utf8)] { bytes.append(id) }
                     }
                 }
-                out.append(contentsOf: bytes.reversed())
-            } else if !(b.id == unkId && out.last == unkId) {
-                out.append(b.id)
+                out.append(contentsOf: bytes.reversed().map { ($0, nil) })
+            } else if b.id == unkId {
+                if let end = unkEnd, out.last?.0 == unkId {
+                    out[out.count - 1] = (b.id, String(word[b.start..<end]))
+                } else {
+                    out.append((b.id, String(word[b.start..<i])))
+                    unkEnd = i
+                }
+                i = b.start
+                continue
+            } else {
+                out.append((b.id, nil))
             }
+            unkEnd = nil
             i = b.start
         }
         return out.reversed()

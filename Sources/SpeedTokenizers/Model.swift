@@ -10,6 +10,12 @@ protocol TokenModel: Sendable {
     func id(of token: [UInt8]) -> Int?
     func token(of id: Int) -> String?
     var vocabularySize: Int { get }
+    /// Ids with the token text HF reports when it is not the vocabulary's (Unigram's unknown pieces).
+    func tokenizeWithValues(_ word: Scalars) -> [(Int, String?)]
+}
+
+extension TokenModel {
+    func tokenizeWithValues(_ word: Scalars) -> [(Int, String?)] { tokenize(word).map { ($0, nil) } }
 }
 
 /// The `{token: id}` map and its inverse.

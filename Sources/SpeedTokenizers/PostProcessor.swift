@@ -48,6 +48,18 @@ indirect enum PostProcessor: Sendable {
 
     func process(_ a: Encoding, _ b: Encoding?, addSpecialTokens: Bool) -> Encoding {
         var out = Encoding()
+        if case .roberta = self {
+            // RoBERTa gives every token type id 0, with or without special tokens.
+            var a = a
+            a.typeIds = Array(repeating: 0, count: a.count)
+            out.append(a)
+            if var b {
+                b.typeIds = Array(repeating: 0, count: b.count)
+                out.append(b)
+            }
+            if !addSpecialTokens { return out }
+            out = Encoding()
+        }
         guard addSpecialTokens else {
             out.append(a)
             if let b { out.append(b) }

@@ -214,16 +214,16 @@ public final class Tokenizer: Sendable {
     func encodeSequence(_ text: String, typeId: Int) -> Encoding {
         var out = Encoding()
         var first = true
-        for (piece, addedId) in added.split(text.scalars, normalizedPass: false) {
-            if let addedId { emitAdded(addedId, typeId, &out); first = false; continue }
+        for (piece, addedId) in added.split(text.scalars, normalizedPass: false) where !piece.isEmpty {
+            if let addedId { emitAdded(addedId, piece, typeId, &out); first = false; continue }
             let normalized = normalizer?.apply(piece) ?? piece
-            for (sub, subId) in added.split(normalized, normalizedPass: true) {
-                if let subId { emitAdded(subId, typeId, &out); first = false; continue }
+            for (sub, subId) in added.split(normalized, normalizedPass: true) where !sub.isEmpty {
+                if let subId { emitAdded(subId, sub, typeId, &out); first = false; continue }
                 let words = preTokenizer?.apply([sub], first: first) ?? [sub]
                 first = false
-                for w in words {
-                    for id in model.tokenize(w) {
-                        out.append(id: id, token: token(of: id) ?? "", typeId: typeId, special: false)
+                for w in words where !w.isEmpty {
+                    for (id, value) in model.tokenizeWithValues(w) {
+                        out.append(id: id, token: value ?? token(of: id) ?? "", typeId: typeId, special: false)
                     }
                 }
             }
@@ -231,8 +231,9 @@ public final class Tokenizer: Sendable {
         return out
     }
 
-    private func emitAdded(_ id: Int, _ typeId: Int, _ out: inout Encoding) {
-        out.append(id: id, token: token(of: id) ?? "", typeId: typeId, special: false)
+    /// An added token's token is the text it matched (with what lstrip/rstrip took), as in HF.
+    private func emitAdded(_ id: Int, _ matched: Scalars, _ typeId: Int, _ out: inout Encoding) {
+        out.append(id: id, token: String(matched), typeId: typeId, special: false)
     }
 
     // MARK: Decoding
