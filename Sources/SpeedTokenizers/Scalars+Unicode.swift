@@ -60,11 +60,13 @@ extension Unicode.Scalar {
     /// Rust's `char::is_alphanumeric`: Alphabetic or numeric.
     var isAlphanumericHF: Bool { properties.isAlphabetic || isNumberHF }
 
-    /// Oniguruma's `\w`: Letter, Mark, Number, Connector_Punctuation.
+    /// Oniguruma's `\w`: Alphabetic, Mark, Decimal_Number, Connector_Punctuation, Join_Control (so U+200D ZWJ and
+    /// U+FE0F are word characters but "½" is not).
     var isWordHF: Bool {
         if value < 0x80 { return isLetterHF || isNumberHF || value == 0x5F }
-        if isLetterHF || isNumberHF || isMarkHF { return true }
-        return properties.generalCategory == .connectorPunctuation
+        let p = properties
+        if p.isAlphabetic || isMarkHF || p.isJoinControl { return true }
+        return p.generalCategory == .decimalNumber || p.generalCategory == .connectorPunctuation
     }
 }
 
