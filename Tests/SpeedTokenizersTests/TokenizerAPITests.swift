@@ -1,0 +1,84 @@
+// The guide's examples (docs/SpeedTokenizers.md), loading errors, the Codable round trip and concurrent use.
+// Invariant: every literal id here was printed by HF tokenizers 0.23.3 for the same fixture files.
+import Foundation
+import Testing
+@testable import SpeedTokenizers
+
+@Suite struct TokenizerAPITests {
+    @Test func theGuidesExamples() throws {
+        let bert = try fixtureTokenizer("bert")
+        let e = bert.encode("Hello world!", pair: "How are you?")
+        #expect(e.ids == [101, 7592, 2088, 999, 102, 2129, 2024, 2017, 1029, 102])
+        #expect(e.typeIds == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+        #expect(Array(e.tokens.prefix(6)) == ["[CLS]", "hello", "world", "!", "[SEP]", "how"])
+        #expect(bert.decode(e.ids) == "hello world! how are you?")
+        #expect(bert.decode(e.ids, skipSpecialTokens: false) == "[CLS] hello world! [SEP] how are you? [SEP]")
+        #expect(bert.encode("[MASK] is typed", addSpecialTokens: false).ids == [103, 2003, 21189])
+        let batch = bert.encodeBatch(["short", "a somewhat longer text"],
+                                     padding: Padding(strategy: .longest, padId: 0, padToken: "[PAD]"),
+                                     truncation: Truncation(maxLength: 128))
+        #expect(batch.map(\.attentionMask) == [[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]])
+        let gpt2 = try fixtureTokenizer("gpt2")
+        #expect(gpt2.encode("Hello world<|endoftext|>").ids == [15496, 995, 50256])
+        #expect(gpt2.returnsTokenTypeIds == false)
+        #expect(bert.returnsTokenTypeIds == true)
+        #expect(bert.config?.clsToken == "[CLS]")
+    }
+
+    @Test func fixedPaddingOnTheLeftAndMultiples() throws {
+        let bert = try fixtureTokenizer("bert")
+        let b = bert.encodeBatch(["hello", "hello world"], padding: Padding(strategy: .fixed(6), left: true))
+        #expect(b[0].ids == [0, 0, 0, 101, 7592, 102])
+        #expect(b[0].attentionMask == [0, 0, 0, 1, 1, 1])
+        let m = bert.encodeBatch(["hello"], padding: Padding(strategy: .longest, padToMultipleOf: 8))
+        #expect(m[0].count == 8)
+    }
+
+    @Test func vocabulariesKeepEveryToken() throws {
+        // UTF-8 keys: no two tokens collapse under Swift's canonical String equality.
+        #expect(try fixtureTokenizer("bert").vocabularySize == 30522)
+        #expect(try fixtureTokenizer("gpt2").vocabularySize == 50257)
+    }
+
+    @Test func gpt2SplitFollowsTheRegex() {
+        func words(_ s: String) -> [String] { ByteLevel.split(s.scalars).map { String(s.scalars[$0]) } }
+        #expect(words("I'm  here\n\nnow 123abc!!") == ["I", "'m", " ", " here", "\n", "\n", "now", " 123", "abc", "!!"])
+        #expect(words("a   ") == ["a", "   "])
+        #expect(words("it''s") == ["it", "''", "s"])
+    }
+
+    @Test func aCodableRoundTripKeepsTheIds() throws {
+        let file = try fixtureTokenizer("bpe-small").file
+        let again = try Tokenizer(file: JSONDecoder().decode(TokenizerFile.self, from: JSONEncoder().encode(file)))
+        let text = "hello <mask> word, I'm here 🤗"
+        #expect(again.encode(text).ids == (try fixtureTokenizer("bpe-small")).encode(text).ids)
+    }
+
+    @Test func errorsNameTheFileAndKey() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sstok-\(UInt64.random(in: 0...UInt64.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("tokenizer.json")
+        try Data(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": {"type": "Precompiled"}}"#.utf8).write(to: bad)
+        #expect { try Tokenizer(contentsOf: bad) } throws: { "\($0)".contains("normalizer") && "\($0)".contains("Precompiled") }
+        try Data(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}"#.utf8).write(to: bad)
+        #expect { try Tokenizer(contentsOf: bad) } throws: { "\($0)".contains("model.merges[0]") }
+        try Data(#"{"added_tokens": []}"#.utf8).write(to: bad)
+        #expect { try Tokenizer(contentsOf: bad) } throws: { "\($0)".contains(bad.path) && "\($0)".contains("model") }
+        #expect { try Tokenizer(contentsOf: dir.appendingPathComponent("missing")) } throws: { "\($0)".contains("missing") }
+    }
+
+    @Test func oneTokenizerEncodesFromManyTasks() async throws {
+        let gpt2 = try fixtureTokenizer("gpt2")
+        let texts = (0..<64).map { "line \($0): the quick brown fox jumps over the lazy dog \($0 * 7919)" }
+        let serial = texts.map { gpt2.encode($0).ids }
+        let parallel = await withTaskGroup(of: (Int, [Int]).self) { group in
+            for (i, t) in texts.enumerated() { group.addTask { (i, gpt2.encode(t).ids) } }
+            var out = [[Int]](repeating: [], count: texts.count)
+            for await (i, ids) in group { out[i] = ids }
+            return out
+        }
+        #expect(parallel == serial)
+        #expect(gpt2.encodeBatch(texts).map(\.ids) == serial)
+    }
+}
