@@ -179,20 +179,24 @@ public final class Tokenizer: Sendable {
         return postProcessor.process(a, b, addSpecialTokens: addSpecialTokens)
     }
 
-    /// Encodes many texts (concurrently), then truncates and pads them together.
+    /// Encodes many texts on `threads` threads (default: all cores), truncating each, then pads them together.
     ///
     /// ```swift
     /// let batch = tok.encodeBatch(["short", "a longer text"], padding: Padding(strategy: .longest, padToken: "[PAD]"))
     /// ```
     public func encodeBatch(_ texts: [String], pairs: [String]? = nil, addSpecialTokens: Bool = true,
-                            padding: Padding? = nil, truncation: Truncation? = nil) -> [Encoding] {
+                            padding: Padding? = nil, truncation: Truncation? = nil, threads: Int? = nil) -> [Encoding] {
         precondition(pairs == nil || pairs!.count == texts.count, "encodeBatch: \(texts.count) texts but \(pairs!.count) pairs")
         let results = UnsafeMutableBufferPointer<Encoding>.allocate(capacity: texts.count)
         results.initialize(repeating: Encoding())
         defer { results.deinitialize(); results.deallocate() }
+        // Each chunk writes only its own slots.
         nonisolated(unsafe) let out = results
-        DispatchQueue.concurrentPerform(iterations: texts.count) { i in
-            out[i] = encode(texts[i], pair: pairs?[i], addSpecialTokens: addSpecialTokens, truncation: truncation)
+        let chunks = max(1, min(texts.count, threads ?? ProcessInfo.processInfo.activeProcessorCount))
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            for i in stride(from: c, to: texts.count, by: chunks) {
+                out[i] = encode(texts[i], pair: pairs?[i], addSpecialTokens: addSpecialTokens, truncation: truncation)
+            }
         }
         var encodings = Array(results)
         if let padding {
