@@ -122,6 +122,20 @@ final class BPEModel: TokenModel {
                 lastWasUnk = true
             }
         }
+        if symbols.count > 48 {
+            symbols = mergeLong(symbols)
+        } else {
+            mergeShort(&symbols)
+        }
+        cache.withLock { c in
+            if c.count >= BPEModel.cacheCapacity { c.removeAll(keepingCapacity: true) }
+            c[key] = symbols
+        }
+        return symbols
+    }
+
+    /// Lowest rank first, leftmost among equal ranks: a scan per merge, fastest for ordinary words.
+    func mergeShort(_ symbols: inout [Int]) {
         while symbols.count > 1 {
             var best: (rank: Int32, at: Int, id: Int32)? = nil
             for i in 0..<(symbols.count - 1) {
@@ -133,11 +147,37 @@ final class BPEModel: TokenModel {
             symbols[b.at] = Int(b.id)
             symbols.remove(at: b.at + 1)
         }
-        cache.withLock { c in
-            if c.count >= BPEModel.cacheCapacity { c.removeAll(keepingCapacity: true) }
-            c[key] = symbols
+    }
+
+    /// The same order with a heap over (rank, position) and a linked list, O(n log n) for long words (HF's algorithm).
+    func mergeLong(_ initial: [Int]) -> [Int] {
+        var ids = initial
+        var next = Array(1...ids.count), prev = Array(-1..<(ids.count - 1))
+        next[ids.count - 1] = -1
+        var alive = [Bool](repeating: true, count: ids.count)
+        var heap = MinHeap()
+        func push(_ i: Int) {
+            let j = next[i]
+            guard j >= 0, let m = merges[UInt64(ids[i]) << 32 | UInt64(ids[j])] else { return }
+            heap.push(.init(rank: m.rank, pos: Int32(i), left: Int32(ids[i]), right: Int32(ids[j])))
         }
-        return symbols
+        for i in 0..<(ids.count - 1) { push(i) }
+        while let e = heap.pop() {
+            let i = Int(e.pos)
+            let j = next[i]
+            // Stale: one side was merged away or changed since this entry was pushed.
+            guard alive[i], j >= 0, ids[i] == Int(e.left), ids[j] == Int(e.right) else { continue }
+            ids[i] = Int(merges[UInt64(e.left) << 32 | UInt64(e.right)]!.id)
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] >= 0 { prev[next[j]] = i }
+            if prev[i] >= 0 { push(prev[i]) }
+            push(i)
+        }
+        var out: [Int] = []
+        var i = 0
+        while i >= 0 { out.append(ids[i]); i = next[i] }
+        return out
     }
 }
 
@@ -198,5 +238,43 @@ final class WordLevelModel: TokenModel {
     func tokenize(_ word: Scalars) -> [Int] {
         if let id = vocab.ids[utf8Key(word)] { return [id] }
         return unkId.map { [$0] } ?? []
+    }
+}
+
+/// A binary min-heap of merge candidates ordered by (rank, position).
+struct MinHeap {
+    struct Entry { let rank: Int32; let pos: Int32; let left: Int32; let right: Int32 }
+    private var items: [Entry] = []
+
+    private static func less(_ a: Entry, _ b: Entry) -> Bool { a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos }
+
+    mutating func push(_ e: Entry) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard MinHeap.less(items[i], items[p]) else { break }
+            items.swapAt(i, p)
+            i = p
+        }
+    }
+
+    mutating func pop() -> Entry? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && MinHeap.less(items[l], items[m]) { m = l }
+                if r < items.count && MinHeap.less(items[r], items[m]) { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return top
     }
 }

@@ -47,6 +47,25 @@ import Testing
         #expect(words("it''s") == ["it", "''", "s"])
     }
 
+    @Test func longWordsMergeAsShortOnes() throws {
+        let gpt2 = try fixtureTokenizer("gpt2")
+        let model = try #require(gpt2.model as? BPEModel)
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzéü日本🤗".unicodeScalars)
+        for length in [49, 80, 300, 2000] {
+            let word = ByteLevel.encode((0..<length).map { _ in alphabet.randomElement(using: &rng)! })
+            let initial = word.map { model.vocab.ids[utf8Key(CollectionOfOne($0))]! }
+            var short = initial
+            model.mergeShort(&short)
+            #expect(model.mergeLong(initial) == short, "length \(length)")
+        }
+        // A 200,000-character "word" (a base64 blob, say) stays fast with the heap.
+        let blob = String(repeating: "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", count: 6000)
+        let clock = ContinuousClock()
+        let elapsed = clock.measure { _ = gpt2.encode(blob) }
+        #expect(elapsed < .seconds(30))
+    }
+
     @Test func aCodableRoundTripKeepsTheIds() throws {
         let file = try fixtureTokenizer("bpe-small").file
         let again = try Tokenizer(file: JSONDecoder().decode(TokenizerFile.self, from: JSONEncoder().encode(file)))
