@@ -108,6 +108,25 @@ def small_llama_bpe():
     return tok
 
 
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def small_llama3_bpe():
+    """Llama-3-style byte-level BPE: a Split regex then ByteLevel without its own regex, ignore_merges, a BOS template."""
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(tokenizers.Regex(LLAMA3_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=420, special_tokens=["<|begin_of_text|>", "<|end_of_text|>"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False),
+                                              processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B:1",
+                                                                            special_tokens=[("<|begin_of_text|>", 0)])])
+    return tok
+
+
 def cases(tok):
     out = []
     for text, pair in [(t, None) for t in TEXTS] + PAIRS:
@@ -145,7 +164,7 @@ def main():
     bert.no_padding(); bert.no_truncation()  # what `tokenizer(text)` does: the stored settings are ignored
     toks["bert"] = bert
     for name, make in [("bpe-small", small_bpe), ("wordpiece-small", small_wordpiece), ("unigram-small", small_unigram),
-                       ("llama-bpe-small", small_llama_bpe)]:
+                       ("llama-bpe-small", small_llama_bpe), ("llama3-bpe-small", small_llama3_bpe)]:
         t = make()
         os.makedirs(os.path.join(OUT, name), exist_ok=True)
         t.save(os.path.join(OUT, name, "tokenizer.json"))
