@@ -127,6 +127,15 @@ def small_llama3_bpe():
     return tok
 
 
+def small_wordlevel():
+    """WordLevel behind NFC + Strip, WhitespaceSplit + Punctuation; no decoder (tokens joined with spaces)."""
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Strip()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(vocab_size=200, special_tokens=["[UNK]", "[PAD]"]))
+    return tok
+
+
 def cases(tok):
     out = []
     for text, pair in [(t, None) for t in TEXTS] + PAIRS:
@@ -164,7 +173,8 @@ def main():
     bert.no_padding(); bert.no_truncation()  # what `tokenizer(text)` does: the stored settings are ignored
     toks["bert"] = bert
     for name, make in [("bpe-small", small_bpe), ("wordpiece-small", small_wordpiece), ("unigram-small", small_unigram),
-                       ("llama-bpe-small", small_llama_bpe), ("llama3-bpe-small", small_llama3_bpe)]:
+                       ("llama-bpe-small", small_llama_bpe), ("llama3-bpe-small", small_llama3_bpe),
+                       ("wordlevel-small", small_wordlevel)]:
         t = make()
         os.makedirs(os.path.join(OUT, name), exist_ok=True)
         t.save(os.path.join(OUT, name, "tokenizer.json"))

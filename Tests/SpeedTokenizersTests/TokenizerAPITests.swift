@@ -66,6 +66,21 @@ import Testing
         #expect(elapsed < .seconds(30))
     }
 
+    @Test func bothMergesFormatsGiveTheSameIds() throws {
+        // The fixture has tokenizers 0.23's [["a", "b"]] merges; rewrite them in the older "a b" form.
+        let url = fixtures.appendingPathComponent("bpe-small/tokenizer.json")
+        var json = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var model = try #require(json["model"] as? [String: Any])
+        let pairs = try #require(model["merges"] as? [[String]])
+        model["merges"] = pairs.map { $0.joined(separator: " ") }
+        json["model"] = model
+        let legacy = try Tokenizer(file: JSONDecoder().decode(TokenizerFile.self, from: JSONSerialization.data(withJSONObject: json)))
+        let modern = try fixtureTokenizer("bpe-small")
+        for text in ["Hello world, I'm here", "naïve café 🤗", "  spaces  "] {
+            #expect(legacy.encode(text).ids == modern.encode(text).ids)
+        }
+    }
+
     @Test func aCodableRoundTripKeepsTheIds() throws {
         let file = try fixtureTokenizer("bpe-small").file
         let again = try Tokenizer(file: JSONDecoder().decode(TokenizerFile.self, from: JSONEncoder().encode(file)))
