@@ -143,7 +143,7 @@ def cases(tok):
             e = tok.encode(text, pair, add_special_tokens=add) if pair is not None else tok.encode(text, add_special_tokens=add)
             out.append({"text": text, "pair": pair, "add_special_tokens": add, "ids": e.ids, "tokens": e.tokens,
                         "type_ids": e.type_ids, "attention_mask": e.attention_mask,
-                        "decoded": tok.decode(e.ids), "decoded_with_special": tok.decode(e.ids, skip_special_tokens=False)})
+                        "special_tokens_mask": e.special_tokens_mask, "decoded": tok.decode(e.ids), "decoded_with_special": tok.decode(e.ids, skip_special_tokens=False)})
     return out
 
 
@@ -151,7 +151,8 @@ def batch_cases(tok, pad_token):
     tok.enable_padding(pad_id=tok.token_to_id(pad_token), pad_token=pad_token)
     tok.enable_truncation(max_length=12)
     texts = TEXTS[2:8]
-    batch = [{"ids": e.ids, "type_ids": e.type_ids, "attention_mask": e.attention_mask} for e in tok.encode_batch(texts)]
+    batch = [{"ids": e.ids, "type_ids": e.type_ids, "attention_mask": e.attention_mask,
+              "special_tokens_mask": e.special_tokens_mask} for e in tok.encode_batch(texts)]
     pair_batch = [{"ids": e.ids, "type_ids": e.type_ids, "attention_mask": e.attention_mask}
                   for e in tok.encode_batch([(a, b) for a, b in zip(TEXTS[2:8], TEXTS[8:14])])]
     tok.no_padding(); tok.no_truncation()

@@ -17,10 +17,11 @@ struct Expected: Decodable {
         var tokens: [String]
         var type_ids: [Int]
         var attention_mask: [Int]
+        var special_tokens_mask: [Int]
         var decoded: String
         var decoded_with_special: String
     }
-    struct Row: Decodable { var ids: [Int]; var type_ids: [Int]; var attention_mask: [Int] }
+    struct Row: Decodable { var ids: [Int]; var type_ids: [Int]; var attention_mask: [Int]; var special_tokens_mask: [Int]? }
     struct Batch: Decodable {
         var texts: [String]
         var pairs: [String]
@@ -60,6 +61,7 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
                 #expect(e.tokens == c.tokens, "\(label): tokens")
                 #expect(e.typeIds == c.type_ids, "\(label): type ids")
                 #expect(e.attentionMask == c.attention_mask, "\(label): attention mask")
+                #expect(e.specialTokensMask == c.special_tokens_mask, "\(label): special tokens mask")
             }
             #expect(tok.decode(c.ids) == c.decoded, "\(label): decode")
             #expect(tok.decode(c.ids, skipSpecialTokens: false) == c.decoded_with_special, "\(label): decode with specials")
@@ -77,6 +79,7 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
         #expect(single.map(\.ids) == b.batch.map(\.ids))
         #expect(single.map(\.attentionMask) == b.batch.map(\.attention_mask))
         #expect(single.map(\.typeIds) == b.batch.map(\.type_ids))
+        #expect(single.map(\.specialTokensMask) == b.batch.map { $0.special_tokens_mask ?? [] })
         let pairs = tok.encodeBatch(b.texts, pairs: b.pairs, padding: padding, truncation: truncation)
         #expect(pairs.map(\.ids) == b.pair_batch.map(\.ids))
         #expect(pairs.map(\.attentionMask) == b.pair_batch.map(\.attention_mask))
