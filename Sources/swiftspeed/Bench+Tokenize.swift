@@ -24,7 +24,8 @@ extension Bench {
             do { text = try String(contentsOf: URL(fileURLWithPath: corpus), encoding: .utf8) } catch {
                 throw ValidationError("cannot read the corpus \(corpus): \(error.localizedDescription); pass a UTF-8 text file")
             }
-            let lines = text.split(separator: "\n").map(String.init)
+            // Split by code point: "\r\n" is one Character, and its "\r" is part of the line (as in Python).
+            let lines = text.unicodeScalars.split(separator: "\n").map { String(String.UnicodeScalarView($0)) }
             _ = tok.encodeBatch(lines, threads: threads)
             var best = Double.infinity, tokens = 0
             for _ in 0..<max(1, repeats) {
