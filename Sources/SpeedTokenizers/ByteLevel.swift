@@ -67,10 +67,12 @@ enum ByteLevel {
             var j = i
             if c == " " && i + 1 < n { j = i + 1 }
             let head = s[j]
-            let classes: [(Unicode.Scalar) -> Bool] = [{ $0.isLetterHF }, { $0.isNumberHF }, isOther]
-            if let cls = classes.first(where: { $0(head) }), j == i || head != " " {
+            // 0: letters, 1: numbers, 2: neither (nor whitespace); -1: whitespace.
+            func cls(_ c: Unicode.Scalar) -> Int { c.isLetterHF ? 0 : c.isNumberHF ? 1 : isOther(c) ? 2 : -1 }
+            let k0 = cls(head)
+            if k0 >= 0 {
                 var k = j + 1
-                while k < n && cls(s[k]) { k += 1 }
+                while k < n && cls(s[k]) == k0 { k += 1 }
                 out.append(start..<k); i = k; continue
             }
             // `\s+(?!\S)` then `\s+`.

@@ -141,18 +141,17 @@ public final class Tokenizer: Sendable {
     }
 
     /// Whether transformers' `tokenizer(text)` returns `token_type_ids`: tokenizer_config.json's `model_input_names`
-    /// when given, else BERT-family classes, else a post-processor that gives the pair type id 1.
+    /// when given, else its `tokenizer_class` (the BERT family and DeBERTa do, GPT-2, RoBERTa, DistilBERT, Llama...
+    /// do not), else (no config) a post-processor that gives the pair type id 1.
     public var returnsTokenTypeIds: Bool {
         if let names = config?.modelInputNames { return names.contains("token_type_ids") }
         if let cls = config?.tokenizerClass?.replacingOccurrences(of: "Fast", with: "") {
-            let without = ["GPT2Tokenizer", "RobertaTokenizer", "DistilBertTokenizer", "LlamaTokenizer", "BartTokenizer",
-                           "CodeLlamaTokenizer", "GemmaTokenizer", "T5Tokenizer", "BloomTokenizer", "GPTNeoXTokenizer",
-                           "PreTrainedTokenizer", "Qwen2Tokenizer", "WhisperTokenizer", "MPNetTokenizer"]
-            if without.contains(cls) { return false }
-            if ["BertTokenizer", "ElectraTokenizer", "XLMRobertaTokenizer", "AlbertTokenizer", "FunnelTokenizer",
-                "LayoutLMTokenizer", "MobileBertTokenizer", "SqueezeBertTokenizer"].contains(cls) {
-                return cls != "XLMRobertaTokenizer"
-            }
+            // The classes whose `model_input_names` has token_type_ids in transformers 5 (all others lack it).
+            let with = ["BertTokenizer", "ElectraTokenizer", "MobileBertTokenizer", "ConvBertTokenizer",
+                        "SqueezeBertTokenizer", "LayoutLMTokenizer", "DPRContextEncoderTokenizer",
+                        "DPRQuestionEncoderTokenizer", "DebertaTokenizer", "DebertaV2Tokenizer", "FNetTokenizer",
+                        "CanineTokenizer", "TapasTokenizer", "LayoutLMv2Tokenizer", "MarkupLMTokenizer"]
+            return with.contains(cls)
         }
         return postProcessor?.usesTypeIds ?? false
     }
