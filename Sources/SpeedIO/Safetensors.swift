@@ -30,14 +30,17 @@ public enum Safetensors {
     /// ```swift
     /// try Safetensors.write(model.stateDict(), metadata: ["format": "pt"], to: url)
     /// ```
+    /// - Parameter checksums: also record each tensor's CRC-32C under ``checksumKey`` (replacing any
+    ///   such key of `metadata`), so that ``read(_:only:verify:)`` detects changed bytes.
     /// - Throws: ``SafetensorsError`` for a tensor named `__metadata__` or an I/O failure; the
     ///   file at `url` is then unchanged.
-    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws {
+    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], checksums: Bool = false,
+                             to url: URL) throws {
         let ordered = tensors.sorted { a, b in
             let (rankA, rankB) = (fileOrderRank(a.value.dtype), fileOrderRank(b.value.dtype))
             return rankA != rankB ? rankA > rankB : a.key < b.key
         }
-        try write(ordered.map { ($0.key, $0.value) }, metadata: metadata, to: url)
+        try write(ordered.map { ($0.key, $0.value) }, metadata: metadata, checksums: checksums, to: url)
     }
 
     /// Writes `tensors` in the order given (names must be unique).
@@ -45,9 +48,11 @@ public enum Safetensors {
     /// ```swift
     /// try Safetensors.write([("embed", embed), ("head", head)], to: url)
     /// ```
+    /// - Parameter checksums: also record each tensor's CRC-32C under ``checksumKey``.
     /// - Throws: ``SafetensorsError`` for a repeated name, a tensor named `__metadata__`, or an I/O
     ///   failure; the file at `url` is then unchanged.
-    public static func write(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], to url: URL) throws {
+    public static func write(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], checksums: Bool = false,
+                             to url: URL) throws {
         let path = url.path
         var seen = Set<String>()
         for (name, _) in tensors {
@@ -68,6 +73,8 @@ public enum Safetensors {
                                  dataOffsets: offset..<(offset + t.byteCount)))
             offset += t.byteCount
         }
+        var metadata = metadata
+        if checksums { metadata[checksumKey] = encodeChecksums(host) }
         let header = SafetensorsHeader(entries: entries, metadata: metadata, headerLength: 0, dataLength: offset)
         let json = header.encodedJSON()
 

@@ -53,6 +53,10 @@ public struct ZeroCheckpoint {
     public var modelDType: String { model.dtype }
     /// Optimizer steps taken when it was saved.
     public var globalSteps: Int { model.globalSteps }
+    /// Why ``folder`` is not `directory/tag` when it is not: the complete copy an interrupted save left.
+    public let note: String?
+    /// Whether every optimizer shard records CRC-32C checksums (false for checkpoints saved before they did).
+    public var checksummed: Bool { shards.checksummed }
 
     /// Opens `directory/tag` (or the tag in `directory/latest`) and validates the model-states
     /// metadata and every optimizer shard's header.
@@ -60,42 +64,35 @@ public struct ZeroCheckpoint {
     /// ```swift
     /// let ckpt = try ZeroCheckpoint(directory: "checkpoints", tag: "global_step20")
     /// ```
-    /// - Throws: ``CheckpointError`` naming the missing or inconsistent file and what to do about it;
-    ///   `SafetensorsError` for a file that is not valid safetensors.
-    public init(directory: String, tag: String? = nil) throws {
+    /// - Parameter verify: check every tensor read against the CRC-32C its file records (files saved
+    ///   before checkpoints recorded checksums are read unchecked; see ``checksummed``).
+    /// - Throws: ``CheckpointError`` naming the missing or inconsistent file and what to do about it
+    ///   (a missing, empty or non-file `latest` included: pass a tag); `SafetensorsError` for a file that
+    ///   is not valid safetensors, not a regular file, or whose data fails its checksum.
+    public init(directory: String, tag: String? = nil, verify: Bool = true) throws {
         let root = URL(fileURLWithPath: directory)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard CheckpointDirectory.isDirectory(root) else {
             throw CheckpointError("checkpoint directory \(root.path) does not exist (pass the folder given to saveCheckpoint / --save-dir)")
         }
-        let resolved: String
-        if let tag {
-            resolved = tag
-        } else if let latest = try Self.latestTag(in: directory) {
-            resolved = latest
-        } else {
-            throw CheckpointError("\(root.appendingPathComponent("latest").path) does not exist, so there is no default tag; pass a tag\(Self.tagList(root))")
+        guard let choice = try CheckpointDirectory.resolve(root, tag: tag, fallBackToNewest: false) else {
+            throw CheckpointError("\(root.appendingPathComponent(CheckpointDirectory.latestFile).path) does not exist, so there is no default tag; pass a tag\(CheckpointDirectory.tagList(root))")
         }
-        let folder = root.appendingPathComponent(resolved)
-        guard !resolved.isEmpty, !resolved.contains("/"),
-              FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue
-        else {
-            throw CheckpointError("checkpoint \(folder.path) does not exist (tag '\(resolved)'\(tag == nil ? ", from latest" : ""))\(Self.tagList(root))")
-        }
+        let folder = choice.folder
         let modelURL = folder.appendingPathComponent(Self.modelStatesFile)
         guard FileManager.default.fileExists(atPath: modelURL.path) else {
             throw CheckpointError("\(modelURL.path) is missing: rank 0 writes it with the parameter names and shapes, and the checkpoint cannot be read without it; copy it from the machine that ran rank 0")
         }
         let model: ModelStateSummary = try Self.decode(Safetensors.header(modelURL).metadata["swiftspeed"], file: modelURL.path)
         try Self.validate(model, file: modelURL.path)
-        let shards = try Shards(folder: folder)
+        let shards = try Shards(folder: folder, verify: verify)
         let needed = model.parameterShapes.reduce(0) { $0 + Self.elementCount($1) }
         guard shards.paddedCount >= needed else {
             throw CheckpointError("\(folder.path): the optimizer shards hold \(shards.paddedCount) elements but \(Self.modelStatesFile) lists \(model.parameterNames.count) parameters of \(needed) elements; the shards and the model states come from different runs — re-save the checkpoint")
         }
         self.directory = root
-        self.tag = resolved
+        self.tag = choice.tag
         self.folder = folder
+        self.note = choice.note
         self.model = model
         self.shards = shards
     }
@@ -105,13 +102,14 @@ public struct ZeroCheckpoint {
     /// ```swift
     /// let tag = try ZeroCheckpoint.latestTag(in: "checkpoints")   // "global_step100"
     /// ```
-    /// - Throws: ``CheckpointError`` when `latest` exists but is empty.
+    /// - Throws: ``CheckpointError`` when `latest` exists but names no tag: empty, not a regular file
+    ///   (a FIFO is refused, never read), or not a folder name.
     public static func latestTag(in directory: String) throws -> String? {
-        let url = URL(fileURLWithPath: directory).appendingPathComponent("latest")
-        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
-        let tag = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !tag.isEmpty else { throw CheckpointError("\(url.path) is empty; pass a tag or write the tag's name into it") }
-        return tag
+        switch CheckpointDirectory.readLatest(URL(fileURLWithPath: directory)) {
+        case .missing: return nil
+        case .tag(let tag): return tag
+        case .unusable(let reason): throw CheckpointError("\(reason); pass a tag or write the tag's name into it")
+        }
     }
 
     /// Full flat fp32 buffers (`[shards.paddedCount]`) for `names` (`fp32_flat_partition` and/or
@@ -173,6 +171,10 @@ public struct ZeroCheckpoint {
         public let paddedCount: Int
         /// Rank 0's metadata (optimizer name, learning rate, betas, state names).
         package let meta: OptimStateMeta
+        /// Whether reads check tensors against their files' CRC-32C checksums.
+        public let verify: Bool
+        /// Whether every shard file records checksums.
+        public let checksummed: Bool
 
         /// The optimizer's state buffers in every shard (e.g. `exp_avg`, `exp_avg_sq`).
         public var stateNames: [String] { meta.stateNames }
@@ -182,13 +184,13 @@ public struct ZeroCheckpoint {
         public var count: Int { files.count }
 
         /// Reads and checks the header of every `zero_pp_rank_<r>_mp_rank_00_optim_states.safetensors`
-        /// in `folder` (no tensor data).
+        /// in `folder` (no tensor data); `verify` says whether later reads check the data's checksums.
         ///
         /// ```swift
         /// let shards = try ZeroCheckpoint.Shards(folder: URL(fileURLWithPath: "ckpt/global_step4"))
         /// shards.ranges   // [0..<1028, 1028..<2056]
         /// ```
-        public init(folder: URL) throws {
+        public init(folder: URL, verify: Bool = true) throws {
             let first = folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: 0))
             guard FileManager.default.fileExists(atPath: first.path) else {
                 throw CheckpointError("\(first.path) is missing: rank 0's optimizer shard holds the fp32 master weights and says how many shards there are; without it the checkpoint's fp32 weights cannot be rebuilt (load it module-only, or copy the file from the machine that ran rank 0)")
@@ -198,13 +200,20 @@ public struct ZeroCheckpoint {
             var ranges: [Range<Int>] = []
             var worldSize = 1
             var rank = 0
+            var checksummed = true
             while rank < worldSize {
                 let url = folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: rank))
                 guard FileManager.default.fileExists(atPath: url.path) else {
                     throw CheckpointError("\(url.path) is missing: shard 0 says \(worldSize) ranks saved this checkpoint, so zero_pp_rank_0 … zero_pp_rank_\(worldSize - 1) must all be present; every rank writes its own shard — copy the missing file from the machine that ran rank \(rank)")
                 }
                 let header = try Safetensors.header(url)
+                if header.checksums == nil { checksummed = false }
                 let meta: OptimStateMeta = try ZeroCheckpoint.decode(header.metadata["swiftspeed"], file: url.path)
+                try CheckpointLimits.check("rank", meta.rank, max: CheckpointLimits.maxWorldSize, file: url.path)
+                try CheckpointLimits.check("worldSize", meta.worldSize, min: 1, max: CheckpointLimits.maxWorldSize, file: url.path)
+                try CheckpointLimits.check("partitionOffset", meta.partitionOffset, file: url.path)
+                try CheckpointLimits.check("partitionCount", meta.partitionCount, file: url.path)
+                try CheckpointLimits.check("paddedCount", meta.paddedCount, file: url.path)
                 if rank == 0 {
                     guard meta.worldSize >= 1 else {
                         throw CheckpointError("\(url.path) says \(meta.worldSize) ranks saved the checkpoint; the file is corrupt — re-save the checkpoint")
@@ -263,6 +272,8 @@ public struct ZeroCheckpoint {
             self.ranges = ranges
             self.paddedCount = metas[0].paddedCount
             self.meta = metas[0]
+            self.verify = verify
+            self.checksummed = checksummed
         }
 
         /// Full `[paddedCount]` fp32 buffers for `names`, each shard's slice copied into place; every
@@ -295,7 +306,7 @@ public struct ZeroCheckpoint {
                 out[name] = range.upperBound > paddedCount ? Tensor.zeros([range.count]) : Tensor(empty: [range.count], dtype: .float32)
             }
             for (url, held) in zip(files, ranges) where held.overlaps(range) {
-                let (tensors, _) = try Safetensors.read(url, only: Set(names))
+                let (tensors, _) = try Safetensors.read(url, only: Set(names), verify: verify)
                 let common = held.clamped(to: range)
                 for name in names {
                     guard let t = tensors[name], t.dtype == .float32, t.count == held.count else {
@@ -315,16 +326,30 @@ public struct ZeroCheckpoint {
 
     static func elementCount(_ shape: [Int]) -> Int { shape.reduce(1, *) }
 
-    /// Checks the model-states metadata: one shape per name, unique names, no negative dimension.
+    /// Checks the model-states metadata: one shape per name, unique names, shapes whose element counts
+    /// are in range, and counters in range.
     static func validate(_ meta: ModelStateSummary, file: String) throws {
+        try CheckpointLimits.check("globalSteps", meta.globalSteps, file: file)
+        try CheckpointLimits.check("dpWorldSize", meta.dpWorldSize, min: 1, max: CheckpointLimits.maxWorldSize, file: file)
+        try CheckpointLimits.check("zeroStage", meta.zeroStage, max: 3, file: file)
         guard meta.parameterNames.count == meta.parameterShapes.count else {
             throw CheckpointError("\(file) lists \(meta.parameterNames.count) parameter names but \(meta.parameterShapes.count) shapes; the file is corrupt — re-save the checkpoint")
         }
         guard Set(meta.parameterNames).count == meta.parameterNames.count else {
             throw CheckpointError("\(file) lists a parameter name twice; the file is corrupt — re-save the checkpoint")
         }
-        for (name, shape) in zip(meta.parameterNames, meta.parameterShapes) where shape.contains(where: { $0 < 0 }) {
-            throw CheckpointError("\(file): parameter \(name) has shape \(shape); the file is corrupt — re-save the checkpoint")
+        var total = 0
+        for (name, shape) in zip(meta.parameterNames, meta.parameterShapes) {
+            var count = 1
+            for d in shape {
+                guard d >= 0, d <= CheckpointLimits.maxCount else { count = -1; break }
+                count *= d
+                if count > CheckpointLimits.maxCount { count = -1; break }
+            }
+            total += Swift.max(count, 0)
+            guard count >= 0, total <= CheckpointLimits.maxCount else {
+                throw CheckpointError("\(file): parameter \(name) has shape \(shape) (dimensions must be non-negative and the parameters at most \(CheckpointLimits.maxCount) elements in all); the file is corrupt — re-save the checkpoint")
+            }
         }
     }
 
@@ -335,14 +360,5 @@ public struct ZeroCheckpoint {
         do { return try JSONDecoder().decode(T.self, from: Data(text.utf8)) } catch {
             throw CheckpointError("\(file): cannot read its metadata (\(error)); the checkpoint is corrupt or from another version — re-save it")
         }
-    }
-
-    /// ", tags in <dir>: a, b" (folders holding a model-states file), or "" when there are none.
-    static func tagList(_ root: URL) -> String {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-        let tags = names.filter {
-            !$0.hasPrefix(".") && FileManager.default.fileExists(atPath: root.appendingPathComponent($0).appendingPathComponent(modelStatesFile).path)
-        }.sorted()
-        return tags.isEmpty ? "; \(root.path) holds no checkpoint tags" : "; tags in \(root.path): \(tags.joined(separator: ", "))"
     }
 }

@@ -9,4 +9,5 @@
 @_exported import SpeedCommNCCL
 @_exported import SpeedIO
 @_exported import SpeedData
+@_exported import SpeedTransformers
 @_exported import SpeedTokenizers

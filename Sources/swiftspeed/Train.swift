@@ -15,7 +15,8 @@ struct Train: ParsableCommand {
             for random tokens (GPT) or random vectors (simple).
             """)
 
-    @Option(help: "simple | gpt-mini | gpt2-small") var model: String = "gpt-mini"
+    @Option(help: "simple | gpt-mini | gpt2-small, or a Hugging Face model folder (config.json + safetensors).")
+    var model: String = "gpt-mini"
     @Option(help: "Path to ds_config.json.") var config: String
     @Option(help: "A UTF-8 text file to train on (e.g. \(TextCorpus.fortunesPath)).") var data: String?
     @Flag(help: "Train on random data instead of --data.") var synthetic = false
@@ -24,10 +25,16 @@ struct Train: ParsableCommand {
     @Option(help: "Checkpoint directory: saved at the end (and every --save-every steps).") var saveDir: String?
     @Option(parsing: .unconditional, help: "Save a checkpoint every N optimizer steps (needs --save-dir).") var saveEvery: Int?
     @Flag(help: "Continue from the latest checkpoint in --save-dir.") var resume = false
+    @Flag(help: "With --resume: skip checking the checkpoint's CRC-32C checksums (faster; corruption goes unnoticed).")
+    var noVerifyCheckpoint = false
     @Option(parsing: .unconditional, help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "cpu, cuda or cuda:N (under a launcher, cuda means each rank's local GPU).") var device: String = "cpu"
     @Option(parsing: .unconditional, help: "Characters of text to generate at the end (text data only).") var sample: Int = 200
     @Flag(help: "Print one JSON line per optimizer step.") var json = false
+    @Flag(help: "Hugging Face folders: take the JSONL rows in file order (default: a seeded shuffle per epoch).")
+    var noShuffle = false
+    @Option(help: ArgumentHelp("Hugging Face folders: write the trained model there as a Hugging Face folder.", valueName: "dir"))
+    var savePretrained: String?
     @Option(help: ArgumentHelp("Seconds a collective waits for the other ranks before the job ends with an error naming them (default: $SWIFTSPEED_COMM_TIMEOUT, DeepSpeed's $DEEPSPEED_TIMEOUT in minutes, the config's comm_timeout, else 1800).", valueName: "seconds"))
     var commTimeout: Double?
     @Flag(help: "GPT models: checkpoint every transformer block (recompute activations in backward).")
@@ -37,14 +44,20 @@ struct Train: ParsableCommand {
         if data == nil && !synthetic { throw ValidationError("pass --data PATH or --synthetic") }
         if data != nil && synthetic { throw ValidationError("--data and --synthetic are mutually exclusive") }
         if resume && saveDir == nil { throw ValidationError("--resume needs --save-dir") }
+        if noVerifyCheckpoint && !resume { throw ValidationError("--no-verify-checkpoint applies to --resume") }
         if saveEvery != nil && saveDir == nil { throw ValidationError("--save-every needs --save-dir") }
         if let saveEvery, saveEvery < 1 { throw ValidationError("--save-every must be >= 1 (got \(saveEvery))") }
         if saveDir?.isEmpty == true { throw ValidationError("--save-dir is empty; give a directory (e.g. --save-dir checkpoints)") }
         if steps < 0 { throw ValidationError("--steps must be >= 0 (got \(steps))") }
         if let threads, threads < 1 { throw ValidationError("--threads must be >= 1 (got \(threads))") }
         if let commTimeout, !(commTimeout > 0) { throw ValidationError("--comm-timeout must be > 0 seconds (got \(commTimeout))") }
-        if model != "simple" && GPTConfig.preset(model) == nil {
-            throw ValidationError("unknown model '\(model)'; use simple, gpt-mini or gpt2-small")
+        let pretrained = PretrainedJob.isFolder(model)
+        if model != "simple" && GPTConfig.preset(model) == nil && !pretrained {
+            throw ValidationError("unknown model '\(model)'; use simple, gpt-mini, gpt2-small or a Hugging Face model folder (with config.json)")
+        }
+        if pretrained && data == nil { throw ValidationError("a Hugging Face folder trains on --data FILE.jsonl rows") }
+        if !pretrained && (noShuffle || savePretrained != nil) {
+            throw ValidationError("--no-shuffle and --save-pretrained apply to Hugging Face model folders")
         }
         if model == "simple" && data != nil { throw ValidationError("--model simple trains on --synthetic data only") }
         if model == "simple" && checkpointActivations {
@@ -79,16 +92,39 @@ struct Train: ParsableCommand {
             printError(world > 1 ? "rank \(rank): \(error)" : "\(error)")
             throw ExitCode(1)
         }
-        let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
-                                  checkpointActivations: checkpointActivations, device: device)
-        let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module, config: ds, processGroup: group,
-                                                          logger: logger)
+        if PretrainedJob.isFolder(model) {
+            let job = try PretrainedJob(dir: model, dataPath: data!, microBatch: ds.trainMicroBatchSizePerGPU,
+                                        shuffle: !noShuffle, seed: seed, device: device)
+            let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.model, config: ds, processGroup: group, logger: logger)
+            try train(engine, group, tokensPerSample: 0, batch: job.batch(index:)) { engine($0).loss! }
+            if let out = savePretrained {
+                try engine.withGatheredParameters { if rank == 0 { try job.savePretrained(out) } }
+            }
+        } else {
+            let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
+                                      checkpointActivations: checkpointActivations, device: device)
+            let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module, config: ds, processGroup: group, logger: logger)
+            try train(engine, group, tokensPerSample: job.tokensPerSample, batch: job.batch(index:)) { job.loss(engine($0.0), $0.1) }
+            if !json, rank == 0, let text = job.generate(characters: sample, seed: seed) {
+                print("\n--- sample ---\n\(text)\n--------------")
+            }
+        }
+        try group.barrier()
+        group.finalize()
+    }
+}
+
+extension Train {
+    /// The shared loop with this command's output: a progress bar, or one JSON line per step on rank 0. A failed
+    /// collective ends every rank.
+    func train<Batch>(_ engine: Engine, _ group: any ProcessGroup, tokensPerSample: Int, batch: (Int) throws -> Batch,
+                      loss: (Batch) throws -> Tensor) throws {
         var progress: ProgressBar?   // made at the first step, after a resume moved the start
         let loop = TrainingLoop(steps: steps, saveDir: saveDir, saveEvery: saveEvery, resume: resume,
-                                tokensPerSample: job.tokensPerSample)
+                                tokensPerSample: tokensPerSample, verifyCheckpoint: !noVerifyCheckpoint)
         do {
-            try loop.run(engine, logger: logger, batch: job.batch(index:), loss: { x, y in job.loss(engine(x), y) }) { record in
-                guard rank == 0 else { return }
+            try loop.run(engine, logger: engine.logger, batch: batch, loss: loss) { record in
+                guard group.rank == 0 else { return }
                 if json { print(record.json); return }
                 if progress == nil { progress = ProgressBar(total: steps, start: record.step - 1) }
                 progress?.update(record.step, record.summary)
@@ -99,15 +135,8 @@ struct Train: ParsableCommand {
             group.abort(code: 3)
         }
         progress?.finish()
-        if !json, rank == 0, let text = job.generate(characters: sample, seed: seed) {
-            print("\n--- sample ---\n\(text)\n--------------")
-        }
-        try group.barrier()
-        group.finalize()
     }
-}
 
-extension Train {
     /// `--device`: the CPU (with `--threads`), or a GPU; plain `cuda` picks the rank's local GPU under a launcher.
     func trainingDevice(rank: Int) throws -> Device {
         if device == "cpu" { return threads.map { Device.cpu(threads: $0) } ?? .cpu }

@@ -26,10 +26,14 @@ struct ZeroToFP32: ParsableCommand {
     @Argument(help: "The checkpoint directory (the --save-dir / saveCheckpoint folder holding 'latest').") var checkpointDir: String
     @Argument(help: "Folder to write model.safetensors into (created if missing).") var outputDir: String
     @Option(help: "Checkpoint tag to read (default: the one in CHECKPOINT_DIR/latest).") var tag: String?
+    @Flag(help: "Skip checking the shards' CRC-32C checksums (faster; corruption goes unnoticed).") var noVerify = false
 
     func run() throws {
         do {
-            let ckpt = try ZeroCheckpoint(directory: checkpointDir, tag: tag)
+            let ckpt = try ZeroCheckpoint(directory: checkpointDir, tag: tag, verify: !noVerify)
+            func note(_ text: String) { FileHandle.standardError.write(Data("note: \(text)\n".utf8)) }
+            if let recovered = ckpt.note { note(recovered) }
+            if !ckpt.checksummed { note("\(ckpt.folder.path) was saved without checksums (before SwiftSpeed recorded them); its data is not verified") }
             let out = URL(fileURLWithPath: outputDir)
             do {
                 try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)

@@ -168,12 +168,12 @@ import Testing
         }
     }
 
-    @Test func missingFilesAndDirectoriesAreIOErrors() throws {
+    @Test func missingFilesAreIOErrorsAndDirectoriesAreNotRegularFiles() throws {
         let dir = IOTestDirectory()
         let missing = #expect(throws: SafetensorsError.self) { try Safetensors.read(dir.file("nope.safetensors")) }
         guard case .io(let message)? = missing?.problem else { Issue.record("not an io error"); return }
         #expect(message.contains("No such file"))
         let directory = #expect(throws: SafetensorsError.self) { try Safetensors.header(dir.url) }
-        #expect(directory?.problem == .io("not a regular file"))
+        #expect(directory?.problem == .notARegularFile(kind: "a directory"))
     }
 }

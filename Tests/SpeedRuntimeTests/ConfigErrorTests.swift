@@ -127,7 +127,7 @@ import Testing
             (#"{"zero_optimization": {"stage": "2"}}"#, "zero_optimization.stage",
              #"zero_optimization.stage: "2" is not allowed (allowed: an integer 0...3)"#),
             (#"{"fp16": {"enabled": "yes"}}"#, "fp16.enabled", #"fp16.enabled: "yes" is not allowed (allowed: true or false)"#),
-            (#"{"fp16": {"loss_scale": -1}}"#, "fp16.loss_scale", "fp16.loss_scale: -1 is not allowed (allowed: a number >= 0.0)"),
+            (#"{"fp16": {"loss_scale": -1}}"#, "fp16.loss_scale", "fp16.loss_scale: -1 is not allowed (allowed: a number >= 0.0 and <= 65504.0)"),
             (#"{"gradient_clipping": -0.5}"#, "gradient_clipping", "gradient_clipping: -0.5 is not allowed (allowed: a number >= 0.0)"),
             (#"{"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "gpu"}}}"#,
              "zero_optimization.offload_optimizer.device",

@@ -2,6 +2,7 @@
 // Invariant: this file's decoder shares no code with the writer except CRC32C, which is pinned to known vectors.
 
 import Foundation
+import SpeedIO
 import SpeedRuntime
 import SpeedTestSupport
 import Testing

@@ -2,6 +2,7 @@
 // Invariant: integers stay `.int` and other numbers `.double`, so a value renders back as it was written (8, not 8.0).
 
 import Foundation
+import SpeedIO
 
 /// A JSON value. Build one with literals; render it with ``rendered(pretty:)``.
 ///
@@ -98,21 +99,7 @@ public enum JSONValue: Sendable, Equatable, Hashable {
         }
     }
 
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let c where c.value < 0x20: out += String(format: "\\u%04x", c.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func quoted(_ s: String) -> String { JSONText.quoted(s) }
 }
 
 extension JSONValue: CustomStringConvertible {

@@ -1,8 +1,9 @@
 // DeepSpeed-layout checkpoints in safetensors + JSON: <dir>/<tag>/mp_rank_00_model_states.safetensors,
 // <dir>/<tag>/zero_pp_rank_<r>_mp_rank_00_optim_states.safetensors and <dir>/latest.
-// Invariant: a tag's files are written into a fresh folder that replaces `<tag>` only when complete,
-// `latest` is written last, and a load reads and validates every file before it changes anything —
-// a truncated checkpoint is refused, never half-loaded.
+// Invariant: a tag's files (each tensor with its CRC-32C) are written into `.<tag>.partial`, which replaces
+// `<tag>` only when complete (CheckpointDirectory's swap), `latest` is written last, and a load reads, checksums
+// and validates every file before it changes anything — a truncated or corrupt checkpoint is refused, never
+// half-loaded.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -33,6 +34,18 @@ struct ModelStateMeta: Codable {
     var clientState: [String: JSONValue]
     /// The resolved ds_config the run used (DeepSpeed stores `ds_config` in mp_rank_00_model_states.pt too).
     var config: DeepSpeedConfig?
+
+    /// Refuses counters out of range or inconsistent with one another (a resume must neither crash on
+    /// `globalSteps: -5` nor train zero steps on `globalSteps: 2^62`), naming the field and `file`.
+    func validate(file: String) throws {
+        try CheckpointLimits.checkCounters(globalSteps: globalSteps, globalSamples: globalSamples, skippedSteps: skippedSteps,
+                                           microSteps: microSteps, optimizerSteps: optimizerSteps, file: file)
+        try CheckpointLimits.check("dpWorldSize", dpWorldSize, min: 1, max: CheckpointLimits.maxWorldSize, file: file)
+        try CheckpointLimits.check("zeroStage", zeroStage, max: 3, file: file)
+        if let state = lrScheduler {
+            try CheckpointLimits.check("lrScheduler.last_batch_iteration", state.lastBatchIteration, min: -1, file: file)
+        }
+    }
 }
 
 extension Engine {
@@ -40,27 +53,32 @@ extension Engine {
     /// Saves weights, optimizer state, schedules and counters under `dir/tag` and points
     /// `dir/latest` at it (DeepSpeed's `save_checkpoint`). Collective: every rank must call it.
     ///
+    /// Every tensor's CRC-32C goes into its file's metadata (``Safetensors/checksumKey``). Re-saving an
+    /// existing tag swaps the complete new folder in atomically (Linux `renameat2(RENAME_EXCHANGE)`), so a
+    /// crash at any point leaves the old checkpoint or the new one, never a mix and never neither.
+    ///
     /// ```swift
     /// try engine.saveCheckpoint("checkpoints", clientState: ["epoch": 3])
     /// ```
-    /// - Parameter tag: defaults to `global_step<N>`.
+    /// - Parameter tag: defaults to `global_step<N>`; a folder name, not starting with `.`.
+    /// - Throws: ``CheckpointError`` for a bad tag or a failed write (naming the path).
     @discardableResult
     public func saveCheckpoint(_ dir: String, tag: String? = nil, clientState: [String: JSONValue] = [:]) throws -> String {
         let tag = tag ?? "global_step\(globalSteps)"
-        precondition(!tag.isEmpty && !tag.contains("/"), "saveCheckpoint: tag '\(tag)' must be a non-empty name without '/'")
+        guard CheckpointDirectory.isTagName(tag) else {
+            throw CheckpointError("saveCheckpoint: tag '\(tag)' must be a non-empty folder name without '/' that does not start with '.' (hidden names are the save's own temporary folders)")
+        }
         for m in monitors { m.flush() }
+        let started = now()
         let rank = group.rank
         let partitioned = partition != 0..<flat.paddedCount
-        let target = URL(fileURLWithPath: dir).appendingPathComponent(tag)
+        let root = URL(fileURLWithPath: dir)
+        let target = root.appendingPathComponent(tag)
         // Every rank writes into one sibling folder; it replaces `<tag>` only once all files are complete.
-        let folder = URL(fileURLWithPath: dir).appendingPathComponent(".\(tag).partial")
+        let folder = CheckpointDirectory.partialFolder(root, tag)
         if rank == 0 {
-            try? FileManager.default.removeItem(at: folder)
-            do {
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            } catch {
-                throw CheckpointError("cannot create checkpoint directory \(folder.path): \(error.localizedDescription)")
-            }
+            let (_, repairs) = try CheckpointDirectory.preparePartial(root, tag: tag)
+            for repair in repairs { logger.warning("[SwiftSpeed] \(dir): \(repair)") }
         }
         try group.barrier()
         // Stage 3 gathers the full weights (collectively) so the model states are never empty.
@@ -75,8 +93,9 @@ extension Engine {
                 dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
                 lrScheduler: scheduler?.state, lossScaler: lossScaler,
                 dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config)
-            try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)],
+            try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)], checksums: true,
                                   to: folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile))
+            CheckpointDirectory.crashHook(after: .wroteModelStates)
         }
         if partitioned || rank == 0 {
             // A shard: this rank's slice of the fp32 weights and of every optimizer buffer.
@@ -86,61 +105,52 @@ extension Engine {
                 lr: optimizer.lr, betas: optimizer.betas.map { [$0.0, $0.1] }, stateNames: optimizer.stateNames)
             var optimTensors: [(String, Tensor)] = [(ZeroCheckpoint.masterName, master ?? weightShard)]
             optimTensors += zip(optimizer.stateNames, optimizerState).map { ($0, $1) }
-            try Safetensors.write(optimTensors, metadata: ["swiftspeed": try Self.json(optimMeta)],
+            try Safetensors.write(optimTensors, metadata: ["swiftspeed": try Self.json(optimMeta)], checksums: true,
                                   to: folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: optimMeta.rank)))
         }
         try group.barrier()
+        CheckpointDirectory.crashHook(after: .wroteShards)
         if rank == 0 {
-            try Self.replace(target, with: folder)
-            try AtomicFile.write(Array(tag.utf8), to: URL(fileURLWithPath: dir).appendingPathComponent("latest"))
-            logger.info("[SwiftSpeed] saved checkpoint \(target.path)")
+            try CheckpointDirectory.commit(folder, to: target)
+            try CheckpointDirectory.writeLatest(root, tag: tag)
+            logger.info("[SwiftSpeed] saved checkpoint \(target.path) in \(((now() - started) * 100).rounded() / 100) s")
         }
         try group.barrier()
         return target.path
     }
 
-    /// Moves the complete `fresh` folder to `target`, replacing an older copy of the same tag (the old
-    /// copy is moved aside first and deleted only after the new one is in place).
-    static func replace(_ target: URL, with fresh: URL) throws {
-        let fm = FileManager.default
-        let old = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).old-\(UInt32.random(in: 0...UInt32.max))")
-        let hadOld = fm.fileExists(atPath: target.path)
-        do {
-            if hadOld { try fm.moveItem(at: target, to: old) }
-            try fm.moveItem(at: fresh, to: target)
-        } catch {
-            if hadOld && !fm.fileExists(atPath: target.path) { try? fm.moveItem(at: old, to: target) }
-            throw CheckpointError("cannot move the new checkpoint into \(target.path): \(error.localizedDescription)")
-        }
-        if hadOld { try? fm.removeItem(at: old) }
-    }
-
     /// Loads a checkpoint saved by ``saveCheckpoint(_:tag:clientState:)`` (DeepSpeed's `load_checkpoint`).
     ///
-    /// - Returns: `(path, clientState)`, or `(nil, nil)` when `dir` holds no checkpoint.
-    /// - Throws: ``CheckpointError`` or `SafetensorsError` for a missing, truncated or mismatched
-    ///   checkpoint; the engine is unchanged when it throws.
+    /// Without a tag it reads the one `dir/latest` names. When `latest` is missing or names no tag (empty,
+    /// a FIFO, a directory …) but tag folders exist, it loads the complete one with the highest global
+    /// step in its metadata and logs a warning saying which and why — it never starts from scratch
+    /// silently. When the named tag's folder is missing because a re-save of it was interrupted
+    /// mid-swap, it reads the complete copy the save left (`.<tag>.old`), with a warning.
+    ///
+    /// - Parameter verify: check every tensor against the CRC-32C its file records (the default). A
+    ///   checkpoint saved before checksums were recorded loads unchecked, with a log line saying so.
+    /// - Returns: `(path, clientState)`, or `(nil, nil)` when `dir` holds no `latest` and no checkpoint.
+    /// - Throws: ``CheckpointError`` or `SafetensorsError` for a missing, truncated, corrupt (checksum
+    ///   mismatch), non-regular, out-of-range or mismatched checkpoint, naming the file; the engine is
+    ///   unchanged when it throws.
     @discardableResult
     public func loadCheckpoint(_ dir: String, tag: String? = nil, loadOptimizerStates: Bool = true,
-                               loadLRSchedulerStates: Bool = true, loadModuleOnly: Bool = false)
+                               loadLRSchedulerStates: Bool = true, loadModuleOnly: Bool = false, verify: Bool = true)
         throws -> (path: String?, clientState: [String: JSONValue]?)
     {
-        let root = URL(fileURLWithPath: dir)
-        let resolvedTag: String
-        if let tag { resolvedTag = tag } else {
-            guard let data = FileManager.default.contents(atPath: root.appendingPathComponent("latest").path) else {
-                logger.warning("[SwiftSpeed] no 'latest' file in \(dir); nothing loaded")
-                return (nil, nil)
-            }
-            resolvedTag = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let started = now()
+        guard let choice = try CheckpointDirectory.resolve(URL(fileURLWithPath: dir), tag: tag) else {
+            logger.warning("[SwiftSpeed] no 'latest' file and no checkpoint in \(dir); nothing loaded")
+            return (nil, nil)
         }
-        let folder = root.appendingPathComponent(resolvedTag)
-        guard FileManager.default.fileExists(atPath: folder.path) else {
-            throw CheckpointError("checkpoint \(folder.path) does not exist (tag '\(resolvedTag)')")
-        }
+        if let note = choice.note { logger.warning("[SwiftSpeed] \(note)") }
+        let folder = choice.folder
         // 1. Read and validate everything.
-        let (weights, metadata) = try Safetensors.read(folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile))
-        let meta: ModelStateMeta = try ZeroCheckpoint.decode(metadata["swiftspeed"], file: ZeroCheckpoint.modelStatesFile)
+        let modelURL = folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile)
+        let (weights, metadata) = try Safetensors.read(modelURL, verify: verify)
+        let meta: ModelStateMeta = try ZeroCheckpoint.decode(metadata["swiftspeed"], file: modelURL.path)
+        try meta.validate(file: modelURL.path)
+        var checksummed = metadata[Safetensors.checksumKey] != nil
         var problems: [String] = []
         for (name, p) in zip(flat.names, flat.params) {
             guard let w = weights[name] else { problems.append("missing \(name)"); continue }
@@ -156,7 +166,8 @@ extension Engine {
         // overlap it, whatever world size and stage saved them (resume on a different W or stage).
         var optim: (tensors: [String: Tensor], meta: OptimStateMeta)?
         if wantOptim {
-            let shards = try ZeroCheckpoint.Shards(folder: folder)
+            let shards = try ZeroCheckpoint.Shards(folder: folder, verify: verify)
+            checksummed = checksummed && shards.checksummed
             guard shards.stateNames == optimizer.stateNames else {
                 throw CheckpointError("checkpoint optimizer state \(shards.stateNames) (\(shards.optimizer)) does not match \(optimizer.typeName)'s \(optimizer.stateNames)")
             }
@@ -170,9 +181,6 @@ extension Engine {
                 for t in tensors.values { t.slice(axis: 0, tail).fill(0) }
             }
             optim = (tensors, shards.meta)
-        }
-        if loadLRSchedulerStates, !loadModuleOnly, let state = meta.lrScheduler, state.lastBatchIteration < -1 {
-            throw CheckpointError("checkpoint \(folder.path): scheduler state last_batch_iteration \(state.lastBatchIteration) is invalid (must be >= -1)")
         }
         // 2. Apply (nothing below can fail).
         noGrad {
@@ -208,7 +216,12 @@ extension Engine {
             }
         }
         zeroGrad()
-        logger.info("[SwiftSpeed] loaded checkpoint \(folder.path) (global step \(meta.globalSteps))")
+        if !checksummed {
+            logger.info("[SwiftSpeed] \(folder.path) was saved without checksums (before SwiftSpeed recorded them); its data was not verified")
+        }
+        let seconds = ((now() - started) * 100).rounded() / 100
+        let verified = verify && checksummed ? "checksums verified" : "checksums not verified"
+        logger.info("[SwiftSpeed] loaded checkpoint \(folder.path) (global step \(meta.globalSteps)) in \(seconds) s, \(verified)")
         return (folder.path, meta.clientState)
     }
 

@@ -3,6 +3,7 @@
 // protobuf uses only the field numbers of tensorflow/core/util/event.proto and summary.proto listed below.
 
 import Foundation
+import SpeedIO
 
 /// TFRecord framing, the container of TensorBoard event files.
 ///

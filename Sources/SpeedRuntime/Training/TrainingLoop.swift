@@ -53,8 +53,11 @@ public struct TrainingLoop: Sendable {
     public var resume: Bool
     /// Tokens per sample, for `tokensPerS` (0 when samples are not token sequences).
     public var tokensPerSample: Int
+    /// Check the resumed checkpoint's CRC-32C checksums (``Engine/loadCheckpoint(_:tag:loadOptimizerStates:loadLRSchedulerStates:loadModuleOnly:verify:)``).
+    public var verifyCheckpoint: Bool
 
-    public init(steps: Int, saveDir: String? = nil, saveEvery: Int? = nil, resume: Bool = false, tokensPerSample: Int = 0) {
+    public init(steps: Int, saveDir: String? = nil, saveEvery: Int? = nil, resume: Bool = false, tokensPerSample: Int = 0,
+                verifyCheckpoint: Bool = true) {
         precondition(steps >= 0, "TrainingLoop: steps \(steps) must be >= 0")
         precondition(saveEvery.map { $0 > 0 } ?? true, "TrainingLoop: saveEvery \(saveEvery!) must be > 0")
         precondition(saveDir != nil || (saveEvery == nil && !resume), "TrainingLoop: saveEvery and resume need a saveDir")
@@ -63,6 +66,7 @@ public struct TrainingLoop: Sendable {
         self.saveEvery = saveEvery
         self.resume = resume
         self.tokensPerSample = tokensPerSample
+        self.verifyCheckpoint = verifyCheckpoint
     }
 
     /// Trains until `engine.globalSteps == steps`. Collective: every rank calls it.
@@ -78,7 +82,7 @@ public struct TrainingLoop: Sendable {
         // peak_mem_bytes covers training only: model and engine buffers are counted, their setup is not.
         engine.device.backend.resetPeakMemory()
         if resume, let dir = saveDir {
-            let (path, _) = try engine.loadCheckpoint(dir)
+            let (path, _) = try engine.loadCheckpoint(dir, verify: verifyCheckpoint)
             if let path { logger?.info("resumed from \(path) at step \(engine.globalSteps)") }
             else { logger?.info("no checkpoint in \(dir); starting from scratch") }
         }

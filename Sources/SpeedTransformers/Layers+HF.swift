@@ -1,0 +1,116 @@
+// Layers Hugging Face checkpoints need beyond SpeedNN's: Conv1D ([in, out] weight), activations by name, masked attention.
+// Invariant: masked attention is a composition of differentiable ops (matmul, where, softmax), so it is exact
+// against the eager PyTorch reference and has a backward for free; blocked scores take the dtype's lowest value,
+// as transformers' eager path does, so a fully masked row gives the same uniform weights.
+
+import SpeedCore
+import SpeedNN
+
+/// GPT-2's `Conv1D`: a linear layer with the weight stored `[in, out]`, `y = x·W + b`.
+///
+/// ```swift
+/// var rng = RandomStream(seed: 0)
+/// let c = Conv1D(32, 96, std: 0.02, rng: &rng)   // weight [32, 96]
+/// let y = c(Tensor.zeros([2, 5, 32]))             // [2, 5, 96]
+/// ```
+public final class Conv1D: Module {
+    public let weight: Tensor   // [in, out]
+    public let bias: Tensor     // [out]
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, std: Double, dtype: DType = .float32, device: Device = .cpu,
+                rng: inout RandomStream) {
+        weight = Tensor.randn([inFeatures, outFeatures], std: std, dtype: dtype, device: device, rng: &rng)
+        bias = Tensor.zeros([outFeatures], dtype: dtype, device: device)
+        weight.requiresGrad = true
+        bias.requiresGrad = true
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor { Tensor.matmul(x, weight) + bias }
+}
+
+/// A config.json `activation_function` / `hidden_act` value.
+public enum Activation: String, Sendable, Codable {
+    /// The exact erf GELU (`"gelu"`, BERT's).
+    case gelu
+    /// The tanh approximation (`"gelu_new"`, GPT-2's; `"gelu_pytorch_tanh"` is the same function).
+    case geluNew = "gelu_new"
+    case geluPytorchTanh = "gelu_pytorch_tanh"
+    case relu
+    case tanh
+
+    /// Parses `name`, naming `key` in `path` when it is not supported.
+    static func parse(_ name: String, key: String, path: String) throws -> Activation {
+        guard let a = Activation(rawValue: name) else {
+            throw PretrainedError.unsupported(path: path, key: key, value: "\"\(name)\"",
+                                              supported: "gelu, gelu_new, gelu_pytorch_tanh, relu, tanh")
+        }
+        return a
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        switch self {
+        case .gelu: x.gelu(approximate: false)
+        case .geluNew, .geluPytorchTanh: x.gelu(approximate: true)
+        case .relu: x.relu()
+        case .tanh: x.tanh()
+        }
+    }
+}
+
+/// Attention masks built on the host from `attention_mask` (1 = attend, 0 = padding).
+enum AttentionMask {
+    /// `[B, 1, Tq or 1, Tk]` with 1 where attention is blocked: padded keys, and future keys when `causal`;
+    /// nil when nothing is blocked.
+    static func blocked(attentionMask: Tensor?, batch: Int, tokens: Int, causal: Bool, device: Device) -> Tensor? {
+        let keys: [Int32]? = attentionMask.map { m in
+            precondition(m.shape == [batch, tokens],
+                         "attention_mask must be [batch, time] = [\(batch), \(tokens)], got \(m.shape)")
+            return m.scalars(as: Int32.self)
+        }
+        if !causal {
+            guard let keys, keys.contains(0) else { return nil }
+            return Tensor(keys.map { $0 == 0 ? Float(1) : 0 }, shape: [batch, 1, 1, tokens], device: device)
+        }
+        var out = [Float](repeating: 0, count: batch * tokens * tokens)
+        for b in 0..<batch {
+            for i in 0..<tokens {
+                for j in 0..<tokens where j > i || keys?[b * tokens + j] == 0 {
+                    out[(b * tokens + i) * tokens + j] = 1
+                }
+            }
+        }
+        return Tensor(out, shape: [batch, 1, tokens, tokens], device: device)
+    }
+
+    /// `softmax(q·kᵀ·scale, masked)·v` for `q, k, v: [B, H, T, D]`, optionally dropping probabilities.
+    static func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor, blocked: Tensor?, scale: Double,
+                       dropout: Dropout?) -> Tensor {
+        var scores = Tensor.matmul(q, k, transposeB: true) * scale            // [B, H, T, T]
+        if let blocked {
+            let lowest = q.dtype == .float16 ? -65504.0 : q.dtype == .float64 ? -Double.greatestFiniteMagnitude
+                : -Double(Float.greatestFiniteMagnitude)
+            scores = scores.maskedFill(blocked.cast(to: scores.dtype), lowest)
+        }
+        var probs = scores.softmax(axis: -1)
+        if let dropout { probs = dropout(probs) }
+        return Tensor.matmul(probs, v)                                      // [B, H, T, D]
+    }
+
+    /// `[B, T, C]` → `[B, H, T, D]`.
+    static func heads(_ x: Tensor, _ h: Int) -> Tensor {
+        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
+        return x.reshape([b, t, h, c / h]).permute([0, 2, 1, 3])
+    }
+
+    /// `[B, H, T, D]` → `[B, T, H·D]`.
+    static func merge(_ x: Tensor) -> Tensor {
+        let (b, h, t, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        return x.permute([0, 2, 1, 3]).reshape([b, t, h * d])
+    }
+}
+
+/// Positions `0..<t` as int64 on `device`.
+func positions(_ batch: Int, _ t: Int, device: Device) -> Tensor {
+    Tensor((0..<(batch * t)).map { $0 % t }, shape: [batch, t], device: device)
+}

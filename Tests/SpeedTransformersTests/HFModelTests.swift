@@ -1,0 +1,211 @@
+// GPT-2 and BERT against Python transformers: logits and losses of tiny random models, all-MiniLM-L6-v2 embeddings.
+// Invariant: fixtures come from scripts/make_hf_fixtures.py (transformers 5.25, torch 2.15, fp32, eager attention,
+// eval mode); every comparison is at 1e-4 absolute on the CPU in fp32.
+//
+// savePretrained check (done locally with pip transformers 5.25.0): folders written by savePretrained in
+// `savedFolderRoundTripsAndTransformersLoadsIt` were loaded with `scripts/make_hf_fixtures.py --check DIR`
+// (GPT2LMHeadModel, BertForSequenceClassification, BertForMaskedLM): no missing, unexpected or mismatched keys.
+
+import Foundation
+import SpeedCore
+import SpeedIO
+import SpeedNN
+import SpeedTestSupport
+import Testing
+@testable import SpeedTransformers
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+/// expected.json: inputs and outputs as nested arrays.
+struct Expected {
+    let inputs: [String: Any]
+    let outputs: [String: Any]
+
+    init(_ name: String) throws {
+        let data = try Data(contentsOf: fixtures.appendingPathComponent(name).appendingPathComponent("expected.json"))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        inputs = try #require(object["inputs"] as? [String: Any])
+        outputs = try #require(object["outputs"] as? [String: Any])
+    }
+
+    /// An integer input as an int64 tensor.
+    func ints(_ key: String) throws -> Tensor { try Self.tensor(inputs[key], integer: true) }
+    func floats(_ key: String) throws -> Tensor { try Self.tensor(inputs[key], integer: false) }
+    func output(_ key: String) throws -> [Double] { Self.flatten(try #require(outputs[key])) }
+
+    static func flatten(_ value: Any) -> [Double] {
+        if let a = value as? [Any] { return a.flatMap { flatten($0) } }
+        return [(value as? NSNumber)?.doubleValue ?? .nan]
+    }
+
+    static func shape(_ value: Any) -> [Int] {
+        guard let a = value as? [Any] else { return [] }
+        return [a.count] + (a.first.map { shape($0) } ?? [])
+    }
+
+    static func tensor(_ value: Any?, integer: Bool) throws -> Tensor {
+        let value = try #require(value)
+        let flat = flatten(value), shape = shape(value)
+        return integer ? Tensor(flat.map { Int($0) }, shape: shape) : Tensor(flat.map { Float($0) }, shape: shape)
+    }
+}
+
+func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
+    let x = a.scalars(as: Double.self)
+    precondition(x.count == b.count, "\(x.count) values vs \(b.count) expected")
+    return zip(x, b).map { Swift.abs($0 - $1) }.max() ?? 0
+}
+
+@Suite struct HFModelTests {
+    @Test func gpt2LogitsAndLossMatchTransformers() throws {
+        let e = try Expected("tiny-gpt2")
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent("tiny-gpt2"))
+        #expect(model is GPT2LMHeadModel)
+        #expect(model.namedParameters().map(\.0).contains("transformer.h.0.attn.c_attn.weight"))
+        let out = model(["input_ids": try e.ints("input_ids"), "labels": try e.ints("labels")])
+        let logitDiff = maxAbsDiff(out.logits!, try e.output("logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        print("tiny-gpt2: logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
+        #expect(logitDiff < 1e-4)
+        #expect(lossDiff < 1e-4)
+        let masked = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask")])
+        let maskedDiff = maxAbsDiff(masked.logits!, try e.output("masked_logits"))
+        print("tiny-gpt2 with padding mask: logits max |Δ| = \(maskedDiff)")
+        #expect(maskedDiff < 1e-4)
+    }
+
+    @Test(arguments: ["tiny-bert-cls", "tiny-bert-reg", "tiny-bert-mlm"])
+    func bertLogitsAndLossMatchTransformers(name: String) throws {
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        let labels = name == "tiny-bert-reg" ? try e.floats("labels") : try e.ints("labels")
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "token_type_ids": try e.ints("token_type_ids"), "labels": labels])
+        let logitDiff = maxAbsDiff(out.logits!, try e.output("logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        print("\(name): logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
+        #expect(logitDiff < 1e-4)
+        #expect(lossDiff < 1e-4)
+    }
+
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm"])
+    func lossBackpropagatesToEveryParameter(name: String) throws {
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        var inputs: ModuleInputs = ["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                                    "labels": try e.ints("labels")]
+        if e.inputs["token_type_ids"] != nil { inputs.tokenTypeIds = try e.ints("token_type_ids") }
+        model.train()
+        model(inputs).loss!.backward()
+        let without = model.namedParameters().filter { $0.1.grad == nil }.map(\.0)
+        // Token-type rows and positions past the inputs get zero (not nil) gradients; every parameter is reached.
+        #expect(without.isEmpty, "no gradient: \(without)")
+    }
+
+    @Test func strictLoadingListsEveryBadKey() throws {
+        // A classifier folder loaded as a masked LM: the head keys on both sides are wrong, and all are named.
+        let folder = try PretrainedFolder(fixtures.appendingPathComponent("tiny-bert-cls"))
+        let model = try BertForMaskedLM(folder: folder, dtype: .float32, device: .cpu)
+        #expect(throws: PretrainedError.self) { try model.loadWeights(from: folder) }
+        do { try model.loadWeights(from: folder) } catch let error as PretrainedError {
+            guard case let .weightsMismatch(_, missing, unexpected, _) = error else { Issue.record("\(error)"); return }
+            #expect(missing.contains("cls.predictions.bias"))
+            #expect(unexpected.contains("classifier.weight"))
+            #expect("\(error)".contains("strict: false"))
+        }
+        let report = try model.loadWeights(from: folder, strict: false)
+        #expect(report.missing.contains("cls.predictions.transform.dense.weight"))
+        #expect(report.unexpected == ["classifier.bias", "classifier.weight"])
+    }
+
+    @Test func bareBertFolderLoadsIntoATaskModelWithThePrefix() throws {
+        // Save the classifier's encoder as a bare BertModel (no `bert.` prefix), load it back into a classifier.
+        let cls = try BertForSequenceClassification.fromPretrained(fixtures.appendingPathComponent("tiny-bert-cls"))
+        let tmp = IOTestDirectory(); let dir = tmp.file("bare-bert")
+        try cls.bert.savePretrained(dir)
+        let header = try Safetensors.header(dir.appendingPathComponent("model.safetensors"))
+        #expect(header["embeddings.word_embeddings.weight"] != nil)
+        let (loaded, report) = try BertForSequenceClassification.load(dir, strict: false)
+        #expect(report.missing == ["classifier.bias", "classifier.weight"])
+        #expect(report.unexpected.isEmpty)
+        #expect(loaded.bert.embeddings.wordEmbeddings.weight.scalars == cls.bert.embeddings.wordEmbeddings.weight.scalars)
+    }
+
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm"])
+    func savedFolderRoundTripsAndTransformersLoadsIt(name: String) throws {
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        var inputs: ModuleInputs = ["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask")]
+        if e.inputs["token_type_ids"] != nil { inputs.tokenTypeIds = try e.ints("token_type_ids") }
+        let before = model(inputs).logits!.scalars(as: Double.self)
+        for shard in [5_000_000_000, 20_000] {
+            let tmp = IOTestDirectory(); let dir = tmp.file("save-\(name)-\(shard)")
+            try model.savePretrained(dir, maxShardSize: shard)
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+            if shard == 20_000 {
+                #expect(files.contains("model.safetensors.index.json"))
+                #expect(files.contains { $0.hasPrefix("model-00001-of-") })
+            } else {
+                #expect(files == ["config.json", "model.safetensors"])
+                let (_, metadata) = try Safetensors.read(dir.appendingPathComponent("model.safetensors"))
+                #expect(metadata == ["format": "pt"])
+            }
+            if let keep = ProcessInfo.processInfo.environment["SWIFTSPEED_KEEP_SAVED"] {
+                try? FileManager.default.copyItem(at: dir, to: URL(fileURLWithPath: keep).appendingPathComponent("\(name)-\(shard)"))
+            }
+            let again = try AutoModel.fromPretrained(dir)
+            #expect(type(of: again) == type(of: model))
+            let after = again(inputs).logits!.scalars(as: Double.self)
+            #expect(before == after)
+        }
+    }
+
+    @Test func halfPrecisionFilesConvertToTheTrainingDType() throws {
+        let model = try GPT2LMHeadModel.fromPretrained(fixtures.appendingPathComponent("tiny-gpt2"))
+        let tmp = IOTestDirectory(); let dir = tmp.file("bf16-gpt2")
+        let half = try GPT2LMHeadModel(model.config, dtype: .bfloat16)
+        try half.load(stateDict: model.stateDict())
+        try half.savePretrained(dir)
+        #expect(try Safetensors.header(dir.appendingPathComponent("model.safetensors"))["transformer.wte.weight"]?.dtype == .bf16)
+        let back = try GPT2LMHeadModel.fromPretrained(dir, dtype: .float32)
+        #expect(back.transformer.wte.weight.dtype == .float32)
+        let diff = zip(back.transformer.wte.weight.scalars, model.transformer.wte.weight.scalars).map { Swift.abs($0 - $1) }.max()!
+        #expect(diff < 1e-2)
+    }
+
+    @Test func unknownArchitectureNamesTheRegistry() throws {
+        let tmp = IOTestDirectory(); let dir = tmp.url
+        try Data(#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#.utf8)
+            .write(to: dir.appendingPathComponent("config.json"))
+        #expect { try AutoModel.fromPretrained(dir) } throws: { error in
+            "\(error)".contains("LlamaForCausalLM") && "\(error)".contains("GPT2LMHeadModel")
+        }
+        var registry = ModelRegistry()
+        registry.register(GPT2LMHeadModel.self)
+        #expect(registry.type(architectures: [], modelType: "gpt2") == GPT2LMHeadModel.self)
+    }
+}
+
+/// all-MiniLM-L6-v2 as scripts/setup.sh installs it.
+let miniLM = URL(fileURLWithPath: ProcessInfo.processInfo.environment["SWIFTSPEED_MINILM"]
+                 ?? (ProcessInfo.processInfo.environment["SWIFTSPEED_MODELS"] ?? "/opt/swiftspeed/models") + "/all-MiniLM-L6-v2")
+let miniLMPresent = FileManager.default.fileExists(atPath: miniLM.appendingPathComponent("model.safetensors").path)
+
+@Suite struct MiniLMTests {
+    @Test(.enabled(if: Requirements.run(if: miniLMPresent),
+                   "needs all-MiniLM-L6-v2 at /opt/swiftspeed/models/all-MiniLM-L6-v2: scripts/setup.sh installs it"))
+    func meanPooledEmbeddingsMatchSentenceTransformers() throws {
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("all-MiniLM-L6-v2-expected.json"))
+        let e = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let model = try BertModel.fromPretrained(miniLM)
+        let ids = try Expected.tensor(e["input_ids"], integer: true)
+        let mask = try Expected.tensor(e["attention_mask"], integer: true)
+        let types = try Expected.tensor(e["token_type_ids"], integer: true)
+        let hidden = model(["input_ids": ids, "attention_mask": mask, "token_type_ids": types]).lastHiddenState!
+        let m = mask.cast(to: .float32).reshape([mask.shape[0], mask.shape[1], 1])
+        let pooled = (hidden * m).sum(axis: 1) / m.sum(axis: 1)
+        let diff = maxAbsDiff(pooled, Expected.flatten(try #require(e["mean_pooled"])))
+        print("all-MiniLM-L6-v2: mean-pooled embeddings max |Δ| = \(diff)")
+        #expect(diff < 1e-4)
+    }
+}

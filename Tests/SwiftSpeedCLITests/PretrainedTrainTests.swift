@@ -1,0 +1,82 @@
+// `swiftspeed train --model DIR`: a Hugging Face folder fine-tuned on JSONL rows (causal LM and sequence
+// classification), saved back as a folder that loads again, and the same losses on two ranks as on one.
+import Foundation
+import SpeedTestSupport
+import SwiftSpeed
+import Testing
+
+@Suite(.serialized) struct PretrainedTrainTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("SpeedTransformersTests/Fixtures")
+
+    func write(_ text: String, _ name: String, in dir: URL) throws -> String {
+        let url = dir.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    /// Rows of token ids of lengths 3...9 (a fixed pattern, so padding and masks are exercised).
+    func rows(_ n: Int, label: Bool = false) -> String {
+        (0..<n).map { i in
+            let ids = (0..<(3 + i % 7)).map { String(($0 * 7 + i * 13) % 97) }.joined(separator: ", ")
+            return label ? #"{"input_ids": [\#(ids)], "label": \#(i % 3)}"# : #"{"input_ids": [\#(ids)]}"#
+        }.joined(separator: "\n") + "\n"
+    }
+
+    @Test func aCausalLMTrainsOnJSONLRowsAndSavesAFolderThatLoads() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cfg = try write(#"{"train_micro_batch_size_per_gpu": 2, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#, "ds.json", in: dir)
+        let data = try write(rows(5), "rows.jsonl", in: dir)
+        let out = dir.appendingPathComponent("out")
+        let r = try swiftspeed(["train", "--model", Self.fixtures.appendingPathComponent("tiny-gpt2").path, "--config", cfg,
+                                "--data", data, "--no-shuffle", "--steps", "6", "--json", "--save-pretrained", out.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = try losses(r.stdout)
+        #expect(got.count == 6 && got.values.allSatisfy { $0.isFinite && $0 > 0 }, "\(r.stdout)")
+        #expect(got[6]! < got[1]!, "6 steps on 5 rows did not lower the loss: \(got)")
+        let saved = try GPT2LMHeadModel.fromPretrained(out)   // strict: every key present, none unexpected
+        #expect(saved.parameterCount > 0)
+    }
+
+    @Test func badRowsAreErrorsNamingTheLine() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cfg = try write(#"{"train_micro_batch_size_per_gpu": 1, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#, "ds.json", in: dir)
+        for (text, message) in [("{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 5000]}\n", "rows.jsonl:2: input_ids holds 5000"),
+                                ("{\"input_ids\": [1, 2]}\nnot json\n", "rows.jsonl:2: not a JSON object"),
+                                ("{\"ids\": [1]}\n", "rows.jsonl:1: no \"input_ids\" list")] {
+            let data = try write(text, "rows.jsonl", in: dir)
+            let r = try swiftspeed(["train", "--model", Self.fixtures.appendingPathComponent("tiny-gpt2").path, "--config", cfg,
+                                    "--data", data, "--steps", "1", "--json"])
+            #expect(r.status != 0)
+            #expect(r.stderr.contains(message), "\(r.stderr)")
+        }
+    }
+
+    @Test(.needsMPI) func aBertClassifierOnTwoRanksMatchesOneProcess() throws {
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cfg = try write(#"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 2}, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#, "ds.json", in: dir)
+        let one = try write(#"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#, "one.json", in: dir)
+        let data = try write(rows(8, label: true), "rows.jsonl", in: dir)
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed").path
+        let model = Self.fixtures.appendingPathComponent("tiny-bert-cls").path
+        let args = ["train", "--model", model, "--data", data, "--no-shuffle", "--steps", "3", "--json", "--threads", "1"]
+        let single = try swiftspeed(args + ["--config", one])
+        #expect(single.status == 0, "\(single.stderr)")
+        let reference = try losses(single.stdout)
+        let two = try swiftspeed(["launch", "--num_procs", "2", "--", exe] + args + ["--config", cfg])
+        #expect(two.status == 0, "\(two.stderr)")
+        var got: [Int: Double] = [:]
+        for line in two.stdout.split(separator: "\n") where line.hasPrefix("[1,0]<stdout>:{") {
+            let object = try JSONSerialization.jsonObject(with: Data(line.dropFirst("[1,0]<stdout>:".count).utf8)) as! [String: Any]
+            got[object["step"] as! Int] = object["loss"] as? Double
+        }
+        #expect(got.count == 3, "\(two.stdout)")
+        for (step, loss) in reference {
+            #expect(abs((got[step] ?? .nan) - loss) <= 1e-5 * abs(loss), "step \(step): 2 ranks \(got[step] ?? .nan) vs 1 rank \(loss)")
+        }
+    }
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+# Builds the SpeedTransformers test fixtures with Python transformers: tiny random models saved with
+# save_pretrained, and the logits / losses / embeddings transformers computes for fixed inputs.
+# Invariant: fixtures are fp32, eager attention, eval mode and seeded, so rerunning gives the same files; the
+# all-MiniLM-L6-v2 expectations use token ids recorded here, so the Swift tests need no tokenizer.
+#
+# Not needed in CI. Locally:
+#   python3 -m venv /tmp/hfenv && /tmp/hfenv/bin/pip install torch transformers safetensors
+#   /tmp/hfenv/bin/python scripts/make_hf_fixtures.py [--minilm DIR]   # DIR: the all-MiniLM-L6-v2 folder
+#   /tmp/hfenv/bin/python scripts/make_hf_fixtures.py --check DIR      # from_pretrained a folder Swift wrote
+import argparse
+import json
+import os
+import sys
+
+import torch
+from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, GPT2Config,
+                          GPT2LMHeadModel)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "Tests", "SpeedTransformersTests", "Fixtures")
+
+
+def save(model, name, inputs, outputs):
+    path = os.path.join(FIXTURES, name)
+    model.save_pretrained(path, safe_serialization=True)
+    expected = {"inputs": {k: v.tolist() for k, v in inputs.items()},
+                "outputs": {k: v.tolist() for k, v in outputs.items()}}
+    with open(os.path.join(path, "expected.json"), "w") as f:
+        json.dump(expected, f)
+    print(f"wrote {path}: {sorted(os.listdir(path))}")
+
+
+def gpt2():
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=100, n_positions=16, n_embd=32, n_layer=2, n_head=4,
+                        resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1, attn_implementation="eager")
+    model = GPT2LMHeadModel(config).eval()
+    ids = torch.tensor([[5, 17, 42, 3, 99, 0, 64, 8], [1, 2, 3, 4, 5, 6, 7, 9]])
+    labels = ids.clone()
+    labels[1, 5:] = -100
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=labels)
+        mask = torch.tensor([[1] * 8, [1] * 6 + [0] * 2])
+        masked = model(input_ids=ids, attention_mask=mask)
+    save(model, "tiny-gpt2", {"input_ids": ids, "labels": labels, "attention_mask": mask},
+         {"logits": out.logits, "loss": out.loss, "masked_logits": masked.logits})
+
+
+def bert_config(**extra):
+    return BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, max_position_embeddings=32, type_vocab_size=2,
+                      attn_implementation="eager", **extra)
+
+
+def bert_inputs():
+    ids = torch.tensor([[2, 15, 33, 71, 9, 3, 0, 0], [2, 44, 8, 90, 61, 27, 12, 3]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0], [1] * 8])
+    types = torch.tensor([[0, 0, 0, 1, 1, 1, 0, 0], [0] * 4 + [1] * 4])
+    return ids, mask, types
+
+
+def bert_classifier():
+    torch.manual_seed(1)
+    model = BertForSequenceClassification(bert_config(num_labels=3)).eval()
+    ids, mask, types = bert_inputs()
+    labels = torch.tensor([2, 0])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+    save(model, "tiny-bert-cls", {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
+                                  "labels": labels}, {"logits": out.logits, "loss": out.loss})
+
+
+def bert_regression():
+    torch.manual_seed(3)
+    model = BertForSequenceClassification(bert_config(num_labels=1)).eval()
+    ids, mask, types = bert_inputs()
+    labels = torch.tensor([0.5, -1.25])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+    save(model, "tiny-bert-reg", {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
+                                  "labels": labels}, {"logits": out.logits, "loss": out.loss})
+
+
+def bert_mlm():
+    torch.manual_seed(2)
+    model = BertForMaskedLM(bert_config()).eval()
+    ids, mask, types = bert_inputs()
+    labels = torch.full_like(ids, -100)
+    labels[0, 2] = 33
+    labels[1, 4] = 61
+    labels[1, 6] = 12
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+    save(model, "tiny-bert-mlm", {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
+                                  "labels": labels}, {"logits": out.logits, "loss": out.loss})
+
+
+def minilm(folder):
+    """Mean-pooled (sentence-transformers style) embeddings of all-MiniLM-L6-v2 for three sentences."""
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = BertModel.from_pretrained(folder, attn_implementation="eager").eval()
+    sentences = ["SwiftSpeed trains transformers in Swift.", "The cat sat on the mat.", "Hello!"]
+    batch = tok(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    m = batch["attention_mask"].unsqueeze(-1).float()
+    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    path = os.path.join(FIXTURES, "all-MiniLM-L6-v2-expected.json")
+    with open(path, "w") as f:
+        json.dump({"sentences": sentences, "input_ids": batch["input_ids"].tolist(),
+                   "attention_mask": batch["attention_mask"].tolist(),
+                   "token_type_ids": batch["token_type_ids"].tolist(),
+                   "mean_pooled": pooled.tolist(),
+                   "last_hidden_state_first_token": hidden[:, 0, :].tolist()}, f)
+    print(f"wrote {path}")
+
+
+def check(folder):
+    """Loads a folder SwiftSpeed's savePretrained wrote and prints transformers' loading info."""
+    with open(os.path.join(folder, "config.json")) as f:
+        arch = json.load(f)["architectures"][0]
+    import transformers
+    cls = getattr(transformers, arch)
+    model, info = cls.from_pretrained(folder, output_loading_info=True)
+    print(arch, {k: v for k, v in info.items()})
+    bad = info["missing_keys"] or info["unexpected_keys"] or info["mismatched_keys"]
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minilm", help="all-MiniLM-L6-v2 folder (config.json, model.safetensors, tokenizer)")
+    parser.add_argument("--check", help="a folder written by savePretrained to load with transformers")
+    args = parser.parse_args()
+    if args.check:
+        check(args.check)
+    else:
+        gpt2()
+        bert_classifier()
+        bert_regression()
+        bert_mlm()
+        if args.minilm:
+            minilm(args.minilm)
