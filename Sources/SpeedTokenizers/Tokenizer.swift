@@ -127,12 +127,20 @@ public final class Tokenizer: Sendable {
     // MARK: Vocabulary
 
     /// The id of `token` (added tokens first, then the model's vocabulary).
+    ///
+    /// ```swift
+    /// bert.id(of: "[MASK]")   // 103
+    /// ```
     public func id(of token: String) -> Int? {
         let k = Array(token.utf8)
         return added.byContent[k]?.id ?? model.id(of: k)
     }
 
     /// The token of `id` (added tokens first, then the model's vocabulary).
+    ///
+    /// ```swift
+    /// gpt2.token(of: 50256)   // "<|endoftext|>"
+    /// ```
     public func token(of id: Int) -> String? { added.byId[id]?.content ?? model.token(of: id) }
 
     /// The model's vocabulary size plus added tokens not in it, as HF's `get_vocab_size(with_added_tokens=True)`.
@@ -143,6 +151,10 @@ public final class Tokenizer: Sendable {
     /// Whether transformers' `tokenizer(text)` returns `token_type_ids`: tokenizer_config.json's `model_input_names`
     /// when given, else its `tokenizer_class` (the BERT family and DeBERTa do, GPT-2, RoBERTa, DistilBERT, Llama...
     /// do not), else (no config) a post-processor that gives the pair type id 1.
+    ///
+    /// ```swift
+    /// bert.returnsTokenTypeIds   // true (tokenizer_class BertTokenizer)
+    /// ```
     public var returnsTokenTypeIds: Bool {
         if let names = config?.modelInputNames { return names.contains("token_type_ids") }
         if let cls = config?.tokenizerClass?.replacingOccurrences(of: "Fast", with: "") {

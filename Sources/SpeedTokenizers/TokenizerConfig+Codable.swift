@@ -43,6 +43,11 @@ public struct TokenizerFile: Codable, Sendable {
 }
 
 /// One entry of `added_tokens`: matched in the raw (or, when `normalized`, the normalized) input before the model runs.
+///
+/// ```swift
+/// let mask = AddedToken(id: 50264, content: "<mask>", lstrip: true)   // takes the spaces before it
+/// file.addedTokens.append(mask)
+/// ```
 public struct AddedToken: Codable, Sendable, Hashable {
     public var id: Int
     public var content: String
@@ -84,6 +89,11 @@ public struct PatternConfig: Codable, Sendable {
 }
 
 /// A `normalizer`: BertNormalizer, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, Sequence.
+///
+/// ```swift
+/// var n = NormalizerConfig(type: "Sequence")
+/// n.normalizers = [NormalizerConfig(type: "NFD"), NormalizerConfig(type: "Lowercase")]
+/// ```
 public struct NormalizerConfig: Codable, Sendable {
     public var type: String
     public var cleanText: Bool?

@@ -23,6 +23,8 @@ import Testing
         #expect(gpt2.returnsTokenTypeIds == false)
         #expect(bert.returnsTokenTypeIds == true)
         #expect(bert.config?.clsToken == "[CLS]")
+        #expect(bert.id(of: "[MASK]") == 103)
+        #expect(gpt2.token(of: 50256) == "<|endoftext|>")
     }
 
     @Test func fixedPaddingOnTheLeftAndMultiples() throws {
