@@ -1,4 +1,4 @@
-// Normalizers: BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, Sequence.
+// Normalizers: BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, ByteLevel, Sequence.
 // Invariant: each normalizer maps code points to code points exactly as HF's NormalizedString does (lowercase is per
 // code point, with no final-sigma context; StripAccents removes marks but does not decompose).
 import Foundation
@@ -9,6 +9,7 @@ indirect enum Normalizer: Sendable {
     case replace(Pattern, Scalars)
     case prepend(Scalars)
     case strip(left: Bool, right: Bool)
+    case byteLevel
     case sequence([Normalizer])
 
     init(_ c: NormalizerConfig, key: String = "normalizer") throws {
@@ -28,6 +29,7 @@ indirect enum Normalizer: Sendable {
             self = .replace(try Pattern(p, key: "\(key).pattern"), (c.content ?? "").scalars)
         case "Prepend": self = .prepend((c.prepend ?? "").scalars)
         case "Strip": self = .strip(left: c.stripLeft ?? true, right: c.stripRight ?? true)
+        case "ByteLevel": self = .byteLevel
         case "Sequence":
             self = .sequence(try (c.normalizers ?? []).enumerated().map {
                 try Normalizer($0.element, key: "\(key).normalizers[\($0.offset)]")
@@ -79,6 +81,7 @@ indirect enum Normalizer: Sendable {
             if left { while lo < hi && s[lo].isWhitespaceHF { lo += 1 } }
             if right { while hi > lo && s[hi - 1].isWhitespaceHF { hi -= 1 } }
             return Array(s[lo..<hi])
+        case .byteLevel: return ByteLevel.encode(s)
         case .sequence(let ns): return ns.reduce(s) { $1.apply($0) }
         }
     }

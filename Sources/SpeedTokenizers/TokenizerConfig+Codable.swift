@@ -88,7 +88,8 @@ public struct PatternConfig: Codable, Sendable {
     public init(string: String? = nil, regex: String? = nil) { self.string = string; self.regex = regex }
 }
 
-/// A `normalizer`: BertNormalizer, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, Sequence.
+/// A `normalizer`: BertNormalizer, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, ByteLevel,
+/// Sequence.
 ///
 /// ```swift
 /// var n = NormalizerConfig(type: "Sequence")

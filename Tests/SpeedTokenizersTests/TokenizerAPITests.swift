@@ -83,6 +83,19 @@ import Testing
         }
     }
 
+    @Test func theByteLevelNormalizer() throws {
+        // HF tokenizers 0.23.3 with llama3-bpe-small, normalizer ByteLevel, pre-tokenizer Split(" ", MergedWithNext).
+        var file = try fixtureTokenizer("llama3-bpe-small").file
+        file.normalizer = NormalizerConfig(type: "ByteLevel")
+        var split = PreTokenizerConfig(type: "Split")
+        split.pattern = PatternConfig(string: " ")
+        split.behavior = "MergedWithNext"
+        file.preTokenizer = split
+        let tok = try Tokenizer(file: file)
+        #expect(tok.encode("Hello world, naïve 🤗", addSpecialTokens: false).ids == [314, 283, 302, 13, 413, 222, 174, 255, 99, 247])
+        #expect(tok.encode(" two  spaces", addSpecialTokens: false).ids == [258, 88, 80, 267, 84, 81, 66, 68, 70, 84])
+    }
+
     @Test func aCodableRoundTripKeepsTheIds() throws {
         let file = try fixtureTokenizer("bpe-small").file
         let again = try Tokenizer(file: JSONDecoder().decode(TokenizerFile.self, from: JSONEncoder().encode(file)))

@@ -78,6 +78,12 @@ private struct HFExpected: Decodable { var cases: [String: [HFCase]] }
         #expect(g.stdout == "{\"input_ids\":[],\"attention_mask\":[]}\n{\"input_ids\":[64,50256,65],\"attention_mask\":[1,1,1]}\n")
     }
 
+    @Test func withoutSpecialTokensAndWithTokens() throws {
+        let bert = tokenizerFixtures.appendingPathComponent("bert").path
+        let r = try swiftspeed(["tokenize", "--tokenizer", bert, "--no-special-tokens", "--tokens"], stdin: "Hello [MASK]\n")
+        #expect(r.stdout == #"{"input_ids":[7592,103],"token_type_ids":[0,0],"attention_mask":[1,1],"tokens":["hello","[MASK]"]}"# + "\n")
+    }
+
     @Test func aMissingTokenizerNamesThePath() throws {
         let r = try swiftspeed(["tokenize", "--tokenizer", "/nonexistent/tok"], stdin: "x\n")
         #expect(r.status != 0)
