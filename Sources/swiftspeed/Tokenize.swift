@@ -71,7 +71,11 @@ struct Tokenize: ParsableCommand {
         var s = "{\"input_ids\":\(list(e.ids))"
         if typeIds { s += ",\"token_type_ids\":\(list(e.typeIds))" }
         s += ",\"attention_mask\":\(list(e.attentionMask))"
-        if tokens, let data = try? JSONEncoder().encode(e.tokens) { s += ",\"tokens\":" + String(decoding: data, as: UTF8.self) }
+        if tokens {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .withoutEscapingSlashes
+            if let data = try? encoder.encode(e.tokens) { s += ",\"tokens\":" + String(decoding: data, as: UTF8.self) }
+        }
         return s + "}"
     }
 }
