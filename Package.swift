@@ -60,6 +60,8 @@ let package = Package(
         .target(name: "SpeedIO", dependencies: ["SpeedCore"]),
         // Data: datasets, the distributed loader, text corpora and the byte tokenizer.
         .target(name: "SpeedData", dependencies: ["SpeedCore"]),
+        // Hugging Face tokenizer.json (BPE, WordPiece, Unigram...) with HF's ids; Foundation only, no tensors.
+        .target(name: "SpeedTokenizers"),
         // DeepSpeed's runtime: ds_config.json, the engine, precision, checkpoints, monitors, the training loop.
         .target(
             name: "SpeedRuntime",
@@ -70,11 +72,12 @@ let package = Package(
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
                                                   "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA",
-                                                  "SpeedTransformers"]),
+                                                  "SpeedTransformers", "SpeedTokenizers"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
                 "SwiftSpeed",
+                "SpeedTokenizers", // `swiftspeed tokenize`
                 "COpenBLAS",     // openblas_get_config, for `swiftspeed report`
                 "CSpeedMPI",     // ss_mpi_library_version, for `swiftspeed report`
                 "CSpeedShims",   // the launcher trampoline's parent-death signal
@@ -97,6 +100,8 @@ let package = Package(
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedIOTests", dependencies: ["SpeedIO", "SpeedTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedDataTests", dependencies: ["SpeedData"]),
+        // ids against Hugging Face tokenizers' (Fixtures/, made by scripts/make_tokenizer_fixtures.py).
+        .testTarget(name: "SpeedTokenizersTests", dependencies: ["SpeedTokenizers"], exclude: ["Fixtures"]),
         // GPT-2 and BERT against logits from Python transformers (tiny random fixtures, all-MiniLM-L6-v2).
         .testTarget(name: "SpeedTransformersTests", dependencies: ["SpeedTransformers", "SpeedTestSupport"],
                     exclude: ["Fixtures"]),

@@ -10,3 +10,4 @@
 @_exported import SpeedIO
 @_exported import SpeedData
 @_exported import SpeedTransformers
+@_exported import SpeedTokenizers

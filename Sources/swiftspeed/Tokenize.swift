@@ -1,0 +1,81 @@
+// `swiftspeed tokenize --tokenizer PATH`: one JSON line of ids per stdin line, what transformers' `tokenizer(line)` gives.
+// Invariant: only "\n" ends a line (a "\r" before it stays part of the text), a TAB splits text from text_pair, and the
+// truncation and padding stored in tokenizer.json are ignored, as `tokenizer(line)` ignores them.
+
+import ArgumentParser
+import Foundation
+import SpeedTokenizers
+
+/// `swiftspeed tokenize --tokenizer models/bert < lines.txt`
+///
+/// ```
+/// $ printf 'Hello world\nQuestion?\tAnswer.\n' | swiftspeed tokenize --tokenizer models/bert
+/// {"input_ids":[101,7592,2088,102],"token_type_ids":[0,0,0,0],"attention_mask":[1,1,1,1]}
+/// {"input_ids":[101,3160,1029,102,3437,1012,102],"token_type_ids":[0,0,0,0,1,1,1],"attention_mask":[1,1,1,1,1,1,1]}
+/// ```
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenize",
+        abstract: "Tokenize stdin lines with a Hugging Face tokenizer.json, one JSON object of ids per line.",
+        discussion: """
+            PATH is a tokenizer.json, or a folder holding tokenizer.json (and optionally tokenizer_config.json), \
+            or a folder holding GPT-2's vocab.json and merges.txt. Each UTF-8 line of stdin gives \
+            {"input_ids": [...], "attention_mask": [...]}, plus "token_type_ids" where transformers returns them \
+            (BERT-style tokenizers): the ids of transformers' tokenizer(line), special tokens included. A TAB in a \
+            line makes it a pair (text, text_pair); special tokens typed in the text ([MASK], <|endoftext|>) are \
+            matched as special tokens.
+            """)
+
+    @Option(help: "A tokenizer.json, or a folder with tokenizer.json (or GPT-2's vocab.json + merges.txt).")
+    var tokenizer: String
+    @Flag(help: "Do not add the post-processor's special tokens ([CLS], [SEP], <s>...).")
+    var noSpecialTokens = false
+    @Flag(help: "Also print each line's tokens as \"tokens\".")
+    var tokens = false
+
+    func run() throws {
+        let tok = try Tokenize.load(tokenizer)
+        let typeIds = tok.returnsTokenTypeIds
+        let out = FileHandle.standardOutput
+        while var line = readLine(strippingNewline: false) {
+            // By code point: "\r\n" is one Character, and its "\r" is text.
+            if line.unicodeScalars.last == "\n" { line.unicodeScalars.removeLast() }
+            let e = Tokenize.encode(line, with: tok, addSpecialTokens: !noSpecialTokens)
+            out.write(Data((Tokenize.json(e, typeIds: typeIds, tokens: tokens) + "\n").utf8))
+        }
+    }
+
+    static func encode(_ line: String, with tok: Tokenizer, addSpecialTokens: Bool = true) -> Encoding {
+        if let tab = line.firstIndex(of: "\t") {
+            return tok.encode(String(line[..<tab]), pair: String(line[line.index(after: tab)...]),
+                              addSpecialTokens: addSpecialTokens)
+        }
+        return tok.encode(line, addSpecialTokens: addSpecialTokens)
+    }
+
+    static func load(_ path: String) throws -> Tokenizer {
+        let url = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue,
+           !FileManager.default.fileExists(atPath: url.appendingPathComponent("tokenizer.json").path),
+           FileManager.default.fileExists(atPath: url.appendingPathComponent("vocab.json").path) {
+            return try Tokenizer(gpt2Vocabulary: url.appendingPathComponent("vocab.json"),
+                                 merges: url.appendingPathComponent("merges.txt"))
+        }
+        return try Tokenizer(contentsOf: url)
+    }
+
+    /// transformers' key order: input_ids, token_type_ids, attention_mask.
+    static func json(_ e: Encoding, typeIds: Bool, tokens: Bool) -> String {
+        func list(_ a: [Int]) -> String { "[" + a.map(String.init).joined(separator: ",") + "]" }
+        var s = "{\"input_ids\":\(list(e.ids))"
+        if typeIds { s += ",\"token_type_ids\":\(list(e.typeIds))" }
+        s += ",\"attention_mask\":\(list(e.attentionMask))"
+        if tokens {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .withoutEscapingSlashes
+            if let data = try? encoder.encode(e.tokens) { s += ",\"tokens\":" + String(decoding: data, as: UTF8.self) }
+        }
+        return s + "}"
+    }
+}

@@ -1,0 +1,88 @@
+// Every fixture tokenizer against the ids, tokens, type ids and decodes Hugging Face tokenizers gave
+// (Fixtures/expected.json, written by scripts/make_tokenizer_fixtures.py).
+// Invariant: the fixtures are the real GPT-2 and BERT (all-MiniLM-L6-v2) files plus small tokenizers trained by the
+// tokenizers library itself, so each comparison is against HF's own pipeline, not a re-implementation.
+import Foundation
+import Testing
+@testable import SpeedTokenizers
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+struct Expected: Decodable {
+    struct Case: Decodable {
+        var text: String
+        var pair: String?
+        var add_special_tokens: Bool
+        var ids: [Int]
+        var tokens: [String]
+        var type_ids: [Int]
+        var attention_mask: [Int]
+        var special_tokens_mask: [Int]
+        var decoded: String
+        var decoded_with_special: String
+    }
+    struct Row: Decodable { var ids: [Int]; var type_ids: [Int]; var attention_mask: [Int]; var special_tokens_mask: [Int]? }
+    struct Batch: Decodable {
+        var texts: [String]
+        var pairs: [String]
+        var max_length: Int
+        var pad_token: String
+        var batch: [Row]
+        var pair_batch: [Row]
+    }
+    var tokenizers_version: String
+    var cases: [String: [Case]]
+    var batches: [String: Batch]
+}
+
+let expected: Expected = try! JSONDecoder().decode(Expected.self, from: Data(contentsOf: fixtures.appendingPathComponent("expected.json")))
+
+/// Loaded once per name (GPT-2 from its legacy vocab.json + merges.txt, the others from their folders).
+func fixtureTokenizer(_ name: String) throws -> Tokenizer {
+    if name == "gpt2" {
+        let dir = fixtures.appendingPathComponent("gpt2")
+        return try Tokenizer(gpt2Vocabulary: dir.appendingPathComponent("vocab.json"), merges: dir.appendingPathComponent("merges.txt"))
+    }
+    return try Tokenizer(contentsOf: fixtures.appendingPathComponent(name))
+}
+
+@Suite struct HFFixtureTests {
+    @Test(arguments: ["gpt2", "bert", "bpe-small", "wordpiece-small", "unigram-small", "llama-bpe-small", "llama3-bpe-small", "wordlevel-small"])
+    func idsMatchHuggingFace(_ name: String) throws {
+        let tok = try fixtureTokenizer(name)
+        let cases = try #require(expected.cases[name])
+        var failures = 0
+        for c in cases {
+            let e = tok.encode(c.text, pair: c.pair, addSpecialTokens: c.add_special_tokens)
+            let label = "\(name) \(c.text.debugDescription) pair \(c.pair?.debugDescription ?? "-") special \(c.add_special_tokens)"
+            if e.ids != c.ids { failures += 1 }
+            #expect(e.ids == c.ids, "\(label): ids\n  \(e.tokens)\n  \(c.tokens)")
+            if e.ids == c.ids {
+                #expect(e.tokens == c.tokens, "\(label): tokens")
+                #expect(e.typeIds == c.type_ids, "\(label): type ids")
+                #expect(e.attentionMask == c.attention_mask, "\(label): attention mask")
+                #expect(e.specialTokensMask == c.special_tokens_mask, "\(label): special tokens mask")
+            }
+            #expect(tok.decode(c.ids) == c.decoded, "\(label): decode")
+            #expect(tok.decode(c.ids, skipSpecialTokens: false) == c.decoded_with_special, "\(label): decode with specials")
+        }
+        #expect(cases.count > 60)
+    }
+
+    @Test(arguments: ["bert", "gpt2"])
+    func batchesPadAndTruncateAsHuggingFace(_ name: String) throws {
+        let tok = try fixtureTokenizer(name)
+        let b = try #require(expected.batches[name])
+        let padding = Padding(strategy: .longest, padId: tok.id(of: b.pad_token)!, padToken: b.pad_token)
+        let truncation = Truncation(maxLength: b.max_length)
+        let single = tok.encodeBatch(b.texts, padding: padding, truncation: truncation)
+        #expect(single.map(\.ids) == b.batch.map(\.ids))
+        #expect(single.map(\.attentionMask) == b.batch.map(\.attention_mask))
+        #expect(single.map(\.typeIds) == b.batch.map(\.type_ids))
+        #expect(single.map(\.specialTokensMask) == b.batch.map { $0.special_tokens_mask ?? [] })
+        let pairs = tok.encodeBatch(b.texts, pairs: b.pairs, padding: padding, truncation: truncation)
+        #expect(pairs.map(\.ids) == b.pair_batch.map(\.ids))
+        #expect(pairs.map(\.attentionMask) == b.pair_batch.map(\.attention_mask))
+        #expect(pairs.map(\.typeIds) == b.pair_batch.map(\.type_ids))
+    }
+}

