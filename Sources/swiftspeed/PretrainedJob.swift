@@ -42,7 +42,9 @@ struct PretrainedJob {
         let pad = (config["pad_token_id"] as? Int) ?? (config["eos_token_id"] as? Int) ?? 0
         padID = Int32(pad < vocab && pad >= 0 ? pad : 0)
         let maxLength = (config["n_positions"] as? Int) ?? (config["max_position_embeddings"] as? Int) ?? Int.max
-        rows = try Self.readRows(dataPath, task: task, maxLength: maxLength, vocabularySize: vocab)
+        let folder = self.folder
+        rows = try Self.readRows(dataPath, task: task, maxLength: maxLength, vocabularySize: vocab,
+                                 tokenizer: { try Tokenizer(contentsOf: folder) })
         guard rows.count >= microBatch else {
             throw TrainingJobError(description: "--data \(dataPath) has \(rows.count) rows; a micro-batch takes \(microBatch): give more rows or a smaller train_micro_batch_size_per_gpu")
         }
@@ -52,21 +54,42 @@ struct PretrainedJob {
         self.device = device
     }
 
-    /// JSONL rows: `{"input_ids": [...]}` (causal LM) or `{"input_ids": [...], "label": k}` (classification).
-    static func readRows(_ path: String, task: Task, maxLength: Int, vocabularySize: Int) throws -> [Row] {
+    /// JSONL rows — `{"input_ids": [...]}` or `{"text": "..."}` (causal LM), with `"label": k` for classification —
+    /// or, for a file whose lines are not JSON objects, one row of plain text per non-empty line. Text goes through
+    /// the folder's tokenizer as HF's `tokenizer(text)` does (special tokens added).
+    static func readRows(_ path: String, task: Task, maxLength: Int, vocabularySize: Int,
+                         tokenizer makeTokenizer: () throws -> Tokenizer) throws -> [Row] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TrainingJobError(description: "cannot read --data \(path)")
         }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let jsonl = lines.first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }?.trimmingCharacters(in: .whitespaces).hasPrefix("{") ?? true
+        var tokenizer: Tokenizer?
+        func encode(_ text: String) throws -> [Any] {
+            if tokenizer == nil { tokenizer = try makeTokenizer() }
+            return tokenizer!.encode(text).ids
+        }
         var rows: [Row] = []
-        for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, line) in lines.enumerated() {
             let text = line.trimmingCharacters(in: .whitespaces)
             if text.isEmpty { continue }
             func fail(_ what: String) -> TrainingJobError { TrainingJobError(description: "\(path):\(n + 1): \(what)") }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-                throw fail("not a JSON object (each line is one row, e.g. {\"input_ids\": [1, 2, 3]})")
+            let object: [String: Any]
+            if jsonl {
+                guard let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+                    throw fail("not a JSON object (each line is one row, e.g. {\"input_ids\": [1, 2, 3]})")
+                }
+                object = parsed
+            } else {
+                object = ["text": String(line)]
             }
-            guard let raw = object["input_ids"] as? [Any] else {
-                throw fail(object["text"] != nil ? "\"text\" rows need the folder's tokenizer; give \"input_ids\"" : "no \"input_ids\" list")
+            let raw: [Any]
+            if let ids = object["input_ids"] as? [Any] {
+                raw = ids
+            } else if let string = object["text"] as? String {
+                do { raw = try encode(string) } catch { throw fail("\"text\" needs the folder's tokenizer: \(error)") }
+            } else {
+                throw fail("no \"input_ids\" list or \"text\" string")
             }
             let ids = try raw.map { value -> Int32 in
                 guard let i = value as? Int, let v = Int32(exactly: i), v >= 0, i < vocabularySize else {

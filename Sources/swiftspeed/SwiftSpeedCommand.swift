@@ -7,5 +7,5 @@ struct SwiftSpeedCommand: ParsableCommand {
         commandName: "swiftspeed",
         abstract: "DeepSpeed's training runtime, in Swift.",
         subcommands: [Train.self, Launch.self, Config.self, Report.self, Bench.self, ZeroToFP32.self, CommCheck.self, ZeroCheck.self,
-                      SelfTestCommand.self, Tokenize.self,        LaunchExec.self])
+                      SelfTestCommand.self, Tokenize.self, Generate.self, LaunchExec.self])
 }

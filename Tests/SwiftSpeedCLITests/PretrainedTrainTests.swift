@@ -98,3 +98,52 @@ import Testing
         }
     }
 }
+
+/// A GPT-2 folder with a real (small, byte-level BPE) tokenizer: random weights sized to the tokenizer's vocabulary.
+@Suite struct PretrainedTextTests {
+    static let tokenizerFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("SpeedTokenizersTests/Fixtures/bpe-small/tokenizer.json")
+
+    func folder(in dir: URL) throws -> URL {
+        let out = dir.appendingPathComponent("gpt2-bpe")
+        let model = try GPT2LMHeadModel(GPT2Config(vocabSize: 400, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 2), seed: 3)
+        try model.savePretrained(out)
+        try FileManager.default.copyItem(at: Self.tokenizerFile, to: out.appendingPathComponent("tokenizer.json"))
+        return out
+    }
+
+    @Test func generateGreedilyContinuesThePromptAsTheLibraryDoes() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = try folder(in: dir)
+        let r = try swiftspeed(["generate", "--model", path.path, "--prompt", "hello world", "--max-new-tokens", "6", "--temperature", "0"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let tokenizer = try Tokenizer(contentsOf: path)
+        let model = try GPT2LMHeadModel.fromPretrained(path)
+        let new = model.generate(tokenizer.encode("hello world").ids.map { Int32($0) }, maxNewTokens: 6, temperature: 0)
+        #expect(r.stdout == "hello world" + tokenizer.decode(new.map { Int($0) }) + "\n")
+    }
+
+    @Test func textRowsAndPlainTextTrainLikeTheirTokenIDs() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = try folder(in: dir)
+        let tokenizer = try Tokenizer(contentsOf: path)
+        let lines = ["the quick brown fox", "jumps over", "the lazy dog again", "and again"]
+        let cfg = dir.appendingPathComponent("ds.json")
+        try #"{"train_micro_batch_size_per_gpu": 2, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#.write(to: cfg, atomically: true, encoding: .utf8)
+        let texts = dir.appendingPathComponent("text.jsonl"), plain = dir.appendingPathComponent("plain.txt"),
+            ids = dir.appendingPathComponent("ids.jsonl")
+        try lines.map { #"{"text": "\#($0)"}"# }.joined(separator: "\n").write(to: texts, atomically: true, encoding: .utf8)
+        try lines.joined(separator: "\n").write(to: plain, atomically: true, encoding: .utf8)
+        try lines.map { #"{"input_ids": \#(tokenizer.encode($0).ids)}"# }.joined(separator: "\n").write(to: ids, atomically: true, encoding: .utf8)
+        var results: [[Int: Double]] = []
+        for data in [ids, texts, plain] {
+            let r = try swiftspeed(["train", "--model", path.path, "--config", cfg.path, "--data", data.path, "--no-shuffle",
+                                    "--steps", "3", "--json"])
+            #expect(r.status == 0, "\(data.lastPathComponent): \(r.stderr)")
+            results.append(try losses(r.stdout))
+        }
+        #expect(results[0].count == 3 && results[1] == results[0] && results[2] == results[0], "\(results)")
+    }
+}
