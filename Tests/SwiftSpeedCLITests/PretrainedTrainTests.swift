@@ -57,6 +57,30 @@ import Testing
         #expect(a(["input_ids": ids]).logits!.scalars == b(["input_ids": ids]).logits!.scalars)
     }
 
+    /// ZeRO 1–3 (stage 3 with parameter and optimizer offload) and accumulation give stage 0's losses on a BERT classifier.
+    @Test func zeroStagesAndOffloadMatchStageZeroOnABertClassifier() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = try write(rows(8, label: true), "rows.jsonl", in: dir)
+        func run(_ zero: String) throws -> [Int: Double] {
+            let cfg = try write(#"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "zero_optimization": \#(zero), "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#,
+                                "ds.json", in: dir)
+            let r = try swiftspeed(["train", "--model", Self.fixtures.appendingPathComponent("tiny-bert-cls").path, "--config", cfg,
+                                    "--data", data, "--no-shuffle", "--steps", "3", "--json"])
+            #expect(r.status == 0, "\(zero): \(r.stderr)")
+            return try losses(r.stdout)
+        }
+        let reference = try run(#"{"stage": 0}"#)
+        #expect(reference.count == 3)
+        for zero in [#"{"stage": 1}"#, #"{"stage": 2, "offload_optimizer": {"device": "cpu"}}"#,
+                     #"{"stage": 3, "offload_optimizer": {"device": "cpu"}, "offload_param": {"device": "cpu"}, "stage3_param_persistence_threshold": 0}"#] {
+            let got = try run(zero)
+            for (step, loss) in reference {
+                #expect(abs((got[step] ?? .nan) - loss) <= 1e-5 * abs(loss), "\(zero) step \(step): \(got[step] ?? .nan) vs \(loss)")
+            }
+        }
+    }
+
     @Test func badRowsAreErrorsNamingTheLine() throws {
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
