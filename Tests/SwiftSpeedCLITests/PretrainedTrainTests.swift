@@ -62,8 +62,8 @@ import Testing
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let data = try write(rows(8, label: true), "rows.jsonl", in: dir)
-        func run(_ zero: String) throws -> [Int: Double] {
-            let cfg = try write(#"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "zero_optimization": \#(zero), "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#,
+        func run(_ zero: String, precision: String = "") throws -> [Int: Double] {
+            let cfg = try write(#"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "zero_optimization": \#(zero), \#(precision) "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#,
                                 "ds.json", in: dir)
             let r = try swiftspeed(["train", "--model", Self.fixtures.appendingPathComponent("tiny-bert-cls").path, "--config", cfg,
                                     "--data", data, "--no-shuffle", "--steps", "3", "--json"])
@@ -77,6 +77,13 @@ import Testing
             let got = try run(zero)
             for (step, loss) in reference {
                 #expect(abs((got[step] ?? .nan) - loss) <= 1e-5 * abs(loss), "\(zero) step \(step): \(got[step] ?? .nan) vs \(loss)")
+            }
+        }
+        // 16-bit training (bf16 with fp32 masters; fp16 with loss scaling) at stage 2 stays within 16-bit rounding.
+        for precision in [#""bf16": {"enabled": true},"#, #""fp16": {"enabled": true, "initial_scale_power": 8},"#] {
+            let got = try run(#"{"stage": 2}"#, precision: precision)
+            for (step, loss) in reference {
+                #expect(abs((got[step] ?? .nan) - loss) <= 2e-2 * abs(loss), "\(precision) step \(step): \(got[step] ?? .nan) vs \(loss)")
             }
         }
     }
