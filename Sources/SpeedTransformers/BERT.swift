@@ -209,6 +209,11 @@ public final class BertLayer: Module {
         let a = attention.output.forward(attention.selfAttention.forward(x, blocked: blocked), residual: x)
         return output.forward(intermediate(a), residual: a)
     }
+
+    /// `hidden_states` (+ `blocked`): the call form `checkpointed` recomputes.
+    public override func forward(_ inputs: ModuleInputs) -> ModuleOutputs {
+        ModuleOutputs([("hidden_states", forward(inputs["hidden_states"]!, blocked: inputs["blocked"]))])
+    }
 }
 
 /// `encoder.layer.{i}`.
@@ -245,9 +250,11 @@ public final class BertPooler: Module {
 /// let out = model(["input_ids": ids, "attention_mask": mask])
 /// out.lastHiddenState!.shape   // [B, T, 384]
 /// ```
-public final class BertModel: Module, PretrainedModel {
+public final class BertModel: Module, PretrainedModel, ActivationCheckpointable {
     public static let architecture = "BertModel"
     public static let modelType = "bert"
+    /// HF's `gradient_checkpointing`: every encoder layer recomputed in backward while training.
+    public var activationCheckpointing = ActivationCheckpointing.off
     public let config: BertConfig
     public let embeddings: BertEmbeddings
     public let encoder: BertEncoder
@@ -301,7 +308,11 @@ public final class BertModel: Module, PretrainedModel {
         var x = embeddings.forward(ids: ids, tokenTypes: inputs.tokenTypeIds, positionIds: inputs.positionIds)
         let blocked = AttentionMask.blocked(attentionMask: inputs.attentionMask, batch: b, tokens: t, causal: false,
                                             device: ids.device)
-        for layer in encoder.layer { x = layer.forward(x, blocked: blocked) }
+        for layer in encoder.layer {
+            x = activationCheckpointing.enabled && isTraining
+                ? layer.checkpointed(checkpointInputs(x, blocked), saveInputsOn: activationCheckpointing.saveInputsOn)["hidden_states"]!
+                : layer.forward(x, blocked: blocked)
+        }
         return x
     }
 

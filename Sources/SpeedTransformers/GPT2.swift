@@ -152,6 +152,11 @@ public final class GPT2Block: Module {
         let h = x + attn.forward(ln1(x), blocked: blocked)
         return h + mlp(ln2(h))
     }
+
+    /// `hidden_states` (+ `blocked`): the call form `checkpointed` recomputes.
+    public override func forward(_ inputs: ModuleInputs) -> ModuleOutputs {
+        ModuleOutputs([("hidden_states", forward(inputs["hidden_states"]!, blocked: inputs["blocked"]))])
+    }
 }
 
 /// The bare GPT-2 transformer (`wte`, `wpe`, `h.{i}`, `ln_f`): `input_ids` (+ `attention_mask`,
@@ -161,9 +166,11 @@ public final class GPT2Block: Module {
 /// let model = try GPT2Model.fromPretrained(dir)
 /// let h = model(["input_ids": ids]).lastHiddenState!   // [B, T, n_embd]
 /// ```
-public final class GPT2Model: Module, PretrainedModel {
+public final class GPT2Model: Module, PretrainedModel, ActivationCheckpointable {
     public static let architecture = "GPT2Model"
     public static let modelType = "gpt2"
+    /// HF's `gradient_checkpointing`: every block recomputed in backward while training.
+    public var activationCheckpointing = ActivationCheckpointing.off
     public let config: GPT2Config
     public let wte: Embedding
     public let wpe: Embedding
@@ -215,7 +222,11 @@ public final class GPT2Model: Module, PretrainedModel {
         let blocked = keys.flatMap {
             AttentionMask.blocked(attentionMask: $0, batch: b, tokens: t, causal: true, device: ids.device)
         }
-        for block in h { x = block.forward(x, blocked: blocked) }
+        for block in h {
+            x = activationCheckpointing.enabled && isTraining
+                ? block.checkpointed(checkpointInputs(x, blocked), saveInputsOn: activationCheckpointing.saveInputsOn)["hidden_states"]!
+                : block.forward(x, blocked: blocked)
+        }
         return lnF(x)
     }
 

@@ -114,3 +114,10 @@ enum AttentionMask {
 func positions(_ batch: Int, _ t: Int, device: Device) -> Tensor {
     Tensor((0..<(batch * t)).map { $0 % t }, shape: [batch, t], device: device)
 }
+
+/// A block's inputs for a checkpointed call: the hidden states and, when there is one, the attention mask.
+func checkpointInputs(_ hidden: Tensor, _ blocked: Tensor?) -> ModuleInputs {
+    var inputs: ModuleInputs = ["hidden_states": hidden]
+    if let blocked { inputs["blocked"] = blocked }
+    return inputs
+}

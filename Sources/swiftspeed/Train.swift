@@ -95,6 +95,11 @@ struct Train: ParsableCommand {
         if PretrainedJob.isFolder(model) {
             let job = try PretrainedJob(dir: model, dataPath: data!, microBatch: ds.trainMicroBatchSizePerGPU,
                                         shuffle: !noShuffle, seed: seed, device: device)
+            if checkpointActivations {   // HF's gradient_checkpointing: every block recomputed in backward
+                for (_, m) in job.model.namedModules() {
+                    if let c = m as? any ActivationCheckpointable { c.activationCheckpointing.enabled = true }
+                }
+            }
             let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.model, config: ds, processGroup: group, logger: logger)
             engine.modelOrigin = (job.folder.path, String(decoding: try PretrainedFolder(job.folder).configData, as: UTF8.self))
             try train(engine, group, tokensPerSample: 0, batch: job.batch(index:)) { engine($0).loss! }
