@@ -15,7 +15,7 @@ import sys
 
 import torch
 from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, GPT2Config,
-                          GPT2LMHeadModel)
+                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "Tests", "SpeedTransformersTests", "Fixtures")
@@ -96,6 +96,27 @@ def bert_mlm():
                                   "labels": labels}, {"logits": out.logits, "loss": out.loss})
 
 
+def llama():
+    torch.manual_seed(4)
+    config = LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, rope_theta=10000.0,
+                         rms_norm_eps=1e-6, tie_word_embeddings=False, attn_implementation="eager")
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():  # non-trivial norm weights, so a missed RMSNorm scale shows
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.add_(0.1 * torch.randn_like(p))
+    ids = torch.tensor([[5, 17, 42, 3, 99, 0, 64, 8], [1, 2, 3, 4, 5, 6, 7, 9]])
+    labels = ids.clone()
+    labels[1, 5:] = -100
+    mask = torch.tensor([[1] * 8, [1] * 6 + [0] * 2])
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=labels)
+        masked = model(input_ids=ids, attention_mask=mask, labels=labels)
+    save(model, "tiny-llama", {"input_ids": ids, "labels": labels, "attention_mask": mask},
+         {"logits": out.logits, "loss": out.loss, "masked_logits": masked.logits, "masked_loss": masked.loss})
+
+
 def minilm(folder):
     """Mean-pooled (sentence-transformers style) embeddings of all-MiniLM-L6-v2 for three sentences."""
     from transformers import AutoTokenizer
@@ -133,13 +154,17 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--minilm", help="all-MiniLM-L6-v2 folder (config.json, model.safetensors, tokenizer)")
     parser.add_argument("--check", help="a folder written by savePretrained to load with transformers")
+    parser.add_argument("--only", help="build just this fixture (e.g. llama), leaving the others untouched")
     args = parser.parse_args()
     if args.check:
         check(args.check)
+    elif args.only:
+        globals()[args.only]()
     else:
         gpt2()
         bert_classifier()
         bert_regression()
         bert_mlm()
+        llama()
         if args.minilm:
             minilm(args.minilm)
