@@ -110,6 +110,21 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(maskedLossDiff < 1e-4)
     }
 
+    @Test(arguments: ["tiny-llama-llama3", "tiny-llama-linear", "tiny-qwen2"])
+    func llamaVariantsMatchTransformers(name: String) throws {
+        // llama3 / linear rope scaling, tied embeddings, attention biases, Qwen2; offset position_ids and padding.
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        #expect(model is LlamaForCausalLM)
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "position_ids": try e.ints("position_ids"), "labels": try e.ints("labels")])
+        let logitDiff = maxAbsDiff(out.logits!, try e.output("logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        print("\(name): logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
+        #expect(logitDiff < 1e-4)
+        #expect(lossDiff < 1e-4)
+    }
+
     @Test func llamaConfigVariantsDecode() throws {
         // transformers 4.x layout: top-level rope_theta and rope_scaling; Qwen2's biases come from model_type.
         let json = #"""
@@ -185,7 +200,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(loaded.bert.embeddings.wordEmbeddings.weight.scalars == cls.bert.embeddings.wordEmbeddings.weight.scalars)
     }
 
-    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama"])
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2"])
     func savedFolderRoundTripsAndTransformersLoadsIt(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
