@@ -15,7 +15,8 @@ import sys
 
 import torch
 from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, GPT2Config,
-                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "Tests", "SpeedTransformersTests", "Fixtures")
@@ -119,7 +120,7 @@ def llama():
 
 def llama_variants():
     """llama3 rope scaling (all three frequency bands), tied embeddings and all attention biases, explicit
-    position_ids; linear rope scaling; Qwen2 (q/k/v biases, tied)."""
+    position_ids; linear rope scaling; Qwen2 (q/k/v biases, tied); Mistral (head_dim ≠ hidden / heads)."""
     ids = torch.tensor([[5, 17, 42, 3, 99, 0, 64, 8], [1, 2, 3, 4, 5, 6, 7, 9]])
     labels = ids.clone()
     labels[0, :2] = -100
@@ -137,6 +138,7 @@ def llama_variants():
          LlamaConfig(rope_parameters={"rope_type": "linear", "rope_theta": 500.0, "factor": 2.5}, **small)),
         ("tiny-qwen2", 7, Qwen2ForCausalLM, Qwen2Config(rope_parameters={"rope_type": "default", "rope_theta": 1e6},
                                                         tie_word_embeddings=True, **small)),
+        ("tiny-mistral", 8, MistralForCausalLM, MistralConfig(sliding_window=16, head_dim=16, **small)),
     ]
     for name, seed, cls, config in variants:
         torch.manual_seed(seed)

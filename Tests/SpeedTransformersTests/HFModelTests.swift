@@ -4,7 +4,8 @@
 //
 // savePretrained check (done locally with pip transformers 5.25.0): folders written by savePretrained in
 // `savedFolderRoundTripsAndTransformersLoadsIt` were loaded with `scripts/make_hf_fixtures.py --check DIR`
-// (GPT2LMHeadModel, BertForSequenceClassification, BertForMaskedLM): no missing, unexpected or mismatched keys.
+// (GPT2LMHeadModel, BertForSequenceClassification, BertForMaskedLM, LlamaForCausalLM, Qwen2ForCausalLM,
+// MistralForCausalLM): no missing, unexpected or mismatched keys.
 
 import Foundation
 import SpeedCore
@@ -110,7 +111,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(maskedLossDiff < 1e-4)
     }
 
-    @Test(arguments: ["tiny-llama-llama3", "tiny-llama-linear", "tiny-qwen2"])
+    @Test(arguments: ["tiny-llama-llama3", "tiny-llama-linear", "tiny-qwen2", "tiny-mistral"])
     func llamaVariantsMatchTransformers(name: String) throws {
         // llama3 / linear rope scaling, tied embeddings, attention biases, Qwen2; offset position_ids and padding.
         let e = try Expected(name)
@@ -157,7 +158,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect((again as! Qwen2ForCausalLM).config == expected)
     }
 
-    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama"])
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2"])
     func lossBackpropagatesToEveryParameter(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
@@ -200,7 +201,8 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(loaded.bert.embeddings.wordEmbeddings.weight.scalars == cls.bert.embeddings.wordEmbeddings.weight.scalars)
     }
 
-    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2"])
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2",
+                      "tiny-mistral"])
     func savedFolderRoundTripsAndTransformersLoadsIt(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
