@@ -156,6 +156,11 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         var expected = model.config
         expected.headDim = 4   // written explicitly, as transformers 5 does
         #expect((again as! Qwen2ForCausalLM).config == expected)
+        // Saved through the base class's static type, the file still names Qwen2.
+        let upcast: LlamaForCausalLM = model
+        let viaBase = tmp.file("saved-qwen2-base")
+        try upcast.savePretrained(viaBase)
+        #expect(try AutoModel.fromPretrained(viaBase) is Qwen2ForCausalLM)
     }
 
     @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2"])
