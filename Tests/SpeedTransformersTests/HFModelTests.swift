@@ -126,6 +126,18 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(lossDiff < 1e-4)
     }
 
+    @Test func llamaRunsInBFloat16() throws {
+        // RMSNorm normalises in fp32 and casts back; rotary tables follow the activations' dtype.
+        let e = try Expected("tiny-llama")
+        let model = try LlamaForCausalLM.fromPretrained(fixtures.appendingPathComponent("tiny-llama"), dtype: .bfloat16)
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "labels": try e.ints("labels")])
+        #expect(out.logits!.dtype == .bfloat16)
+        let diff = maxAbsDiff(out.logits!.cast(to: .float32), try e.output("masked_logits"))
+        print("tiny-llama bf16: logits max |Δ| vs fp32 transformers = \(diff)")
+        #expect(diff < 5e-2)
+    }
+
     @Test func llamaConfigVariantsDecode() throws {
         // transformers 4.x layout: top-level rope_theta and rope_scaling; Qwen2's biases come from model_type.
         let json = #"""
