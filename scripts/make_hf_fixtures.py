@@ -15,7 +15,8 @@ import sys
 
 import torch
 from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, GPT2Config,
-                          GPT2LMHeadModel)
+                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "Tests", "SpeedTransformersTests", "Fixtures")
@@ -96,6 +97,61 @@ def bert_mlm():
                                   "labels": labels}, {"logits": out.logits, "loss": out.loss})
 
 
+def llama():
+    torch.manual_seed(4)
+    config = LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, rope_theta=10000.0,
+                         rms_norm_eps=1e-6, tie_word_embeddings=False, attn_implementation="eager")
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():  # non-trivial norm weights, so a missed RMSNorm scale shows
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.add_(0.1 * torch.randn_like(p))
+    ids = torch.tensor([[5, 17, 42, 3, 99, 0, 64, 8], [1, 2, 3, 4, 5, 6, 7, 9]])
+    labels = ids.clone()
+    labels[1, 5:] = -100
+    mask = torch.tensor([[1] * 8, [1] * 6 + [0] * 2])
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=labels)
+        masked = model(input_ids=ids, attention_mask=mask, labels=labels)
+    save(model, "tiny-llama", {"input_ids": ids, "labels": labels, "attention_mask": mask},
+         {"logits": out.logits, "loss": out.loss, "masked_logits": masked.logits, "masked_loss": masked.loss})
+
+
+def llama_variants():
+    """llama3 rope scaling (all three frequency bands), tied embeddings and all attention biases, explicit
+    position_ids; linear rope scaling; Qwen2 (q/k/v biases, tied); Mistral (head_dim ≠ hidden / heads)."""
+    ids = torch.tensor([[5, 17, 42, 3, 99, 0, 64, 8], [1, 2, 3, 4, 5, 6, 7, 9]])
+    labels = ids.clone()
+    labels[0, :2] = -100
+    mask = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
+    positions = torch.arange(40, 48).unsqueeze(0).expand(2, 8)
+    small = dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=1, max_position_embeddings=64, attn_implementation="eager")
+    variants = [
+        ("tiny-llama-llama3", 5, LlamaForCausalLM,
+         LlamaConfig(rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 4.0,
+                                      "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                      "original_max_position_embeddings": 64},
+                     tie_word_embeddings=True, attention_bias=True, **dict(small, max_position_embeddings=128))),
+        ("tiny-llama-linear", 6, LlamaForCausalLM,
+         LlamaConfig(rope_parameters={"rope_type": "linear", "rope_theta": 500.0, "factor": 2.5}, **small)),
+        ("tiny-qwen2", 7, Qwen2ForCausalLM, Qwen2Config(rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+                                                        tie_word_embeddings=True, **small)),
+        ("tiny-mistral", 8, MistralForCausalLM, MistralConfig(sliding_window=16, head_dim=16, **small)),
+    ]
+    for name, seed, cls, config in variants:
+        torch.manual_seed(seed)
+        model = cls(config).eval()
+        with torch.no_grad():  # non-zero biases and norm weights, so a dropped one shows
+            for pname, p in model.named_parameters():
+                if pname.endswith("bias") or pname.endswith("norm.weight"):
+                    p.add_(0.1 * torch.randn_like(p))
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, labels=labels)
+        save(model, name, {"input_ids": ids, "labels": labels, "attention_mask": mask, "position_ids": positions},
+             {"logits": out.logits, "loss": out.loss})
+
+
 def minilm(folder):
     """Mean-pooled (sentence-transformers style) embeddings of all-MiniLM-L6-v2 for three sentences."""
     from transformers import AutoTokenizer
@@ -133,13 +189,18 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--minilm", help="all-MiniLM-L6-v2 folder (config.json, model.safetensors, tokenizer)")
     parser.add_argument("--check", help="a folder written by savePretrained to load with transformers")
+    parser.add_argument("--only", help="build just this fixture (e.g. llama), leaving the others untouched")
     args = parser.parse_args()
     if args.check:
         check(args.check)
+    elif args.only:
+        globals()[args.only]()
     else:
         gpt2()
         bert_classifier()
         bert_regression()
         bert_mlm()
+        llama()
+        llama_variants()
         if args.minilm:
             minilm(args.minilm)

@@ -19,12 +19,14 @@ public struct ModelRegistry: Sendable {
 
     public init() {}
 
-    /// GPT-2 (`GPT2LMHeadModel`, `GPT2Model`) and BERT (`BertModel`, `BertForMaskedLM`,
-    /// `BertForSequenceClassification`). A bare `model_type` picks the first listed.
+    /// GPT-2 (`GPT2LMHeadModel`, `GPT2Model`), BERT (`BertModel`, `BertForMaskedLM`,
+    /// `BertForSequenceClassification`) and Llama (`LlamaForCausalLM`, `LlamaModel`, plus `MistralForCausalLM` and
+    /// `Qwen2ForCausalLM` on the same code). A bare `model_type` picks the first listed.
     public static let standard: ModelRegistry = {
         var r = ModelRegistry()
         for t: any PretrainedModel.Type in [GPT2LMHeadModel.self, GPT2Model.self, BertModel.self,
-                                            BertForMaskedLM.self, BertForSequenceClassification.self] {
+                                            BertForMaskedLM.self, BertForSequenceClassification.self, LlamaForCausalLM.self,
+                                            LlamaModel.self, MistralForCausalLM.self, Qwen2ForCausalLM.self] {
             r.register(t)
         }
         return r

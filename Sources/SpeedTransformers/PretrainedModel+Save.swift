@@ -21,8 +21,9 @@ extension PretrainedModel {
     public func savePretrained(_ dir: URL, maxShardSize: Int = 5_000_000_000) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var config = try configJSON()
-        config["architectures"] = [Self.architecture]
-        config["model_type"] = Self.modelType
+        // The dynamic type: a subclass (Qwen2ForCausalLM held as LlamaForCausalLM) still names itself.
+        config["architectures"] = [type(of: self).architecture]
+        config["model_type"] = type(of: self).modelType
         let configURL = dir.appendingPathComponent(PretrainedFolder.configName)
         let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(Array(json) + [UInt8(ascii: "\n")], to: configURL)

@@ -4,7 +4,8 @@
 //
 // savePretrained check (done locally with pip transformers 5.25.0): folders written by savePretrained in
 // `savedFolderRoundTripsAndTransformersLoadsIt` were loaded with `scripts/make_hf_fixtures.py --check DIR`
-// (GPT2LMHeadModel, BertForSequenceClassification, BertForMaskedLM): no missing, unexpected or mismatched keys.
+// (GPT2LMHeadModel, BertForSequenceClassification, BertForMaskedLM, LlamaForCausalLM, Qwen2ForCausalLM,
+// MistralForCausalLM): no missing, unexpected or mismatched keys.
 
 import Foundation
 import SpeedCore
@@ -88,7 +89,93 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(lossDiff < 1e-4)
     }
 
-    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm"])
+    @Test func llamaLogitsAndLossMatchTransformers() throws {
+        let e = try Expected("tiny-llama")
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent("tiny-llama"))
+        #expect(model is LlamaForCausalLM)
+        let names = model.namedParameters().map(\.0)
+        #expect(names.contains("model.layers.1.self_attn.k_proj.weight"))
+        #expect(names.contains("lm_head.weight"))
+        let out = model(["input_ids": try e.ints("input_ids"), "labels": try e.ints("labels")])
+        let logitDiff = maxAbsDiff(out.logits!, try e.output("logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        print("tiny-llama: logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
+        #expect(logitDiff < 1e-4)
+        #expect(lossDiff < 1e-4)
+        let masked = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                            "labels": try e.ints("labels")])
+        let maskedDiff = maxAbsDiff(masked.logits!, try e.output("masked_logits"))
+        let maskedLossDiff = maxAbsDiff(masked.loss!, try e.output("masked_loss"))
+        print("tiny-llama with padding mask: logits max |Δ| = \(maskedDiff), loss |Δ| = \(maskedLossDiff)")
+        #expect(maskedDiff < 1e-4)
+        #expect(maskedLossDiff < 1e-4)
+    }
+
+    @Test(arguments: ["tiny-llama-llama3", "tiny-llama-linear", "tiny-qwen2", "tiny-mistral"])
+    func llamaVariantsMatchTransformers(name: String) throws {
+        // llama3 / linear rope scaling, tied embeddings, attention biases, Qwen2; offset position_ids and padding.
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        #expect(model is LlamaForCausalLM)
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "position_ids": try e.ints("position_ids"), "labels": try e.ints("labels")])
+        let logitDiff = maxAbsDiff(out.logits!, try e.output("logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        print("\(name): logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
+        #expect(logitDiff < 1e-4)
+        #expect(lossDiff < 1e-4)
+    }
+
+    @Test func llamaRunsInBFloat16() throws {
+        // RMSNorm normalises in fp32 and casts back; rotary tables follow the activations' dtype.
+        let e = try Expected("tiny-llama")
+        let model = try LlamaForCausalLM.fromPretrained(fixtures.appendingPathComponent("tiny-llama"), dtype: .bfloat16)
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "labels": try e.ints("labels")])
+        #expect(out.logits!.dtype == .bfloat16)
+        let diff = maxAbsDiff(out.logits!.cast(to: .float32), try e.output("masked_logits"))
+        print("tiny-llama bf16: logits max |Δ| vs fp32 transformers = \(diff)")
+        #expect(diff < 5e-2)
+    }
+
+    @Test func llamaConfigVariantsDecode() throws {
+        // transformers 4.x layout: top-level rope_theta and rope_scaling; Qwen2's biases come from model_type.
+        let json = #"""
+            {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "vocab_size": 50, "hidden_size": 16,
+                      "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 1,
+                      "rope_theta": 500000.0, "rope_scaling": {"type": "linear", "factor": 2.0},
+                      "tie_word_embeddings": true, "sliding_window": 8, "use_sliding_window": false}
+            """#
+        let tmp = IOTestDirectory(); let dir = tmp.url
+        try Data(json.utf8).write(to: dir.appendingPathComponent("config.json"))
+        let model = try Qwen2ForCausalLM(folder: PretrainedFolder(dir), dtype: .float32, device: .cpu)
+        #expect(model.config.ropeTheta == 500000)
+        #expect(model.config.ropeScaling?.ropeType == "linear")
+        #expect(model.config.slidingWindow == nil)
+        #expect(model.lmHead == nil)
+        let names = Set(model.namedParameters().map(\.0))
+        #expect(names.contains("model.layers.0.self_attn.q_proj.bias"))
+        #expect(!names.contains("model.layers.0.self_attn.o_proj.bias"))
+        let inv = model.config.inverseFrequencies()
+        #expect(Swift.abs(inv[0] - 0.5) < 1e-12)
+        let out = model(["input_ids": Tensor([3, 4, 5, 6], shape: [1, 4]), "labels": Tensor([3, 4, 5, 6], shape: [1, 4])])
+        #expect(out.logits!.shape == [1, 4, 50])
+        #expect(out.loss!.scalars(as: Double.self)[0].isFinite)
+        let saved = tmp.file("saved-qwen2")
+        try model.savePretrained(saved)
+        let again = try AutoModel.fromPretrained(saved)
+        #expect(again is Qwen2ForCausalLM)
+        var expected = model.config
+        expected.headDim = 4   // written explicitly, as transformers 5 does
+        #expect((again as! Qwen2ForCausalLM).config == expected)
+        // Saved through the base class's static type, the file still names Qwen2.
+        let upcast: LlamaForCausalLM = model
+        let viaBase = tmp.file("saved-qwen2-base")
+        try upcast.savePretrained(viaBase)
+        #expect(try AutoModel.fromPretrained(viaBase) is Qwen2ForCausalLM)
+    }
+
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2"])
     func lossBackpropagatesToEveryParameter(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
@@ -131,7 +218,8 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(loaded.bert.embeddings.wordEmbeddings.weight.scalars == cls.bert.embeddings.wordEmbeddings.weight.scalars)
     }
 
-    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm"])
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2",
+                      "tiny-mistral"])
     func savedFolderRoundTripsAndTransformersLoadsIt(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
@@ -175,10 +263,10 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
 
     @Test func unknownArchitectureNamesTheRegistry() throws {
         let tmp = IOTestDirectory(); let dir = tmp.url
-        try Data(#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#.utf8)
+        try Data(#"{"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]}"#.utf8)
             .write(to: dir.appendingPathComponent("config.json"))
         #expect { try AutoModel.fromPretrained(dir) } throws: { error in
-            "\(error)".contains("LlamaForCausalLM") && "\(error)".contains("GPT2LMHeadModel")
+            "\(error)".contains("T5ForConditionalGeneration") && "\(error)".contains("GPT2LMHeadModel")
         }
         var registry = ModelRegistry()
         registry.register(GPT2LMHeadModel.self)

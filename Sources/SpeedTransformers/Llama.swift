@@ -1,0 +1,521 @@
+// Llama with Hugging Face's names and layouts: LlamaConfig, LlamaModel, LlamaForCausalLM (Mistral and Qwen2 map onto it).
+// Invariant: composed from SpeedCore ops only: RMSNorm in fp32, rotary embeddings in HF's rotate_half convention with
+// cos/sin built on the host, grouped-query attention by repeating K/V heads; `lm_head` is a parameter only when
+// `tie_word_embeddings` is false (tied: logits read `model.embed_tokens.weight`, and a file's `lm_head.weight` is dropped).
+
+import Foundation
+import SpeedCore
+import SpeedNN
+
+/// config.json's `rope_scaling` / `rope_parameters` (transformers 5 keeps `rope_theta` inside it).
+public struct RopeScaling: Codable, Sendable, Equatable {
+    /// `default`, `linear` or `llama3`.
+    public var ropeType: String
+    public var factor: Double?
+    public var lowFreqFactor: Double?
+    public var highFreqFactor: Double?
+    public var originalMaxPositionEmbeddings: Int?
+    public var ropeTheta: Double?
+
+    public init(ropeType: String = "default", factor: Double? = nil, lowFreqFactor: Double? = nil,
+                highFreqFactor: Double? = nil, originalMaxPositionEmbeddings: Int? = nil, ropeTheta: Double? = nil) {
+        self.ropeType = ropeType; self.factor = factor; self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor; self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+        self.ropeTheta = ropeTheta
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case ropeType = "rope_type", type, factor, lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings", ropeTheta = "rope_theta"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(ropeType: try c.decodeIfPresent(String.self, forKey: .ropeType)
+                      ?? c.decodeIfPresent(String.self, forKey: .type) ?? "default",
+                  factor: try c.decodeIfPresent(Double.self, forKey: .factor),
+                  lowFreqFactor: try c.decodeIfPresent(Double.self, forKey: .lowFreqFactor),
+                  highFreqFactor: try c.decodeIfPresent(Double.self, forKey: .highFreqFactor),
+                  originalMaxPositionEmbeddings: try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings),
+                  ropeTheta: try c.decodeIfPresent(Double.self, forKey: .ropeTheta))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ropeType, forKey: .ropeType)
+        try c.encodeIfPresent(factor, forKey: .factor)
+        try c.encodeIfPresent(lowFreqFactor, forKey: .lowFreqFactor)
+        try c.encodeIfPresent(highFreqFactor, forKey: .highFreqFactor)
+        try c.encodeIfPresent(originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
+        try c.encodeIfPresent(ropeTheta, forKey: .ropeTheta)
+    }
+}
+
+/// config.json of a `llama` model (transformers' `LlamaConfig`; absent keys take its defaults). Mistral's and
+/// Qwen2's configs decode into it too.
+///
+/// ```swift
+/// let config = LlamaConfig(vocabSize: 100, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2,
+///                          numAttentionHeads: 4, numKeyValueHeads: 2)
+/// let model = try LlamaForCausalLM(config)
+/// ```
+public struct LlamaConfig: Codable, Sendable, Equatable {
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    /// nil: `numAttentionHeads` (no grouping).
+    public var numKeyValueHeads: Int?
+    /// nil: `hiddenSize / numAttentionHeads`.
+    public var headDim: Int?
+    public var hiddenAct: String
+    public var maxPositionEmbeddings: Int
+    public var initializerRange: Double
+    public var rmsNormEps: Double
+    public var tieWordEmbeddings: Bool
+    public var ropeTheta: Double
+    public var ropeScaling: RopeScaling?
+    /// Biases on q, k, v and o projections.
+    public var attentionBias: Bool
+    public var attentionDropout: Double
+    public var mlpBias: Bool
+    /// Mistral's / Qwen2's window; sequences longer than it are rejected (not computed).
+    public var slidingWindow: Int?
+    /// Biases on q, k, v only (Qwen2's layout); not a config.json key — set from `model_type`.
+    public var qkvBias: Bool = false
+
+    public init(vocabSize: Int = 32000, hiddenSize: Int = 4096, intermediateSize: Int = 11008, numHiddenLayers: Int = 32,
+                numAttentionHeads: Int = 32, numKeyValueHeads: Int? = nil, headDim: Int? = nil, hiddenAct: String = "silu",
+                maxPositionEmbeddings: Int = 2048, initializerRange: Double = 0.02, rmsNormEps: Double = 1e-6,
+                tieWordEmbeddings: Bool = false, ropeTheta: Double = 10000, ropeScaling: RopeScaling? = nil,
+                attentionBias: Bool = false, attentionDropout: Double = 0, mlpBias: Bool = false,
+                slidingWindow: Int? = nil, qkvBias: Bool = false) {
+        self.vocabSize = vocabSize; self.hiddenSize = hiddenSize; self.intermediateSize = intermediateSize
+        self.numHiddenLayers = numHiddenLayers; self.numAttentionHeads = numAttentionHeads
+        self.numKeyValueHeads = numKeyValueHeads; self.headDim = headDim; self.hiddenAct = hiddenAct
+        self.maxPositionEmbeddings = maxPositionEmbeddings; self.initializerRange = initializerRange
+        self.rmsNormEps = rmsNormEps; self.tieWordEmbeddings = tieWordEmbeddings; self.ropeTheta = ropeTheta
+        self.ropeScaling = ropeScaling; self.attentionBias = attentionBias; self.attentionDropout = attentionDropout
+        self.mlpBias = mlpBias; self.slidingWindow = slidingWindow; self.qkvBias = qkvBias
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
+        case numKeyValueHeads = "num_key_value_heads", headDim = "head_dim", hiddenAct = "hidden_act"
+        case maxPositionEmbeddings = "max_position_embeddings", initializerRange = "initializer_range"
+        case rmsNormEps = "rms_norm_eps", tieWordEmbeddings = "tie_word_embeddings", ropeTheta = "rope_theta"
+        case ropeScaling = "rope_scaling", ropeParameters = "rope_parameters", attentionBias = "attention_bias"
+        case attentionDropout = "attention_dropout", mlpBias = "mlp_bias", slidingWindow = "sliding_window"
+        case useSlidingWindow = "use_sliding_window"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = LlamaConfig()
+        // transformers 5 writes `rope_parameters` (with rope_theta inside); 4.x wrote `rope_theta` + `rope_scaling`.
+        let params = try c.decodeIfPresent(RopeScaling.self, forKey: .ropeParameters)
+        let legacy = try c.decodeIfPresent(RopeScaling.self, forKey: .ropeScaling)
+        var scaling = params ?? legacy
+        let theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? params?.ropeTheta ?? d.ropeTheta
+        scaling?.ropeTheta = nil
+        if scaling?.ropeType == "default" && scaling?.factor == nil { scaling = nil }
+        // Qwen2 carries sliding_window but only uses it with use_sliding_window.
+        let useWindow = try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? true
+        self.init(vocabSize: try c.value(.vocabSize, default: d.vocabSize),
+                  hiddenSize: try c.value(.hiddenSize, default: d.hiddenSize),
+                  intermediateSize: try c.value(.intermediateSize, default: d.intermediateSize),
+                  numHiddenLayers: try c.value(.numHiddenLayers, default: d.numHiddenLayers),
+                  numAttentionHeads: try c.value(.numAttentionHeads, default: d.numAttentionHeads),
+                  numKeyValueHeads: try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads),
+                  headDim: try c.decodeIfPresent(Int.self, forKey: .headDim),
+                  hiddenAct: try c.value(.hiddenAct, default: d.hiddenAct),
+                  maxPositionEmbeddings: try c.value(.maxPositionEmbeddings, default: d.maxPositionEmbeddings),
+                  initializerRange: try c.value(.initializerRange, default: d.initializerRange),
+                  rmsNormEps: try c.value(.rmsNormEps, default: d.rmsNormEps),
+                  tieWordEmbeddings: try c.value(.tieWordEmbeddings, default: d.tieWordEmbeddings),
+                  ropeTheta: theta, ropeScaling: scaling,
+                  attentionBias: try c.value(.attentionBias, default: d.attentionBias),
+                  attentionDropout: try c.value(.attentionDropout, default: d.attentionDropout),
+                  mlpBias: try c.value(.mlpBias, default: d.mlpBias),
+                  slidingWindow: useWindow ? try c.decodeIfPresent(Int.self, forKey: .slidingWindow) : nil)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(intermediateSize, forKey: .intermediateSize)
+        try c.encode(numHiddenLayers, forKey: .numHiddenLayers)
+        try c.encode(numAttentionHeads, forKey: .numAttentionHeads)
+        try c.encode(kvHeads, forKey: .numKeyValueHeads)
+        try c.encode(headSize, forKey: .headDim)
+        try c.encode(hiddenAct, forKey: .hiddenAct)
+        try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
+        try c.encode(initializerRange, forKey: .initializerRange)
+        try c.encode(rmsNormEps, forKey: .rmsNormEps)
+        try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
+        try c.encode(ropeTheta, forKey: .ropeTheta)
+        var params = ropeScaling ?? RopeScaling()
+        params.ropeTheta = ropeTheta
+        try c.encode(params, forKey: .ropeParameters)
+        try c.encode(attentionBias, forKey: .attentionBias)
+        try c.encode(attentionDropout, forKey: .attentionDropout)
+        try c.encode(mlpBias, forKey: .mlpBias)
+        try c.encodeIfPresent(slidingWindow, forKey: .slidingWindow)
+    }
+
+    public var kvHeads: Int { numKeyValueHeads ?? numAttentionHeads }
+    public var headSize: Int { headDim ?? hiddenSize / numAttentionHeads }
+
+    /// Rejects what this implementation does not compute, naming the config.json key.
+    func validate(path: String) throws {
+        guard numAttentionHeads % kvHeads == 0 else {
+            throw PretrainedError.unsupported(path: path, key: "num_key_value_heads", value: "\(kvHeads)",
+                                              supported: "a divisor of num_attention_heads (\(numAttentionHeads))")
+        }
+        guard headSize % 2 == 0 else {
+            throw PretrainedError.unsupported(path: path, key: "head_dim", value: "\(headSize)", supported: "an even size")
+        }
+        guard hiddenAct == "silu" else {
+            throw PretrainedError.unsupported(path: path, key: "hidden_act", value: "\"\(hiddenAct)\"", supported: "silu")
+        }
+        if let s = ropeScaling, !["default", "linear", "llama3"].contains(s.ropeType) {
+            throw PretrainedError.unsupported(path: path, key: "rope_scaling", value: "\"\(s.ropeType)\"",
+                                              supported: "default, linear, llama3")
+        }
+    }
+
+    /// The rotary inverse frequencies `[headSize / 2]` after `rope_scaling` (transformers' ROPE_INIT_FUNCTIONS).
+    func inverseFrequencies() -> [Double] {
+        let dim = headSize
+        var inv = stride(from: 0, to: dim, by: 2).map { 1 / Foundation.pow(ropeTheta, Double($0) / Double(dim)) }
+        guard let s = ropeScaling else { return inv }
+        switch s.ropeType {
+        case "linear":
+            inv = inv.map { $0 / (s.factor ?? 1) }
+        case "llama3":
+            let factor = s.factor ?? 8, low = s.lowFreqFactor ?? 1, high = s.highFreqFactor ?? 4
+            let old = Double(s.originalMaxPositionEmbeddings ?? 8192)
+            let lowWavelen = old / low, highWavelen = old / high
+            inv = inv.map { f in
+                let wavelen = 2 * Double.pi / f
+                if wavelen < highWavelen { return f }
+                if wavelen > lowWavelen { return f / factor }
+                let smooth = (old / wavelen - low) / (high - low)
+                return (1 - smooth) * f / factor + smooth * f
+            }
+        default: break
+        }
+        return inv
+    }
+}
+
+/// Llama's RMSNorm: `x · rsqrt(mean(x², last axis) + eps) · weight`, the normalisation in fp32.
+public final class LlamaRMSNorm: Module {
+    public let weight: Tensor
+    let eps: Double
+
+    init(_ dim: Int, eps: Double, dtype: DType, device: Device) {
+        weight = Tensor.ones([dim], dtype: dtype, device: device)
+        weight.requiresGrad = true
+        self.eps = eps
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        let x32 = x.dtype == .float32 ? x : x.cast(to: .float32)
+        let normed = x32 / (x32.square().mean(axis: -1, keepDims: true) + eps).sqrt()
+        return weight * (x.dtype == .float32 ? normed : normed.cast(to: x.dtype))
+    }
+}
+
+/// Rotary tables for one forward: `cos`, `sin` `[B, 1, T, D]` (each half repeated, HF's layout).
+struct Rotary {
+    let cos: Tensor
+    let sin: Tensor
+
+    init(_ config: LlamaConfig, positions: [Int], batch: Int, tokens: Int, dtype: DType, device: Device) {
+        let inv = config.inverseFrequencies()
+        let d = config.headSize, half = d / 2
+        var c = [Float](repeating: 0, count: batch * tokens * d), s = c
+        for i in 0..<(batch * tokens) {
+            for j in 0..<half {
+                let angle = Double(Float(positions[i]) * Float(inv[j]))   // fp32 product, as HF's matmul
+                let (cv, sv) = (Float(Foundation.cos(angle)), Float(Foundation.sin(angle)))
+                c[i * d + j] = cv; c[i * d + half + j] = cv
+                s[i * d + j] = sv; s[i * d + half + j] = sv
+            }
+        }
+        cos = Tensor(c, shape: [batch, 1, tokens, d], device: device).cast(to: dtype)
+        sin = Tensor(s, shape: [batch, 1, tokens, d], device: device).cast(to: dtype)
+    }
+
+    /// `x · cos + rotate_half(x) · sin` for `x [B, H, T, D]`; rotate_half: `[−x₂, x₁]`.
+    func apply(_ x: Tensor) -> Tensor {
+        let d = x.shape[3], half = d / 2
+        let rotated = Tensor.concat([x.slice(axis: 3, half..<d) * -1, x.slice(axis: 3, 0..<half)], axis: 3)
+        return x * cos + rotated * sin
+    }
+}
+
+/// Llama attention: `q_proj`, `k_proj`, `v_proj` (grouped K/V heads), rotary q and k, masked softmax, `o_proj`.
+public final class LlamaAttention: Module {
+    @ModuleInfo(key: "q_proj") public var qProj: Linear
+    @ModuleInfo(key: "k_proj") public var kProj: Linear
+    @ModuleInfo(key: "v_proj") public var vProj: Linear
+    @ModuleInfo(key: "o_proj") public var oProj: Linear
+    let attnDropout: Dropout
+    let heads: Int
+    let kvHeads: Int
+    let headDim: Int
+
+    init(_ c: LlamaConfig, dtype: DType, device: Device, rng: inout RandomStream) {
+        heads = c.numAttentionHeads
+        kvHeads = c.kvHeads
+        headDim = c.headSize
+        attnDropout = Dropout(c.attentionDropout, rng: &rng)
+        super.init()
+        let std = c.initializerRange, qkvBias = c.attentionBias || c.qkvBias
+        qProj = Linear(c.hiddenSize, heads * headDim, bias: qkvBias, std: std, dtype: dtype, device: device, rng: &rng)
+        kProj = Linear(c.hiddenSize, kvHeads * headDim, bias: qkvBias, std: std, dtype: dtype, device: device, rng: &rng)
+        vProj = Linear(c.hiddenSize, kvHeads * headDim, bias: qkvBias, std: std, dtype: dtype, device: device, rng: &rng)
+        oProj = Linear(heads * headDim, c.hiddenSize, bias: c.attentionBias, std: std, dtype: dtype, device: device, rng: &rng)
+    }
+
+    /// `[B, Hkv, T, D]` → `[B, H, T, D]`, each K/V head repeated for its group of query heads.
+    func repeatKV(_ x: Tensor) -> Tensor {
+        let rep = heads / kvHeads
+        if rep == 1 { return x }
+        let (b, t) = (x.shape[0], x.shape[2])
+        return x.reshape([b, kvHeads, 1, t, headDim]).expand(to: [b, kvHeads, rep, t, headDim])
+            .reshape([b, heads, t, headDim])
+    }
+
+    /// `x [B, T, C]`; `blocked` (causal + padding, `[B, 1, T, T]`) selects the composed path.
+    func forward(_ x: Tensor, rotary: Rotary, blocked: Tensor?) -> Tensor {
+        let (b, t) = (x.shape[0], x.shape[1])
+        let scale = 1 / Double(headDim).squareRoot()
+        let q = rotary.apply(qProj(x).reshape([b, t, heads, headDim]).permute([0, 2, 1, 3]))
+        let k = repeatKV(rotary.apply(kProj(x).reshape([b, t, kvHeads, headDim]).permute([0, 2, 1, 3])))
+        let v = repeatKV(vProj(x).reshape([b, t, kvHeads, headDim]).permute([0, 2, 1, 3]))
+        let y: Tensor
+        if blocked == nil && !(isTraining && attnDropout.p > 0) {
+            y = Tensor.attention(q, k, v, causal: true, scale: scale)
+        } else {
+            let mask = blocked ?? AttentionMask.blocked(attentionMask: nil, batch: b, tokens: t, causal: true, device: x.device)
+            y = AttentionMask.attend(q, k, v, blocked: mask, scale: scale, dropout: attnDropout)
+        }
+        return oProj(AttentionMask.merge(y))
+    }
+}
+
+/// Llama's SwiGLU MLP: `down_proj(silu(gate_proj(x)) · up_proj(x))`, silu(x) = x·sigmoid(x).
+public final class LlamaMLP: Module {
+    @ModuleInfo(key: "gate_proj") public var gateProj: Linear
+    @ModuleInfo(key: "up_proj") public var upProj: Linear
+    @ModuleInfo(key: "down_proj") public var downProj: Linear
+
+    init(_ c: LlamaConfig, dtype: DType, device: Device, rng: inout RandomStream) {
+        super.init()
+        let std = c.initializerRange
+        gateProj = Linear(c.hiddenSize, c.intermediateSize, bias: c.mlpBias, std: std, dtype: dtype, device: device, rng: &rng)
+        upProj = Linear(c.hiddenSize, c.intermediateSize, bias: c.mlpBias, std: std, dtype: dtype, device: device, rng: &rng)
+        downProj = Linear(c.intermediateSize, c.hiddenSize, bias: c.mlpBias, std: std, dtype: dtype, device: device, rng: &rng)
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        let g = gateProj(x)
+        return downProj(g * g.sigmoid() * upProj(x))
+    }
+}
+
+/// One Llama decoder layer: `x + attn(input_layernorm(x))`, then `x + mlp(post_attention_layernorm(x))`.
+public final class LlamaDecoderLayer: Module {
+    @ModuleInfo(key: "self_attn") public var selfAttn: LlamaAttention
+    public let mlp: LlamaMLP
+    @ModuleInfo(key: "input_layernorm") public var inputLayernorm: LlamaRMSNorm
+    @ModuleInfo(key: "post_attention_layernorm") public var postAttentionLayernorm: LlamaRMSNorm
+
+    init(_ c: LlamaConfig, dtype: DType, device: Device, rng: inout RandomStream) {
+        mlp = LlamaMLP(c, dtype: dtype, device: device, rng: &rng)
+        super.init()
+        selfAttn = LlamaAttention(c, dtype: dtype, device: device, rng: &rng)
+        inputLayernorm = LlamaRMSNorm(c.hiddenSize, eps: c.rmsNormEps, dtype: dtype, device: device)
+        postAttentionLayernorm = LlamaRMSNorm(c.hiddenSize, eps: c.rmsNormEps, dtype: dtype, device: device)
+    }
+
+    func forward(_ x: Tensor, rotary: Rotary, blocked: Tensor?) -> Tensor {
+        let h = x + selfAttn.forward(inputLayernorm(x), rotary: rotary, blocked: blocked)
+        return h + mlp(postAttentionLayernorm(h))
+    }
+}
+
+/// The bare Llama decoder (`embed_tokens`, `layers.{i}`, `norm`): `input_ids` (+ `attention_mask`, `position_ids`)
+/// → `last_hidden_state [B, T, C]`.
+///
+/// ```swift
+/// let model = try LlamaModel.fromPretrained(dir)
+/// let h = model(["input_ids": ids]).lastHiddenState!   // [B, T, hidden_size]
+/// ```
+public final class LlamaModel: Module, PretrainedModel {
+    public static let architecture = "LlamaModel"
+    public static let modelType = "llama"
+    public let config: LlamaConfig
+    @ModuleInfo(key: "embed_tokens") public var embedTokens: Embedding
+    public let layers: [LlamaDecoderLayer]
+    public let norm: LlamaRMSNorm
+    let folder: PretrainedFolder?
+
+    /// A randomly initialised model (N(0, initializer_range) weights, unit norms).
+    public convenience init(_ config: LlamaConfig, dtype: DType = .float32, device: Device = .cpu, seed: UInt64 = 0) throws {
+        try self.init(config, folder: nil, dtype: dtype, device: device, seed: seed)
+    }
+
+    init(_ config: LlamaConfig, folder: PretrainedFolder?, dtype: DType, device: Device, seed: UInt64 = 0) throws {
+        try config.validate(path: folder.map { $0.url.appendingPathComponent(PretrainedFolder.configName).path } ?? "LlamaConfig")
+        var rng = RandomStream(seed: seed)
+        self.config = config
+        self.folder = folder
+        let embed = Embedding(config.vocabSize, config.hiddenSize, std: config.initializerRange, dtype: dtype,
+                              device: device, rng: &rng)
+        layers = (0..<config.numHiddenLayers).map { _ in LlamaDecoderLayer(config, dtype: dtype, device: device, rng: &rng) }
+        norm = LlamaRMSNorm(config.hiddenSize, eps: config.rmsNormEps, dtype: dtype, device: device)
+        super.init()
+        embedTokens = embed
+    }
+
+    public convenience init(folder: PretrainedFolder, dtype: DType, device: Device) throws {
+        try self.init(try LlamaModel.decodeConfig(folder), folder: folder, dtype: dtype, device: device)
+    }
+
+    /// config.json decoded, with Qwen2's q/k/v biases switched on by its `model_type`.
+    static func decodeConfig(_ folder: PretrainedFolder) throws -> LlamaConfig {
+        var config = try folder.decodeConfig(LlamaConfig.self)
+        if folder.modelType == "qwen2" { config.qkvBias = true }
+        return config
+    }
+
+    public func configJSON() throws -> [String: Any] {
+        rawConfig(folder).merging(try jsonObject(config)) { $1 }
+    }
+
+    /// Strips `model.` (a LlamaForCausalLM file) and drops `lm_head.weight` and rotary `inv_freq` buffers.
+    public func sanitize(_ weights: StateDict) -> StateDict { LlamaNames.sanitize(weights, prefix: nil, keepHead: false) }
+
+    /// `[B, T, C]` after `norm`.
+    public func hidden(_ inputs: ModuleInputs) -> Tensor {
+        guard let ids = inputs.inputIds else { preconditionFailure("LlamaModel: needs \"input_ids\" [batch, time]") }
+        precondition(ids.rank == 2, "LlamaModel: input_ids must be [batch, time], got \(ids.shape)")
+        let (b, t) = (ids.shape[0], ids.shape[1])
+        if let w = config.slidingWindow {
+            precondition(t <= w, "LlamaModel: sequence length \(t) exceeds sliding_window \(w), which is not implemented")
+        }
+        var x = embedTokens(ids)
+        let pos = inputs.positionIds.map { p in
+            precondition(p.count == b * t || p.count == t, "position_ids must be [batch, time] or [1, time], got \(p.shape)")
+            let host = p.scalars(as: Int.self)
+            return host.count == b * t ? host : (0..<(b * t)).map { host[$0 % t] }
+        } ?? (0..<(b * t)).map { $0 % t }
+        let rotary = Rotary(config, positions: pos, batch: b, tokens: t, dtype: x.dtype, device: ids.device)
+        let keys = inputs.attentionMask.map { m in m.scalars(as: Int32.self).contains(0) ? m : nil } ?? nil
+        let blocked = keys.flatMap {
+            AttentionMask.blocked(attentionMask: $0, batch: b, tokens: t, causal: true, device: ids.device)
+        }
+        for layer in layers { x = layer.forward(x, rotary: rotary, blocked: blocked) }
+        return norm(x)
+    }
+
+    public override func forward(_ inputs: ModuleInputs) -> ModuleOutputs {
+        var out = ModuleOutputs()
+        out.lastHiddenState = hidden(inputs)
+        return out
+    }
+}
+
+/// Llama with its language-model head: `input_ids` (+ `attention_mask`, `position_ids`, `labels`) → `logits [B, T, V]`
+/// and, with labels, the next-token `loss` (labels shifted inside, −100 ignored), as transformers computes it.
+/// `lm_head.weight` is its own parameter unless `tie_word_embeddings`.
+///
+/// ```swift
+/// let model = try LlamaForCausalLM.fromPretrained(URL(fileURLWithPath: "tiny-llama"))
+/// let out = model(["input_ids": ids, "labels": ids])
+/// out.loss!.backward()
+/// ```
+public class LlamaForCausalLM: Module, PretrainedModel {
+    public class var architecture: String { "LlamaForCausalLM" }
+    public class var modelType: String { "llama" }
+    public let model: LlamaModel
+    @ModuleInfo(key: "lm_head") public var lmHead: Linear?
+
+    public init(_ config: LlamaConfig, dtype: DType = .float32, device: Device = .cpu, seed: UInt64 = 0) throws {
+        model = try LlamaModel(config, dtype: dtype, device: device, seed: seed)
+        super.init()
+        makeHead(dtype: dtype, device: device, seed: seed)
+    }
+
+    public required init(folder: PretrainedFolder, dtype: DType, device: Device) throws {
+        model = try LlamaModel(LlamaModel.decodeConfig(folder), folder: folder, dtype: dtype, device: device)
+        super.init()
+        makeHead(dtype: dtype, device: device, seed: 0)
+    }
+
+    private func makeHead(dtype: DType, device: Device, seed: UInt64) {
+        guard !config.tieWordEmbeddings else { return }
+        var rng = RandomStream(seed: seed &+ 1)
+        lmHead = Linear(config.hiddenSize, config.vocabSize, bias: false, std: config.initializerRange, dtype: dtype,
+                        device: device, rng: &rng)
+    }
+
+    public var config: LlamaConfig { model.config }
+    public func configJSON() throws -> [String: Any] { try model.configJSON() }
+
+    /// Adds `model.` to a bare LlamaModel file's names; drops `lm_head.weight` when tied and rotary `inv_freq` buffers.
+    public func sanitize(_ weights: StateDict) -> StateDict {
+        LlamaNames.sanitize(weights, prefix: "model", keepHead: !config.tieWordEmbeddings)
+    }
+
+    /// A tied head reads the embedding's weight outside `embed_tokens`' own forward.
+    public override var externalParameters: [Tensor] { lmHead == nil ? [model.embedTokens.weight] : [] }
+
+    public override func forward(_ inputs: ModuleInputs) -> ModuleOutputs {
+        let hidden = model.hidden(inputs)
+        var out = ModuleOutputs()
+        let logits = lmHead.map { $0(hidden) } ?? Tensor.matmul(hidden, model.embedTokens.weight, transposeB: true)
+        if let labels = inputs.labels { out.loss = GPT2LMHeadModel.causalLoss(logits, labels: labels) }
+        out.logits = logits
+        return out
+    }
+}
+
+/// Mistral: Llama's layout and config (sliding_window is checked, not applied).
+public final class MistralForCausalLM: LlamaForCausalLM {
+    public override class var architecture: String { "MistralForCausalLM" }
+    public override class var modelType: String { "mistral" }
+}
+
+/// Qwen2: Llama's layout with biases on q, k and v (set from `model_type`).
+public final class Qwen2ForCausalLM: LlamaForCausalLM {
+    public override class var architecture: String { "Qwen2ForCausalLM" }
+    public override class var modelType: String { "qwen2" }
+}
+
+/// Llama's file-name fixes.
+enum LlamaNames {
+    static func sanitize(_ weights: StateDict, prefix: String?, keepHead: Bool) -> StateDict {
+        var out: StateDict = [:]
+        for (name, t) in weights {
+            if name.hasSuffix("rotary_emb.inv_freq") { continue }
+            if name == "lm_head.weight" {
+                if keepHead && prefix != nil { out[name] = t }
+                continue
+            }
+            var key = name
+            if key.hasPrefix("model.") { key = String(key.dropFirst("model.".count)) }
+            if let prefix { key = "\(prefix).\(key)" }
+            out[key] = t
+        }
+        return out
+    }
+}
