@@ -118,15 +118,16 @@ import Testing
         }
     }
 
-    @Test(.needsMPI) func aBertClassifierOnTwoRanksMatchesOneProcess() throws {
+    @Test(.needsMPI, arguments: ["tiny-bert-cls", "tiny-llama"])
+    func twoRanksMatchOneProcess(model name: String) throws {
         _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let cfg = try write(#"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 2}, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#, "ds.json", in: dir)
         let one = try write(#"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#, "one.json", in: dir)
-        let data = try write(rows(8, label: true), "rows.jsonl", in: dir)
+        let data = try write(rows(8, label: name.contains("bert")), "rows.jsonl", in: dir)
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed").path
-        let model = Self.fixtures.appendingPathComponent("tiny-bert-cls").path
+        let model = Self.fixtures.appendingPathComponent(name).path
         let args = ["train", "--model", model, "--data", data, "--no-shuffle", "--steps", "3", "--json", "--threads", "1"]
         let single = try swiftspeed(args + ["--config", one])
         #expect(single.status == 0, "\(single.stderr)")
