@@ -74,7 +74,24 @@ extension GPT2LMHeadModel {
             return Tensor.matmul(m.lnF(x), m.wte.weight, transposeB: true)
         }
     }
+}
 
+/// A causal LM that runs one chunk of positions at a time against a ``KVCache`` (GPT-2, Llama), and so generates.
+public protocol CausalLanguageModel: Module {
+    /// Logits `[B, t, V]` of the next `t` tokens `ids [B, t]` after those in `cache` (which grows by `t`).
+    func logits(_ ids: Tensor, cache: KVCache) -> Tensor
+    /// Decoder layers (the cache holds one key/value pair per layer).
+    var layerCount: Int { get }
+    /// The most positions the model takes.
+    var maxPositions: Int { get }
+}
+
+extension GPT2LMHeadModel: CausalLanguageModel {
+    public var layerCount: Int { config.nLayer }
+    public var maxPositions: Int { config.nPositions }
+}
+
+extension CausalLanguageModel {
     /// Continues `prompt` by up to `maxNewTokens` tokens (stopping at `eosTokenID`), one cached position per token.
     /// `temperature` 0 is greedy; otherwise logits are divided by it, cut to the `topK` largest and to the smallest
     /// set whose probability reaches `topP`, then sampled with `seed`.
@@ -82,22 +99,25 @@ extension GPT2LMHeadModel {
                          topP: Double? = nil, seed: UInt64 = 0, eosTokenID: Int32? = nil) -> [Int32] {
         precondition(!prompt.isEmpty, "generate: the prompt needs at least one token")
         eval()
-        let device = transformer.wte.weight.device
-        let cache = KVCache(layers: config.nLayer)
+        let device = parameters()[0].device
+        let cache = KVCache(layers: layerCount)
         var rng = RandomStream(seed: seed)
         var out: [Int32] = []
         var logits = self.logits(Tensor(prompt, shape: [1, prompt.count], device: device), cache: cache)
         for _ in 0..<maxNewTokens {
             let last = logits[0][logits.shape[1] - 1].cast(to: .float32).scalars
-            let next = Int32(Self.sample(last, temperature: temperature, topK: topK, topP: topP, rng: &rng))
+            let next = Int32(CausalLanguageModelSampling.sample(last, temperature: temperature, topK: topK, topP: topP, rng: &rng))
             out.append(next)
-            if next == eosTokenID || cache.length >= config.nPositions { break }
+            if next == eosTokenID || cache.length >= maxPositions { break }
             logits = self.logits(Tensor([next], shape: [1, 1], device: device), cache: cache)
         }
         return out
     }
+}
 
-    /// HF's sampling order: temperature, top-k, top-p, then a draw (argmax when `temperature` is 0).
+/// HF's sampling order: temperature, top-k, top-p, then a seeded draw.
+enum CausalLanguageModelSampling {
+    /// Argmax when `temperature` is 0.
     static func sample(_ logits: [Float], temperature: Double, topK: Int?, topP: Double?, rng: inout RandomStream) -> Int {
         guard temperature > 0 else { return logits.indices.max { logits[$0] < logits[$1] }! }
         var order = logits.indices.sorted { logits[$0] > logits[$1] }

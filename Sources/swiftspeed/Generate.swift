@@ -7,7 +7,7 @@ import SwiftSpeed
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Continue a prompt with a Hugging Face causal LM folder (GPT-2), using a key/value cache.")
+        abstract: "Continue a prompt with a Hugging Face causal LM folder (GPT-2, Llama, Mistral, Qwen2), using a key/value cache.")
 
     @Option(help: "A Hugging Face model folder (config.json, safetensors, tokenizer.json).") var model: String
     @Option(help: "The text to continue.") var prompt: String
@@ -27,8 +27,9 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let dir = URL(fileURLWithPath: model)
-        guard let lm = try AutoModel.fromPretrained(dir) as? GPT2LMHeadModel else {
-            throw ValidationError("\(model) is not a GPT-2 causal LM; generate supports GPT2LMHeadModel folders")
+        let loaded = try AutoModel.fromPretrained(dir)
+        guard let lm = loaded as? any CausalLanguageModel else {
+            throw ValidationError("\(model) holds a \(type(of: loaded).architecture), not a causal LM (GPT-2, Llama, Mistral, Qwen2)")
         }
         let tokenizer = try Tokenizer(contentsOf: dir)
         let ids = tokenizer.encode(prompt, addSpecialTokens: true).ids.map { Int32($0) }

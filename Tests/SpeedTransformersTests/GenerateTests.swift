@@ -22,6 +22,19 @@ import Testing
         #expect(pieces.count == full.count && diff < 1e-5, "max |Δ| \(diff)")
     }
 
+    @Test(arguments: ["tiny-llama", "tiny-qwen2", "tiny-mistral"])
+    func llamaCachedLogitsEqualTheFullForward(name: String) throws {
+        let m = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name)) as! LlamaForCausalLM
+        m.eval()
+        let ids: [Int32] = [5, 17, 3, 88, 41, 9]
+        let full = m(["input_ids": Tensor(ids, shape: [1, 6]).cast(to: .int64)]).logits!.scalars
+        let cache = KVCache(layers: m.layerCount)
+        var pieces = m.logits(Tensor(Array(ids[0..<2]), shape: [1, 2]).cast(to: .int64), cache: cache).scalars
+        for id in ids[2...] { pieces += m.logits(Tensor([id], shape: [1, 1]).cast(to: .int64), cache: cache).scalars }
+        let diff = zip(full, pieces).map { abs($0 - $1) }.max()!
+        #expect(pieces.count == full.count && diff < 1e-5, "\(name): max |Δ| \(diff)")
+    }
+
     @Test func greedyWithTheCacheEqualsRecomputingEachStep() throws {
         let m = try model()
         let prompt: [Int32] = [1, 2, 3]
@@ -43,9 +56,9 @@ import Testing
         var rng = RandomStream(seed: 1)
         let logits: [Float] = [0, 5, 1, 4, 2]
         for _ in 0..<50 {
-            let pick = GPT2LMHeadModel.sample(logits, temperature: 1, topK: 2, topP: nil, rng: &rng)
+            let pick = CausalLanguageModelSampling.sample(logits, temperature: 1, topK: 2, topP: nil, rng: &rng)
             #expect(pick == 1 || pick == 3)
         }
-        #expect(GPT2LMHeadModel.sample(logits, temperature: 1, topK: nil, topP: 0.01, rng: &rng) == 1)
+        #expect(CausalLanguageModelSampling.sample(logits, temperature: 1, topK: nil, topP: 0.01, rng: &rng) == 1)
     }
 }
