@@ -21,6 +21,8 @@ struct PretrainedJob {
     let seed: UInt64
     let padID: Int32
     let device: Device
+    /// Single-label regression (num_labels 1): float labels and MSE.
+    let isRegression: Bool
 
     /// Whether `path` is a Hugging Face model folder (holds config.json).
     static func isFolder(_ path: String) -> Bool {
@@ -37,6 +39,7 @@ struct PretrainedJob {
             throw TrainingJobError(description: "\(dir) holds a \(name); swiftspeed train fine-tunes causal LMs (…LMHeadModel, …ForCausalLM) and …ForSequenceClassification models")
         }
         let config = (try? JSONSerialization.jsonObject(with: try PretrainedFolder(folder).configData)) as? [String: Any] ?? [:]
+        isRegression = ((config["num_labels"] as? Int) ?? (config["id2label"] as? [String: Any])?.count ?? 2) == 1
         let vocab = (config["vocab_size"] as? Int) ?? Int(Int32.max)
         // Padding is masked out and never a label; the id only has to exist (GPT-2 has no pad token: HF pads with eos).
         let pad = (config["pad_token_id"] as? Int) ?? (config["eos_token_id"] as? Int) ?? 0
@@ -111,23 +114,27 @@ struct PretrainedJob {
         return rows
     }
 
-    /// The row of global sample `j`.
-    func row(_ j: Int) -> Row {
-        let n = rows.count, epoch = j / n, position = j % n
-        guard shuffle else { return rows[position] }
-        // A seeded permutation per epoch (Fisher–Yates on counter-based random bits).
-        var order = Array(0..<n)
-        for i in stride(from: n - 1, to: 0, by: -1) {
+    /// The row order of `epoch`: file order, or a seeded permutation (Fisher–Yates on counter-based random bits).
+    func order(epoch: Int) -> [Int] {
+        var order = Array(0..<rows.count)
+        guard shuffle else { return order }
+        for i in stride(from: rows.count - 1, to: 0, by: -1) {
             let r = Int(RandomStream.bits(seed: seed ^ 0x5417_F1E5, counter: UInt64(epoch) << 32 | UInt64(i)) % UInt64(i + 1))
             order.swapAt(i, r)
         }
-        return rows[order[position]]
+        return order
     }
 
     /// Micro-batch `index`: its rows padded on the right to the longest with the pad id and mask 0; causal-LM labels
     /// are the ids with -100 on padding.
     func batch(index: Int) -> ModuleInputs {
-        let picked = (0..<microBatch).map { row(index * microBatch + $0) }
+        // Global samples index·B ..< (index+1)·B; each epoch's order is computed once per batch.
+        var orders: [Int: [Int]] = [:]
+        let picked = (0..<microBatch).map { k -> Row in
+            let j = index * microBatch + k, epoch = j / rows.count
+            if orders[epoch] == nil { orders[epoch] = order(epoch: epoch) }
+            return rows[orders[epoch]![j % rows.count]]
+        }
         let t = picked.map(\.ids.count).max()!
         var ids: [Int32] = [], mask: [Int32] = [], labels: [Int32] = []
         for r in picked {
@@ -149,13 +156,6 @@ struct PretrainedJob {
             inputs["labels"] = (integral && !isRegression ? t.cast(to: .int64) : t).to(device)
         }
         return inputs
-    }
-
-    /// Single-label regression (num_labels 1): float labels and MSE.
-    var isRegression: Bool {
-        let config = (try? JSONSerialization.jsonObject(with: (try? PretrainedFolder(folder).configData) ?? Data())) as? [String: Any]
-        let labels = (config?["num_labels"] as? Int) ?? (config?["id2label"] as? [String: Any])?.count ?? 2
-        return labels == 1
     }
 
     /// The files of a Hugging Face folder that belong to its tokenizer.
