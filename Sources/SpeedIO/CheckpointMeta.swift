@@ -24,6 +24,8 @@ package struct ModelStateSummary: Codable {
     /// The model's own config.json text and source folder, when it came from a Hugging Face folder.
     package var modelConfig: String?
     package var modelSource: String?
+    /// Persistent module buffers stored in the model-states file beside the weights (nil before they were).
+    package var bufferNames: [String]?
 }
 
 /// Optimizer-partition state stored in each rank's optim-states file (key `swiftspeed`).

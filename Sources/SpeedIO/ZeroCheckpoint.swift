@@ -150,9 +150,22 @@ public struct ZeroCheckpoint {
     @discardableResult
     public func writeFP32(to url: URL) throws -> Int {
         let parameters = try fp32Parameters()
-        try Safetensors.write(Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.tensor) }),
-                              metadata: ["format": "pt"], to: url)
+        var tensors = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.tensor) })
+        for (name, buffer) in try persistentBuffers() { tensors[name] = buffer }
+        try Safetensors.write(tensors, metadata: ["format": "pt"], to: url)
         return parameters.reduce(0) { $0 + $1.tensor.count }
+    }
+
+    /// The module's persistent buffers (e.g. running statistics) as saved, in their own dtype; empty when the
+    /// model has none or the checkpoint predates saving them. zero_to_fp32.py likewise writes buffers unchanged.
+    public func persistentBuffers() throws -> [String: Tensor] {
+        guard let names = model.bufferNames, !names.isEmpty else { return [:] }
+        let url = folder.appendingPathComponent(Self.modelStatesFile)
+        let (tensors, _) = try Safetensors.read(url, only: Set(names))
+        for name in names where tensors[name] == nil {
+            throw CheckpointError("\(url.path) lists buffer \(name) but does not hold it; the file is corrupt — re-save the checkpoint")
+        }
+        return tensors
     }
 
     // MARK: Shards

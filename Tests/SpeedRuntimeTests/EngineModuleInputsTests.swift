@@ -3,6 +3,8 @@
 // cast by kind and buffers stay out of the flat buffers. Invariant: every compared run builds its model from
 // the same seed and feeds the same batches, so only the stage (and checkpointing) differs.
 import SpeedComm
+import SpeedIO
+import SpeedTestSupport
 import SpeedCore
 import SpeedNN
 import SpeedOptim
@@ -172,5 +174,55 @@ private func expectClose(_ a: [Double], _ b: [Double], rtol: Double = 0, _ what:
                           "labels": Tensor.zeros([3], dtype: .int32)])
         #expect(probe.seen == ["inputs_embeds": .bfloat16, "attention_mask": .int64, "labels": .int32])
         #expect(out.logits!.dtype == .bfloat16)
+    }
+
+    @Test(arguments: [0, 3]) func persistentBuffersRoundTripThroughACheckpointAndZeroToFP32(stage: Int) throws {
+        /// A running count in a persistent buffer (a BatchNorm-like statistic) and a non-persistent one.
+        final class Counter: Module {
+            @ModuleInfo var fc: Linear
+            @BufferInfo(key: "running_mean") var runningMean = Tensor([0, 0] as [Float])
+            @BufferInfo(key: "calls") var calls = Tensor([0] as [Int32])
+            @BufferInfo(key: "scratch", persistent: false) var scratch = Tensor([7] as [Float])
+            override init() {
+                var rng = RandomStream(seed: 3)
+                _fc.wrappedValue = Linear(2, 1, rng: &rng)
+                super.init()
+            }
+            override func forward(_ x: Tensor) -> Tensor {
+                noGrad {
+                    runningMean.copyData(from: runningMean * 0.9 + x.mean(axis: 0) * 0.1)
+                    calls.copyData(from: Tensor([calls.scalars(as: Int32.self)[0] + 1]))
+                }
+                return fc(x).square().mean()
+            }
+        }
+        let dir = IOTestDirectory()
+        let model = Counter()
+        let engine = try initialize(model: model, config: try config(json(stage: stage))).engine
+        for step in 0..<3 {
+            let loss = engine(Tensor((0..<8).map { Float($0 + step) }, shape: [4, 2]))
+            try engine.backward(loss)
+            try engine.step()
+        }
+        let savedMean = model.runningMean.scalars
+        #expect(model.calls.scalars(as: Int32.self) == [3])
+        try engine.saveCheckpoint(dir.url.path)
+        let fresh = Counter()
+        let restored = try initialize(model: fresh, config: try config(json(stage: stage))).engine
+        try restored.loadCheckpoint(dir.url.path)
+        #expect(fresh.runningMean.scalars == savedMean)
+        #expect(fresh.calls.scalars(as: Int32.self) == [3])
+        #expect(fresh.scratch.scalars == [7])
+        let buffers = try ZeroCheckpoint(directory: dir.url.path).persistentBuffers()
+        #expect(Set(buffers.keys) == ["running_mean", "calls"])
+        #expect(buffers["running_mean"]!.scalars == savedMean)
+        // A checkpoint of a model without that buffer names it as unexpected instead of dropping it.
+        final class Plain: Module {
+            @ModuleInfo var fc: Linear
+            override init() { var rng = RandomStream(seed: 3); _fc.wrappedValue = Linear(2, 1, rng: &rng); super.init() }
+            override func forward(_ x: Tensor) -> Tensor { fc(x).square().mean() }
+        }
+        let plain = try initialize(model: Plain(), config: try config(json(stage: stage))).engine
+        #expect { try plain.loadCheckpoint(dir.url.path) } throws: { "\($0)".contains("unexpected") && "\($0)".contains("running_mean") }
     }
 }

@@ -38,6 +38,9 @@ struct ModelStateMeta: Codable {
     /// can write a folder `from_pretrained` loads.
     var modelConfig: String? = nil
     var modelSource: String? = nil
+    /// The module's persistent buffers saved beside the weights (PyTorch's `state_dict` buffers, e.g. a running
+    /// mean); nil in checkpoints saved before buffers were.
+    var bufferNames: [String]? = nil
 
     /// Refuses counters out of range or inconsistent with one another (a resume must neither crash on
     /// `globalSteps: -5` nor train zero steps on `globalSteps: 2^62`), naming the field and `file`.
@@ -89,6 +92,7 @@ extension Engine {
         let weights: [(String, Tensor)] = try withGatheredParameters {
             rank == 0 ? zip(flat.names, flat.params.map { partitioner == nil ? $0.detach() : $0.copy() }).map { ($0, $1) } : []
         }
+        let buffers = rank == 0 ? noGrad { module.namedBuffers(persistentOnly: true).map { ($0, $1.copy()) } } : []
         if rank == 0 {
             let dropout = module.namedModules().compactMap { name, m in (m as? Dropout).map { (name, $0.rng) } }
             let meta = ModelStateMeta(
@@ -97,8 +101,8 @@ extension Engine {
                 dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
                 lrScheduler: scheduler?.state, lossScaler: lossScaler,
                 dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config,
-                modelConfig: modelOrigin?.config, modelSource: modelOrigin?.source)
-            try Safetensors.write(weights, metadata: ["swiftspeed": try Self.json(meta)], checksums: true,
+                modelConfig: modelOrigin?.config, modelSource: modelOrigin?.source, bufferNames: buffers.map(\.0))
+            try Safetensors.write(weights + buffers, metadata: ["swiftspeed": try Self.json(meta)], checksums: true,
                                   to: folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile))
             CheckpointDirectory.crashHook(after: .wroteModelStates)
         }
@@ -161,7 +165,16 @@ extension Engine {
             guard let w = weights[name] else { problems.append("missing \(name)"); continue }
             if w.shape != p.shape { problems.append("\(name): checkpoint \(w.shape), model \(p.shape)") }
         }
-        let unexpected = Set(weights.keys).subtracting(flat.names)
+        let moduleBuffers = module.namedBuffers(persistentOnly: true)
+        if meta.bufferNames != nil {
+            for (name, b) in moduleBuffers {
+                guard let w = weights[name] else { problems.append("missing buffer \(name)"); continue }
+                if w.shape != b.shape { problems.append("buffer \(name): checkpoint \(w.shape), model \(b.shape)") }
+            }
+        } else if !moduleBuffers.isEmpty {
+            logger.warning("[SwiftSpeed] \(modelURL.path) was saved without the module's buffers (\(moduleBuffers.map(\.0).joined(separator: ", "))); they keep their current values")
+        }
+        let unexpected = Set(weights.keys).subtracting(flat.names).subtracting(moduleBuffers.map(\.0))
         if !unexpected.isEmpty { problems.append("unexpected \(unexpected.sorted().joined(separator: ", "))") }
         guard problems.isEmpty else {
             throw CheckpointError("checkpoint \(folder.path) does not match the model: \(problems.joined(separator: "; "))")
@@ -192,6 +205,9 @@ extension Engine {
             // The saved weights laid out as the flat buffer; this rank keeps what it holds.
             let full = Tensor.zeros([flat.paddedCount], dtype: modelDType, device: device)   // [paddedCount]
             for (i, name) in flat.names.enumerated() { full.slice(axis: 0, flat.range(of: i)).copyData(from: weights[name]!) }
+            if meta.bufferNames != nil {
+                for (name, b) in moduleBuffers { b.copyData(from: weights[name]!) }
+            }
             if let values = flat.values { values.copyData(from: full) } else {
                 weightShard.copyData(from: full.slice(axis: 0, partition))
                 partitioner?.loadPersistent(from: full)
