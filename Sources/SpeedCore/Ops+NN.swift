@@ -51,8 +51,13 @@ extension Tensor {
     }
 
     /// Rows of `weight [V, C]` picked by integer `ids` (any shape): `ids.shape + [C]`.
-    public static func embedding(_ weight: Tensor, ids: Tensor) -> Tensor {
+    ///
+    /// `paddingIndex` is PyTorch's `padding_idx`: that row is looked up as usual but never receives a gradient.
+    public static func embedding(_ weight: Tensor, ids: Tensor, paddingIndex: Int? = nil) -> Tensor {
         precondition(weight.rank == 2, "embedding: weight must be [vocab, dim], got \(weight.shape)")
+        if let p = paddingIndex {
+            precondition(p >= 0 && p < weight.shape[0], "embedding: paddingIndex \(p) is outside the \(weight.shape[0]) rows")
+        }
         precondition(!ids.dtype.isFloatingPoint, "embedding: ids must be int32 or int64, got \(ids.dtype)")
         precondition(ids.device == weight.device, "embedding: ids on \(ids.device), weight on \(weight.device)")
         let out = weight.new(ids.shape + [weight.shape[1]])
@@ -60,6 +65,7 @@ extension Tensor {
         return record("embedding", out, inputs: [weight]) { g, _ in
             let gw = Tensor.zeros(weight.shape, dtype: g.dtype, device: g.device)
             g.backend.embeddingBackward(ids: ids, gradOut: g, into: gw)
+            if let p = paddingIndex { gw.slice(axis: 0, p..<(p + 1)).fill(0) }
             return [gw]
         }
     }

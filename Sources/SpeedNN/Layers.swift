@@ -36,16 +36,19 @@ public final class Linear: Module {
 /// A lookup table `[count, dim]` indexed by integer ids.
 public final class Embedding: Module {
     public let weight: Tensor   // [count, dim]
+    /// PyTorch's `padding_idx`: this row gets no gradient (Hugging Face's BERT passes `pad_token_id`).
+    public let paddingIndex: Int?
 
-    public init(_ count: Int, _ dim: Int, std: Double = 1, dtype: DType = .float32, device: Device = .cpu,
-                rng: inout RandomStream) {
+    public init(_ count: Int, _ dim: Int, std: Double = 1, paddingIndex: Int? = nil, dtype: DType = .float32,
+                device: Device = .cpu, rng: inout RandomStream) {
         weight = Tensor.randn([count, dim], std: std, dtype: dtype, device: device, rng: &rng)
         weight.requiresGrad = true
+        self.paddingIndex = paddingIndex.flatMap { (0..<count).contains($0) ? $0 : nil }
         super.init()
     }
 
     /// `ids` (int32/int64, any shape) → `ids.shape + [dim]`.
-    public override func forward(_ ids: Tensor) -> Tensor { Tensor.embedding(weight, ids: ids) }
+    public override func forward(_ ids: Tensor) -> Tensor { Tensor.embedding(weight, ids: ids, paddingIndex: paddingIndex) }
 }
 
 /// Layer normalisation over the last axis with learnable scale and shift.

@@ -34,19 +34,22 @@ public struct BertConfig: Codable, Sendable, Equatable {
     /// `"regression"`, `"single_label_classification"` or `"multi_label_classification"`; nil:
     /// inferred from num_labels and the labels' dtype, as transformers does.
     public var problemType: String?
+    /// The padding token; its word embedding row gets no gradient (`padding_idx`). 0 when absent, as in transformers.
+    public var padTokenId: Int?
 
     public init(vocabSize: Int = 30522, hiddenSize: Int = 768, numHiddenLayers: Int = 12, numAttentionHeads: Int = 12,
                 intermediateSize: Int = 3072, hiddenAct: String = "gelu", hiddenDropoutProb: Double = 0.1,
                 attentionProbsDropoutProb: Double = 0.1, maxPositionEmbeddings: Int = 512, typeVocabSize: Int = 2,
                 initializerRange: Double = 0.02, layerNormEps: Double = 1e-12, positionEmbeddingType: String = "absolute",
-                classifierDropout: Double? = nil, id2label: [String: String]? = nil, problemType: String? = nil) {
+                classifierDropout: Double? = nil, id2label: [String: String]? = nil, problemType: String? = nil,
+                padTokenId: Int? = 0) {
         self.vocabSize = vocabSize; self.hiddenSize = hiddenSize; self.numHiddenLayers = numHiddenLayers
         self.numAttentionHeads = numAttentionHeads; self.intermediateSize = intermediateSize; self.hiddenAct = hiddenAct
         self.hiddenDropoutProb = hiddenDropoutProb; self.attentionProbsDropoutProb = attentionProbsDropoutProb
         self.maxPositionEmbeddings = maxPositionEmbeddings; self.typeVocabSize = typeVocabSize
         self.initializerRange = initializerRange; self.layerNormEps = layerNormEps
         self.positionEmbeddingType = positionEmbeddingType; self.classifierDropout = classifierDropout
-        self.id2label = id2label; self.problemType = problemType
+        self.id2label = id2label; self.problemType = problemType; self.padTokenId = padTokenId
     }
 
     /// The classifier's outputs: `id2label`'s count, 2 when absent (transformers' default).
@@ -62,7 +65,7 @@ public struct BertConfig: Codable, Sendable, Equatable {
         case maxPositionEmbeddings = "max_position_embeddings", typeVocabSize = "type_vocab_size"
         case initializerRange = "initializer_range", layerNormEps = "layer_norm_eps"
         case positionEmbeddingType = "position_embedding_type", classifierDropout = "classifier_dropout"
-        case id2label, problemType = "problem_type"
+        case id2label, problemType = "problem_type", padTokenId = "pad_token_id"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -83,7 +86,8 @@ public struct BertConfig: Codable, Sendable, Equatable {
                   positionEmbeddingType: try c.value(.positionEmbeddingType, default: d.positionEmbeddingType),
                   classifierDropout: try c.decodeIfPresent(Double.self, forKey: .classifierDropout),
                   id2label: try c.decodeIfPresent([String: String].self, forKey: .id2label),
-                  problemType: try c.decodeIfPresent(String.self, forKey: .problemType))
+                  problemType: try c.decodeIfPresent(String.self, forKey: .problemType),
+                  padTokenId: c.contains(.padTokenId) ? try c.decodeIfPresent(Int.self, forKey: .padTokenId) : d.padTokenId)
     }
 
     func validate(path: String) throws -> Activation {
@@ -111,7 +115,8 @@ public final class BertEmbeddings: Module {
         dropout = Dropout(c.hiddenDropoutProb, rng: &rng)
         super.init()
         let std = c.initializerRange
-        wordEmbeddings = Embedding(c.vocabSize, c.hiddenSize, std: std, dtype: dtype, device: device, rng: &rng)
+        wordEmbeddings = Embedding(c.vocabSize, c.hiddenSize, std: std, paddingIndex: c.padTokenId, dtype: dtype,
+                                   device: device, rng: &rng)
         positionEmbeddings = Embedding(c.maxPositionEmbeddings, c.hiddenSize, std: std, dtype: dtype, device: device, rng: &rng)
         tokenTypeEmbeddings = Embedding(c.typeVocabSize, c.hiddenSize, std: std, dtype: dtype, device: device, rng: &rng)
         layerNorm = LayerNorm(c.hiddenSize, eps: c.layerNormEps, dtype: dtype, device: device)

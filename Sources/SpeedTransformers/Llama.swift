@@ -84,6 +84,8 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     public var slidingWindow: Int?
     /// Biases on q, k, v only (Qwen2's layout); not a config.json key — set from `model_type`.
     public var qkvBias: Bool = false
+    /// The padding token, whose embedding row gets no gradient (`padding_idx`); nil (the default) for none.
+    public var padTokenId: Int? = nil
 
     public init(vocabSize: Int = 32000, hiddenSize: Int = 4096, intermediateSize: Int = 11008, numHiddenLayers: Int = 32,
                 numAttentionHeads: Int = 32, numKeyValueHeads: Int? = nil, headDim: Int? = nil, hiddenAct: String = "silu",
@@ -108,7 +110,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         case rmsNormEps = "rms_norm_eps", tieWordEmbeddings = "tie_word_embeddings", ropeTheta = "rope_theta"
         case ropeScaling = "rope_scaling", ropeParameters = "rope_parameters", attentionBias = "attention_bias"
         case attentionDropout = "attention_dropout", mlpBias = "mlp_bias", slidingWindow = "sliding_window"
-        case useSlidingWindow = "use_sliding_window"
+        case useSlidingWindow = "use_sliding_window", padTokenId = "pad_token_id"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -140,6 +142,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
                   attentionDropout: try c.value(.attentionDropout, default: d.attentionDropout),
                   mlpBias: try c.value(.mlpBias, default: d.mlpBias),
                   slidingWindow: useWindow ? try c.decodeIfPresent(Int.self, forKey: .slidingWindow) : nil)
+        padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -164,6 +167,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         try c.encode(attentionDropout, forKey: .attentionDropout)
         try c.encode(mlpBias, forKey: .mlpBias)
         try c.encodeIfPresent(slidingWindow, forKey: .slidingWindow)
+        try c.encodeIfPresent(padTokenId, forKey: .padTokenId)
     }
 
     public var kvHeads: Int { numKeyValueHeads ?? numAttentionHeads }
@@ -378,8 +382,8 @@ public final class LlamaModel: Module, PretrainedModel {
         var rng = RandomStream(seed: seed)
         self.config = config
         self.folder = folder
-        let embed = Embedding(config.vocabSize, config.hiddenSize, std: config.initializerRange, dtype: dtype,
-                              device: device, rng: &rng)
+        let embed = Embedding(config.vocabSize, config.hiddenSize, std: config.initializerRange,
+                              paddingIndex: config.padTokenId, dtype: dtype, device: device, rng: &rng)
         layers = (0..<config.numHiddenLayers).map { _ in LlamaDecoderLayer(config, dtype: dtype, device: device, rng: &rng) }
         norm = LlamaRMSNorm(config.hiddenSize, eps: config.rmsNormEps, dtype: dtype, device: device)
         super.init()

@@ -121,4 +121,17 @@ final class Toy: Module {
         _ = fc(Tensor.ones([1, 2]))
         #expect(log.events == ["pre", "post"])
     }
+
+    @Test func anEmbeddingsPaddingRowIsLookedUpButGetsNoGradient() {
+        var rng = RandomStream(seed: 4)
+        let embedding = Embedding(5, 3, paddingIndex: 0, rng: &rng)
+        let ids = Tensor([0, 2, 0, 4] as [Int32], shape: [2, 2])
+        let out = embedding(ids)
+        #expect(Array(out.scalars[0..<3]) == Array(embedding.weight.scalars[0..<3]))
+        (out * out).sum().backward()
+        let grad = embedding.weight.grad!.scalars   // [5, 3]
+        #expect(grad[0..<3].allSatisfy { $0 == 0 })
+        #expect(Array(grad[6..<9]) == Array(embedding.weight.scalars[6..<9]).map { 2 * $0 })
+        #expect(grad[3..<6].allSatisfy { $0 == 0 })
+    }
 }
