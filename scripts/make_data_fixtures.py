@@ -102,15 +102,19 @@ def collator_fixtures():
     out = {"bert": {"padTokenId": bert.pad_token_id, "maskTokenId": bert.mask_token_id, "vocabSize": len(bert),
                     "specialIds": sorted(set(bert.all_special_ids))}}
 
+    # Ordered [key, value] pairs (a JSON object's key order would be lost by Foundation's parser).
     def tensors(batch):
-        return {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""), "values": v.flatten().tolist()}
-                for k, v in batch.items()}
+        return [[k, {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""), "values": v.flatten().tolist()}]
+                for k, v in batch.items()]
+
+    def rows(features):
+        return [[[k, v] for k, v in f.items()] for f in features]
 
     cases = []
     feats = [dict(e, label=l) for e, l in zip(enc, [1, 0, 1, 0])]
     for multiple in [None, 8]:
         c = DataCollatorWithPadding(bert, pad_to_multiple_of=multiple)
-        cases.append({"name": f"padding-multiple-{multiple}", "features": feats, "padToMultipleOf": multiple,
+        cases.append({"name": f"padding-multiple-{multiple}", "features": rows(feats), "padToMultipleOf": multiple,
                       "output": tensors(c(feats))})
     pairs = [{"input_ids": [101, 7, 102, 8, 9, 102], "token_type_ids": [0, 0, 0, 1, 1, 1], "label": 2},
              {"input_ids": [101, 5, 102, 6, 102], "token_type_ids": [0, 0, 0, 1, 1], "label": 0,
@@ -118,14 +122,14 @@ def collator_fixtures():
              {"input_ids": [101, 102, 4, 102], "token_type_ids": [0, 0, 1, 1], "label": 1}]
     pairs[0]["attention_mask"] = [1] * 6
     pairs[2]["attention_mask"] = [1] * 4
-    cases.append({"name": "padding-pairs", "features": pairs, "padToMultipleOf": 4,
+    cases.append({"name": "padding-pairs", "features": rows(pairs), "padToMultipleOf": 4,
                   "output": tensors(DataCollatorWithPadding(bert, pad_to_multiple_of=4)(pairs))})
     reg = [dict(input_ids=e["input_ids"], labels=v) for e, v in zip(enc, [0.5, -1.25, 3.0, 0.0])]
-    cases.append({"name": "padding-regression", "features": reg, "padToMultipleOf": None,
+    cases.append({"name": "padding-regression", "features": rows(reg), "padToMultipleOf": None,
                   "output": tensors(DataCollatorWithPadding(bert)(reg))})
     left = PreTrainedTokenizerFast(tokenizer_file=os.path.join(TOKENIZERS, "bert", "tokenizer.json"),
                                    pad_token="[PAD]", padding_side="left")
-    cases.append({"name": "padding-left", "features": feats[:2], "padToMultipleOf": None, "paddingSide": "left",
+    cases.append({"name": "padding-left", "features": rows(feats[:2]), "padToMultipleOf": None, "paddingSide": "left",
                   "output": tensors(DataCollatorWithPadding(left)(feats[:2]))})
     out["padding"] = cases
 
@@ -135,8 +139,8 @@ def collator_fixtures():
                                       pad_token="[PAD]")
     assert clm_tok.pad_token_id == 0
     c = DataCollatorForLanguageModeling(clm_tok, mlm=False)
-    out["clm"] = [{"features": clm_feats, "padToMultipleOf": None, "output": tensors(c(clm_feats))},
-                  {"features": clm_feats, "padToMultipleOf": 4,
+    out["clm"] = [{"features": rows(clm_feats), "padToMultipleOf": None, "output": tensors(c(clm_feats))},
+                  {"features": rows(clm_feats), "padToMultipleOf": 4,
                    "output": tensors(DataCollatorForLanguageModeling(clm_tok, mlm=False, pad_to_multiple_of=4)(clm_feats))}]
 
     # MLM: replay recorded draws through transformers' torch_mask_tokens.
@@ -157,7 +161,7 @@ def collator_fixtures():
             batch = c(mlm_feats)
         finally:
             torch.bernoulli, torch.randint = real_bernoulli, real_randint
-        mlm_cases.append({"features": mlm_feats, "mlmProbability": probability,
+        mlm_cases.append({"features": rows(mlm_feats), "mlmProbability": probability,
                           "uniforms": [x.flatten().tolist() for x in u], "words": words.flatten().tolist(),
                           "output": tensors(batch)})
     out["mlm"] = mlm_cases
