@@ -173,12 +173,14 @@ def metric_fixtures():
     from sklearn import metrics as m
 
     cases = []
+    r = np.random.default_rng(5)
     binary = [
         ([0, 1, 1, 0, 1, 1, 0, 0, 1, 0], [0, 1, 0, 0, 1, 1, 1, 0, 1, 1]),
         ([1, 1, 1, 1], [0, 0, 0, 0]),          # never predicts the positive class: precision 0 (zero_division)
         ([0, 0, 0, 0], [0, 0, 0, 0]),          # no positives at all: precision, recall, F1 and MCC 0
         ([1, 0, 1, 0, 1], [1, 1, 1, 1, 1]),
     ]
+    binary.append((r.integers(0, 2, 1000).tolist(), r.integers(0, 2, 1000).tolist()))
     for y, p in binary:
         cases.append({"kind": "binary", "labels": y, "predictions": p,
                       "accuracy": m.accuracy_score(y, p),
@@ -189,6 +191,7 @@ def metric_fixtures():
         ([0, 1, 2, 3, 3, 2, 1, 0], [0, 1, 1, 3, 3, 1, 1, 0]),   # class 2 never predicted
         ([0, 0, 1, 1, 2], [0, 3, 1, 1, 2]),                     # a predicted class (3) absent from the labels
     ]
+    multi.append((r.integers(0, 4, 300).tolist(), r.integers(0, 4, 300).tolist()))   # long: numpy's pairwise sums
     for y, p in multi:
         case = {"kind": "multiclass", "labels": y, "predictions": p, "accuracy": m.accuracy_score(y, p),
                 "mcc": m.matthews_corrcoef(y, p)}
@@ -202,6 +205,8 @@ def metric_fixtures():
         ([3.0, 1.0, 2.0, 2.0, 5.0, 2.0], [1.0, 2.0, 2.0, 3.0, 3.0, 0.5]),   # ties in both
         ([0.5, -1.25, 3.0, 0.0, 2.0, 2.0, 7.5], [0.25, -1.0, 2.5, 0.5, 2.0, 1.0, 6.0]),
     ]
+    reg.append((r.normal(size=300).tolist(), r.normal(size=300).tolist()))
+    reg.append(([float(v) for v in r.integers(0, 5, 200)], [float(v) for v in r.integers(0, 5, 200)]))  # many ties
     for y, p in reg:
         cases.append({"kind": "regression", "labels": y, "predictions": p,
                       "mse": m.mean_squared_error(y, p), "mae": m.mean_absolute_error(y, p),

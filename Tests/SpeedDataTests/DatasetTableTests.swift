@@ -7,11 +7,41 @@ import Testing
 
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
-/// expected.json, parsed by Foundation (not by the code under test); read-only after it is made.
+/// expected.json, parsed by Foundation (not by the code under test) into `Any` with NSNumber leaves; read-only
+/// after it is made. JSONDecoder reads the numbers: JSONSerialization rounds some doubles wrongly (0.21333333333333335
+/// becomes …337), which would hide or fake a one-ulp difference.
 nonisolated(unsafe) let expected: [String: Any] = {
     let data = try! Data(contentsOf: fixtures.appendingPathComponent("expected.json"))
-    return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+    return try! JSONDecoder().decode(FixtureJSON.self, from: data).any as! [String: Any]
 }()
+
+/// A JSON value decoded with JSONDecoder's correctly rounded numbers.
+enum FixtureJSON: Decodable {
+    case null, bool(Bool), int(Int), double(Double), string(String), array([FixtureJSON]), object([String: FixtureJSON])
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .int(i) }
+        else if let d = try? c.decode(Double.self) { self = .double(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([FixtureJSON].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: FixtureJSON].self)) }
+    }
+
+    var any: Any {
+        switch self {
+        case .null: NSNull()
+        case .bool(let b): b
+        case .int(let i): NSNumber(value: i)
+        case .double(let d): NSNumber(value: d)
+        case .string(let s): s
+        case .array(let a): a.map(\.any)
+        case .object(let o): o.mapValues(\.any)
+        }
+    }
+}
 
 /// A JSON value from the fixture as a cell of a `type` column.
 func cell(_ any: Any, _ type: String) -> DataValue {
