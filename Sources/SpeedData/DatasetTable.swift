@@ -265,22 +265,22 @@ public struct DatasetTable: Sendable, CustomStringConvertible {
     /// let labels = try table.ints("label")     // [1, 0, …]
     /// ```
     public func ints(_ name: String) throws -> [Int] {
-        try typed(name, "int") { $0.intValue }
+        try typed(name, "an int") { $0.intValue }
     }
 
     /// Column `name` as doubles (ints widen).
     public func doubles(_ name: String) throws -> [Double] {
-        try typed(name, "number") { $0.doubleValue }
+        try typed(name, "a number") { $0.doubleValue }
     }
 
     /// Column `name` as strings.
     public func strings(_ name: String) throws -> [String] {
-        try typed(name, "string") { $0.stringValue }
+        try typed(name, "a string") { $0.stringValue }
     }
 
     /// Column `name` as int lists (token ids).
     public func intLists(_ name: String) throws -> [[Int]] {
-        try typed(name, "list of ints") { $0.intsValue }
+        try typed(name, "a list of ints") { $0.intsValue }
     }
 
     func typed<T>(_ name: String, _ what: String, _ read: (DataValue) -> T?) throws -> [T] {
@@ -288,9 +288,9 @@ public struct DatasetTable: Sendable, CustomStringConvertible {
         return try columns[i].enumerated().map { r, value in
             if let v = read(value) { return v }
             if value == .null {
-                throw DatasetError(sources[r], "column '\(name)' is null in row \(r) (missing in the file); every row needs a \(what) — drop such rows with filter { !($0[\"\(name)\"]?.isNull ?? true) }")
+                throw DatasetError(sources[r], "column '\(name)' is null in row \(r) (missing in the file); every row needs \(what) — drop such rows with filter { !($0[\"\(name)\"]?.isNull ?? true) }")
             }
-            throw DatasetError(sources[r], "column '\(name)' holds \(value) in row \(r), not a \(what) (the column's type is \(columnTypes[i]))")
+            throw DatasetError(sources[r], "column '\(name)' holds \(value) in row \(r), not \(what) (the column's type is \(columnTypes[i]))")
         }
     }
 }
