@@ -99,7 +99,9 @@ let package = Package(
         .testTarget(name: "SpeedCUDATests", dependencies: ["SpeedCUDA", "SpeedTestSupport"]),
         .testTarget(name: "SpeedOptimTests", dependencies: ["SpeedOptim"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedIOTests", dependencies: ["SpeedIO", "SpeedTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "SpeedDataTests", dependencies: ["SpeedData"]),
+        // Tables, collators and metrics against Python datasets / transformers / scikit-learn (Fixtures/, made by
+        // scripts/make_data_fixtures.py).
+        .testTarget(name: "SpeedDataTests", dependencies: ["SpeedData", "SpeedTestSupport"], exclude: ["Fixtures"]),
         // ids against Hugging Face tokenizers' (Fixtures/, made by scripts/make_tokenizer_fixtures.py).
         .testTarget(name: "SpeedTokenizersTests", dependencies: ["SpeedTokenizers"], exclude: ["Fixtures"]),
         // GPT-2 and BERT against logits from Python transformers (tiny random fixtures, all-MiniLM-L6-v2).
