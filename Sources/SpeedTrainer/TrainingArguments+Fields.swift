@@ -44,7 +44,7 @@ enum ArgumentKind {
         case .bool, .optionalBool: return "[BOOL]"
         case .string, .optionalString: return "STR"
         case .strategy(_, let save): return save ? "{no,steps,epoch,best}" : "{no,steps,epoch}"
-        case .schedule: return "{" + HFScheduleType.allCases.map(\.rawValue).joined(separator: ",") + "}"
+        case .schedule: return "SCHEDULE"
         case .scheduleKwargs: return "JSON"
         case .optionalStringList: return "STR [STR ...]"
         case .reportTo: return "{none,all,tensorboard,csv} [...]"
@@ -106,7 +106,7 @@ extension TrainingArguments {
             ArgumentField("adam_epsilon", .double(\.adamEpsilon), "AdamW's epsilon."),
             ArgumentField("max_grad_norm", .double(\.maxGradNorm), "Gradient clipping norm (0 disables)."),
             ArgumentField("optim", .string(\.optim), "The optimizer: adamw_torch_fused or adamw_torch (both torch's AdamW)."),
-            ArgumentField("lr_scheduler_type", .schedule, "The learning-rate schedule."),
+            ArgumentField("lr_scheduler_type", .schedule, "The learning-rate schedule: " + HFScheduleType.allCases.map(\.rawValue).joined(separator: ", ") + "."),
             ArgumentField("lr_scheduler_kwargs", .scheduleKwargs, "Extra schedule arguments: num_cycles, lr_end, power, timescale, min_lr, min_lr_rate."),
             ArgumentField("warmup_steps", .double(\.warmupSteps), "Linear warmup steps; a value in [0, 1) is a ratio of the total steps."),
             ArgumentField("warmup_ratio", .optionalDouble(\.warmupRatio), "transformers 4.x: warmup as a ratio of the total steps (used when warmup_steps is 0).", legacy: true),

@@ -244,7 +244,7 @@ extension TrainingArguments {
             let allowed: [IntervalStrategy] = save ? [.no, .steps, .epoch, .best] : [.no, .steps, .epoch]
             guard case .string(let s) = value, let v = IntervalStrategy(rawValue: s), allowed.contains(v) else {
                 let names = allowed.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-                throw TrainingArgumentsError(key: field.name, "\(value.rendered()) is not a valid \(save ? "SaveStrategy" : "IntervalStrategy"), please select one of [\(names)]")
+                throw TrainingArgumentsError(key: field.name, "\(PythonValue.repr(value)) is not a valid \(save ? "SaveStrategy" : "IntervalStrategy"), please select one of [\(names)]")
             }
             self[keyPath: path] = v
         case .schedule:

@@ -32,7 +32,7 @@ extension TrainingArguments {
         if !a.doEval && a.evalStrategy != .no { a.doEval = true }
         if a.evalStrategy == .steps && (a.evalSteps == nil || a.evalSteps == 0) {
             guard a.loggingSteps > 0 else {
-                throw fail("eval_steps", "evaluation strategy steps requires either non-zero --eval_steps or --logging_steps")
+                throw fail("eval_steps", "evaluation strategy IntervalStrategy.STEPS requires either non-zero --eval_steps or --logging_steps")
             }
             a.evalSteps = a.loggingSteps
         }
@@ -41,11 +41,11 @@ extension TrainingArguments {
 
         // transformers' _validate_args.
         if a.loggingStrategy == .steps && a.loggingSteps == 0 {
-            throw fail("logging_steps", "logging strategy steps requires non-zero --logging_steps")
+            throw fail("logging_steps", "logging strategy IntervalStrategy.STEPS requires non-zero --logging_steps")
         }
         func integral(_ name: String, _ value: Double) throws -> Double {
             guard value <= 1 || value == value.rounded() else {
-                throw fail(name, "--\(name) must be an integer if bigger than 1: \(PythonValue.float(value))")
+                throw fail(name, "--\(name) must be an integer if bigger than 1: \(Self.number(value))")
             }
             return value
         }
@@ -54,18 +54,18 @@ extension TrainingArguments {
         if a.saveStrategy == .steps { a.saveSteps = try integral("save_steps", a.saveSteps) }
         if a.loadBestModelAtEnd && a.saveStrategy != .best {
             if a.evalStrategy != a.saveStrategy {
-                throw fail("load_best_model_at_end", "--load_best_model_at_end requires the save and eval strategy to match, except when --save_strategy=\"best\", but found\n- Evaluation strategy: \(a.evalStrategy.rawValue)\n- Save strategy: \(a.saveStrategy.rawValue)")
+                throw fail("load_best_model_at_end", "--load_best_model_at_end requires the save and eval strategy to match, except when --save_strategy=\"best\", but found\n- Evaluation strategy: IntervalStrategy.\(a.evalStrategy.rawValue.uppercased())\n- Save strategy: SaveStrategy.\(a.saveStrategy.rawValue.uppercased())")
             }
             if a.evalStrategy == .steps, let e = a.evalSteps, a.saveSteps.truncatingRemainder(dividingBy: e) != 0 {
                 if e < 1 || a.saveSteps < 1 {
                     guard e < 1 && a.saveSteps < 1 else {
-                        throw fail("load_best_model_at_end", "--load_best_model_at_end requires the saving steps to be a multiple of the evaluation steps, which cannot get guaranteed when mixing ratio and absolute steps for save_steps \(PythonValue.float(a.saveSteps)) and eval_steps \(PythonValue.float(e)).")
+                        throw fail("load_best_model_at_end", "--load_best_model_at_end requires the saving steps to be a multiple of the evaluation steps, which cannot get guaranteed when mixing ratio and absolute steps for save_steps \(Self.number(a.saveSteps)) and eval_steps \(Self.number(e)).")
                     }
                     if (a.saveSteps * 1_000_000).truncatingRemainder(dividingBy: e * 1_000_000) != 0 {
-                        throw fail("load_best_model_at_end", "--load_best_model_at_end requires the saving steps to be a multiple of the evaluation steps, but found \(PythonValue.float(a.saveSteps)), which is not a multiple of \(PythonValue.float(e)).")
+                        throw fail("load_best_model_at_end", "--load_best_model_at_end requires the saving steps to be a multiple of the evaluation steps, but found \(Self.number(a.saveSteps)), which is not a multiple of \(Self.number(e)).")
                     }
                 } else {
-                    throw fail("load_best_model_at_end", "--load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, but found \(PythonValue.float(a.saveSteps)), which is not a round multiple of \(PythonValue.float(e)).")
+                    throw fail("load_best_model_at_end", "--load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, but found \(Self.number(a.saveSteps)), which is not a round multiple of \(Self.number(e)).")
                 }
             }
         }
@@ -74,7 +74,7 @@ extension TrainingArguments {
             throw fail("bf16_full_eval", "At most one of fp16 and bf16 can be True for full eval, but not both")
         }
         if a.warmupSteps < 0 {
-            throw fail("warmup_steps", "Got warmup_steps = \(PythonValue.float(a.warmupSteps)), Expected value warmup_steps >= 0")
+            throw fail("warmup_steps", "Got warmup_steps = \(Self.number(a.warmupSteps)), Expected value warmup_steps >= 0")
         }
 
         // transformers 4.x's warmup_ratio.
@@ -97,10 +97,10 @@ extension TrainingArguments {
                               ("adam_epsilon", a.adamEpsilon), ("max_grad_norm", a.maxGradNorm),
                               ("num_train_epochs", a.numTrainEpochs), ("label_smoothing_factor", a.labelSmoothingFactor),
                               ("eval_delay", a.evalDelay)] where value < 0 {
-            throw fail(name, "must be >= 0, got \(PythonValue.float(value))")
+            throw fail(name, "must be >= 0, got \(Self.number(value))")
         }
         for (name, value) in [("adam_beta1", a.adamBeta1), ("adam_beta2", a.adamBeta2)] where !(value >= 0 && value < 1) {
-            throw fail(name, "must be in [0, 1), got \(PythonValue.float(value))")
+            throw fail(name, "must be in [0, 1), got \(Self.number(value))")
         }
         if let limit = a.saveTotalLimit, limit < 1 { throw fail("save_total_limit", "must be >= 1 (or null for no limit), got \(limit)") }
         if !["adamw_torch", "adamw_torch_fused"].contains(a.optim) {
@@ -114,6 +114,12 @@ extension TrainingArguments {
         }
         if case .path(let p)? = a.deepspeed, p.isEmpty { throw fail("deepspeed", "an empty path; give a ds_config.json path or a JSON object") }
         return a
+    }
+
+    /// A number as transformers prints it here: integral values as integers (transformers makes `*_steps` > 1
+    /// integers, and JSON ints stay ints), others as Python floats.
+    static func number(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : PythonValue.float(v)
     }
 
     private mutating func note(_ message: String) {
