@@ -69,10 +69,15 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         // Hugging Face models: config.json + safetensors folders, the model registry, GPT-2 and BERT with HF names.
         .target(name: "SpeedTransformers", dependencies: ["SpeedCore", "SpeedNN", "SpeedIO"]),
+        // Hugging Face's Trainer: TrainingArguments, the DeepSpeed "auto" integration, HF schedules and decay groups.
+        .target(
+            name: "SpeedTrainer",
+            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedRuntime", "SpeedTransformers", "SpeedData",
+                           .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
                                                   "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA",
-                                                  "SpeedTransformers", "SpeedTokenizers"]),
+                                                  "SpeedTransformers", "SpeedTokenizers", "SpeedTrainer"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
@@ -108,6 +113,10 @@ let package = Package(
         .testTarget(name: "SpeedTransformersTests", dependencies: ["SpeedTransformers", "SpeedTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime", "SpeedIO", "SpeedData", "SpeedTestSupport"]),
+        // TrainingArguments, the DeepSpeed "auto" fill and decay groups against Python transformers/torch (Fixtures/,
+        // made by scripts/make_trainer_fixtures.py).
+        .testTarget(name: "SpeedTrainerTests", dependencies: ["SpeedTrainer", "SpeedRuntime", "SpeedComm"],
+                    exclude: ["Fixtures"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
         // its outputs with SpeedRuntime (safetensors).
         .testTarget(name: "SwiftSpeedCLITests", dependencies: ["swiftspeed", "SwiftSpeed", "SpeedTestSupport"]),

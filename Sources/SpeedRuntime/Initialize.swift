@@ -24,6 +24,9 @@ public struct InitializeError: Error, CustomStringConvertible {
 ///   - trainingData: when given, a ``DataLoader`` with the micro-batch size is returned.
 ///   - lrScheduler: a client schedule; when nil the config's `scheduler` block (if any) builds one.
 ///   - processGroup: the data-parallel group (default: one process); see `ProcessGroups.fromEnvironment()`.
+///   - parameterGroups: per-parameter weight decay (torch's param groups; HF's Trainer passes decay for weights and
+///     0 for biases and LayerNorm weights); parameters in no group use the optimizer's own decay. Works at every
+///     ZeRO stage and with offload; the optimizer must be ``WeightDecaying``.
 /// - Returns: `(engine, optimizer, dataloader, scheduler)`.
 ///
 /// ```swift
@@ -35,6 +38,7 @@ public func initialize(model: Module, config: DeepSpeedConfig, optimizer: (any O
                        modelParameters: [Tensor]? = nil, trainingData: (any Dataset)? = nil,
                        lrScheduler: (any LRScheduler)? = nil,
                        processGroup: (any ProcessGroup)? = nil,
+                       parameterGroups: [ParameterGroup]? = nil,
                        logger: Logger = Logger(label: "swiftspeed"))
     throws -> (engine: Engine, optimizer: any Optimizer, dataloader: DataLoader?, scheduler: (any LRScheduler)?)
 {
@@ -61,7 +65,7 @@ public func initialize(model: Module, config: DeepSpeedConfig, optimizer: (any O
     }
     let monitors = group.rank == 0 ? try makeMonitors(config) : []
     let engine = try Engine(module: model, config: config, optimizer: opt, scheduler: sched, monitors: monitors,
-                            logger: logger, group: group)
+                            logger: logger, group: group, parameterGroups: parameterGroups)
     let loader = trainingData.map {
         DataLoader($0, batchSize: config.trainMicroBatchSizePerGPU, shuffle: true, seed: 0,
                    rank: group.rank, worldSize: group.size, device: engine.device)

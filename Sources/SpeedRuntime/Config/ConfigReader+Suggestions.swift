@@ -1,8 +1,12 @@
 // "Did you mean": the closest known key to a misspelt one, by Levenshtein edit distance.
 // Invariant: a suggestion is offered only within a small distance, so unrelated keys get none rather than a wrong one.
 
-/// Levenshtein distance (insertions, deletions, substitutions) between two strings.
-func editDistance(_ a: String, _ b: String) -> Int {
+/// Levenshtein distance (insertions, deletions, substitutions) between two strings, ignoring case.
+///
+/// ```swift
+/// editDistance("learning_rat", "learning_rate")   // 1
+/// ```
+public func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a.lowercased().unicodeScalars), b = Array(b.lowercased().unicodeScalars)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }
@@ -20,8 +24,13 @@ func editDistance(_ a: String, _ b: String) -> Int {
 }
 
 /// The candidate closest to `key`, if within `maxDistance` (default: a third of the key's
-/// length, at least 1 and at most 4); ties go to the alphabetically first.
-func closestKey(to key: String, in candidates: Set<String>, maxDistance: Int? = nil) -> String? {
+/// length, at least 1 and at most 4); ties go to the alphabetically first. Other targets' "did you mean" use it too
+/// (SpeedTrainer's TrainingArguments).
+///
+/// ```swift
+/// closestKey(to: "stge", in: ["stage", "offload_param"])   // "stage"
+/// ```
+public func closestKey(to key: String, in candidates: Set<String>, maxDistance: Int? = nil) -> String? {
     let limit = maxDistance ?? min(4, max(1, key.count / 3))
     var best: (key: String, distance: Int)?
     for candidate in candidates.sorted() {

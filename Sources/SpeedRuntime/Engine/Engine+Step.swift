@@ -75,13 +75,20 @@ extension Engine {
         let param = master ?? weightShard
         // The optimizer writes the rounded 16-bit copy in the same pass when it shares a device.
         let copy = master == nil || master?.device != weightShard.device ? nil : weightShard
+        func update(_ r: Range<Int>) {
+            optimizer.update(param: param.slice(axis: 0, r), grad: g32.slice(axis: 0, r),
+                             state: optimizerState.map { $0.slice(axis: 0, r) }, step: optimizerSteps,
+                             lowPrecisionCopy: copy?.slice(axis: 0, r))
+        }
         if optimizer.updatesPerTensor {
-            for (p, offset) in zip(flat.params, flat.offsets) {
+            // Per-tensor optimizers run only unpartitioned (the engine refuses them on shards), so flat ranges are local.
+            for (i, (p, offset)) in zip(flat.params, flat.offsets).enumerated() {
                 let r = offset..<(offset + p.count)
-                optimizer.update(param: param.slice(axis: 0, r), grad: g32.slice(axis: 0, r),
-                                 state: optimizerState.map { $0.slice(axis: 0, r) }, step: optimizerSteps,
-                                 lowPrecisionCopy: copy?.slice(axis: 0, r))
+                if let parameterDecays { withWeightDecay(parameterDecays[i]) { update(r) } } else { update(r) }
             }
+        } else if let decayRuns {
+            // Parameter groups: one update per run of equal weight decay (elementwise, so the split changes nothing else).
+            for run in decayRuns { withWeightDecay(run.weightDecay) { update(run.range) } }
         } else {
             optimizer.update(param: param, grad: g32, state: optimizerState, step: optimizerSteps, lowPrecisionCopy: copy)
         }

@@ -47,6 +47,10 @@ public final class Engine {
     package let optimizerState: [Tensor]
     /// Where the optimizer runs: the CPU with `offload_optimizer`, else the model's device.
     package let optimizerDevice: Device
+    /// Parameter groups' weight decay as runs of this rank's partition (`0 ..< partition.count`, back to back, each
+    /// run one decay), and each flat parameter's decay (the per-tensor path); nil without groups.
+    package let decayRuns: [DecayRun]?
+    package let parameterDecays: [Double]?
     public internal(set) var lossScaler: LossScaler?
     public let logger: Logger
     /// The data-parallel group (one process unless launched with mpirun).
@@ -88,7 +92,8 @@ public final class Engine {
     public var trainMicroBatchSize: Int { config.trainMicroBatchSizePerGPU }
 
     init(module: Module, config: DeepSpeedConfig, optimizer: any Optimizer, scheduler: (any LRScheduler)?,
-         monitors: [any Monitor], logger: Logger, group: any ProcessGroup) throws {
+         monitors: [any Monitor], logger: Logger, group: any ProcessGroup,
+         parameterGroups: [ParameterGroup]? = nil) throws {
         self.group = group
         self.module = module
         self.config = config
@@ -113,6 +118,17 @@ public final class Engine {
         self.flat = flat
         layout = PartitionLayout(paddedCount: flat.paddedCount, ranks: ranks)
         partition = layout.partition(ranks == 1 ? 0 : group.rank)
+        if let parameterGroups {
+            guard let decaying = optimizer as? any WeightDecaying else {
+                throw InitializeError("parameter groups set a weight decay per parameter, but the optimizer \(optimizer.typeName) has no weightDecay to set (it does not conform to WeightDecaying); pass no parameterGroups or an optimizer with weight decay (Adam, AdamW, Lamb, SGD, Adagrad, Lion)")
+            }
+            let decays = try Self.parameterDecays(parameterGroups, flat: flat, default: decaying.weightDecay)
+            parameterDecays = decays
+            decayRuns = DecayRun.runs(decays: decays, flat: flat, partition: partition)
+        } else {
+            parameterDecays = nil
+            decayRuns = nil
+        }
         let values = flat.values!
         // Every rank starts from rank 0's weights (DeepSpeed broadcasts them at initialize).
         if group.size > 1 {
