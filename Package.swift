@@ -69,11 +69,12 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         // Hugging Face models: config.json + safetensors folders, the model registry, GPT-2 and BERT with HF names.
         .target(name: "SpeedTransformers", dependencies: ["SpeedCore", "SpeedNN", "SpeedIO"]),
-        // Hugging Face's Trainer: TrainingArguments, the DeepSpeed "auto" integration, HF schedules and decay groups.
+        // Hugging Face's Trainer: TrainingArguments, the DeepSpeed "auto" integration, HF schedules and decay groups,
+        // the train/evaluate/predict loop, checkpoints in HF's layout, tokenizing datasets.
         .target(
             name: "SpeedTrainer",
-            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedRuntime", "SpeedTransformers", "SpeedData",
-                           .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedRuntime", "SpeedIO", "SpeedTransformers",
+                           "SpeedData", "SpeedTokenizers", .product(name: "Logging", package: "swift-log")]),
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
                                                   "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA",

@@ -80,15 +80,31 @@ extension TrainingArguments {
     /// let (args, rest) = try TrainingArguments.parseKnown(arguments: ["--model", "gpt2", "--max_steps", "10"])
     /// // rest == ["--model", "gpt2"]
     /// ```
-    public static func parseKnown(arguments: [String]) throws -> (arguments: TrainingArguments, remaining: [String]) {
-        try parseKnown(arguments: arguments, allowUnknown: true)
+    ///
+    /// - Parameter baseFile: a JSON file of arguments the flags then override (`swiftspeed finetune --args FILE`).
+    public static func parseKnown(arguments: [String], baseFile: String? = nil) throws
+        -> (arguments: TrainingArguments, remaining: [String])
+    {
+        var base: [String: JSONValue] = [:]
+        if let baseFile {
+            guard case .object(let object) = try JSONValue.parse(String(decoding: try TrainingArguments.load(path: baseFile).jsonData(), as: UTF8.self)) else {
+                throw TrainingArgumentsError(key: nil, "\(baseFile) does not hold a JSON object of training arguments")
+            }
+            base = object
+        }
+        return try parseKnown(arguments: arguments, allowUnknown: true, base: base)
     }
 
-    static func parseKnown(arguments: [String], allowUnknown: Bool) throws -> (arguments: TrainingArguments, remaining: [String]) {
-        if arguments.count == 1, arguments[0].hasSuffix(".json"), !arguments[0].hasPrefix("--") {
+    /// The arguments as transformers' `to_json_string()` writes them.
+    func jsonData() throws -> Data { try JSONEncoder().encode(self) }
+
+    static func parseKnown(arguments: [String], allowUnknown: Bool, base: [String: JSONValue] = [:]) throws
+        -> (arguments: TrainingArguments, remaining: [String])
+    {
+        if arguments.count == 1, arguments[0].hasSuffix(".json"), !arguments[0].hasPrefix("--"), base.isEmpty {
             return (try load(path: arguments[0]), [])
         }
-        var json: [String: JSONValue] = [:]
+        var json: [String: JSONValue] = base
         var remaining: [String] = []
         var i = 0
         while i < arguments.count {

@@ -41,6 +41,8 @@ struct ModelStateMeta: Codable {
     /// The module's persistent buffers saved beside the weights (PyTorch's `state_dict` buffers, e.g. a running
     /// mean); nil in checkpoints saved before buffers were.
     var bufferNames: [String]? = nil
+    /// ``Engine/accumulationPhase`` (nil before forced boundaries existed: 0).
+    var accumulationPhase: Int? = nil
 
     /// Refuses counters out of range or inconsistent with one another (a resume must neither crash on
     /// `globalSteps: -5` nor train zero steps on `globalSteps: 2^62`), naming the field and `file`.
@@ -101,7 +103,8 @@ extension Engine {
                 dtype: modelDType.rawValue, parameterNames: flat.names, parameterShapes: flat.params.map(\.shape),
                 lrScheduler: scheduler?.state, lossScaler: lossScaler,
                 dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config,
-                modelConfig: modelOrigin?.config, modelSource: modelOrigin?.source, bufferNames: buffers.map(\.0))
+                modelConfig: modelOrigin?.config, modelSource: modelOrigin?.source, bufferNames: buffers.map(\.0),
+                accumulationPhase: accumulationPhase)
             try Safetensors.write(weights + buffers, metadata: ["swiftspeed": try Self.json(meta)], checksums: true,
                                   to: folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile))
             CheckpointDirectory.crashHook(after: .wroteModelStates)
@@ -224,6 +227,7 @@ extension Engine {
             globalSamples = meta.globalSamples
             skippedSteps = meta.skippedSteps
             microSteps = meta.microSteps
+            accumulationPhase = Swift.min(Swift.max(meta.accumulationPhase ?? 0, 0), gradientAccumulationSteps - 1)
             optimizerSteps = meta.optimizerSteps
             if lossScaler != nil, let saved = meta.lossScaler { lossScaler = saved }
             for (name, m) in module.namedModules() {

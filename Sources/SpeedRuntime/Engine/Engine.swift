@@ -245,14 +245,28 @@ public final class Engine {
         try finishBackward()
     }
 
-    /// True when the next `step()` applies an update.
-    public var isGradientAccumulationBoundary: Bool { (microSteps + 1) % gradientAccumulationSteps == 0 }
+    /// True when the next `step()` applies an update: every `gradient_accumulation_steps` micro-batches, unless
+    /// ``forcedAccumulationBoundary`` says otherwise.
+    public var isGradientAccumulationBoundary: Bool {
+        forcedAccumulationBoundary ?? ((microSteps + 1 - accumulationPhase) % gradientAccumulationSteps == 0)
+    }
+
+    /// DeepSpeed's `set_gradient_accumulation_boundary`: true makes the next `step()` update even after fewer
+    /// micro-batches (the Trainer's short last accumulation of an epoch), false holds it back; nil (the default)
+    /// follows the count. Applies to the next `step()` only; after a forced one the count restarts there, so the next
+    /// accumulation is a whole one.
+    public var forcedAccumulationBoundary: Bool?
+    /// Where accumulations start, modulo `gradient_accumulation_steps` (moved by a forced boundary; checkpointed).
+    public internal(set) var accumulationPhase = 0
 
     /// Call after every micro-batch; updates parameters at the accumulation boundary.
     public func step() throws {
         let start = now()
         defer { timers.step += now() - start; microSteps += 1 }
-        guard isGradientAccumulationBoundary else { return }
+        let boundary = isGradientAccumulationBoundary, forced = forcedAccumulationBoundary
+        forcedAccumulationBoundary = nil
+        guard boundary else { return }
+        if forced == true { accumulationPhase = (microSteps + 1) % gradientAccumulationSteps }
         try applyBoundaryStep()
         lastLoss = pendingLosses.isEmpty ? nil : pendingLosses.reduce(0) { $0 + $1.item() } / Double(pendingLosses.count)
         if group.size > 1, let mine = lastLoss {

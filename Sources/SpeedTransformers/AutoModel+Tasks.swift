@@ -1,0 +1,54 @@
+// transformers' AutoModelForSequenceClassification.from_pretrained(dir, num_labels:): a task model from any folder of
+// the family — a bare base model (BertModel) gets a freshly initialised head, as from_pretrained does.
+// Invariant: only head keys (`classifier.*`, the pooler) may be missing; any other missing key is an error, and a
+// checkpoint whose head has another number of labels is refused rather than silently re-initialised.
+
+import Foundation
+import SpeedCore
+import SpeedNN
+
+/// A sequence-classification model loaded from a Hugging Face folder, with what was freshly initialised.
+///
+/// ```swift
+/// let (model, report) = try AutoModelForSequenceClassification.fromPretrained(
+///     URL(fileURLWithPath: "/opt/swiftspeed/models/all-MiniLM-L6-v2"), numLabels: 2)
+/// report.newlyInitialized   // ["classifier.bias", "classifier.weight"]
+/// ```
+public enum AutoModelForSequenceClassification {
+    /// The keys a task head may lack in a base-model checkpoint (trained from scratch, as in transformers).
+    static func isHeadKey(_ key: String) -> Bool { key.hasPrefix("classifier.") || key.hasPrefix("bert.pooler.") }
+
+    /// Loads `dir` as a sequence classifier with `numLabels` classes (nil: the folder's own `id2label` count).
+    ///
+    /// - Throws: ``PretrainedError`` for a family without a sequence-classification head, a weight that is missing
+    ///   outside the head, or a checkpoint head with another number of labels.
+    public static func fromPretrained(_ dir: URL, numLabels: Int? = nil, dtype: DType = .float32, device: Device = .cpu,
+                                      seed: UInt64 = 42) throws -> (model: any PretrainedModel, report: LoadReport,
+                                                                    newlyInitialized: [String]) {
+        let folder = try PretrainedFolder(dir)
+        let configPath = dir.appendingPathComponent(PretrainedFolder.configName).path
+        guard folder.modelType == "bert" || folder.architectures.contains(where: { $0.hasPrefix("Bert") }) else {
+            throw PretrainedError.unsupported(path: configPath, key: "model_type", value: "\"\(folder.modelType ?? "?")\"",
+                                              supported: "\"bert\" (BertForSequenceClassification) for sequence classification")
+        }
+        var config = try folder.decodeConfig(BertConfig.self)
+        let saved = folder.architectures.contains(BertForSequenceClassification.architecture) ? config.numLabels : nil
+        if let n = numLabels {
+            precondition(n >= 1, "AutoModelForSequenceClassification: numLabels must be >= 1, got \(n)")
+            if let saved, saved != n {
+                throw PretrainedError.unsupported(
+                    path: configPath, key: "num_labels", value: "\(n)",
+                    supported: "\(saved), the checkpoint's classifier size (its head would be re-initialised; train from the base model instead)")
+            }
+            if config.numLabels != n { config.numLabels = n }
+        }
+        let bert = try BertModel(config, folder: folder, addPoolingLayer: true, dtype: dtype, device: device, seed: seed)
+        let model = try BertForSequenceClassification(bert, dtype: dtype, device: device, seed: seed)
+        let report = try model.loadWeights(from: folder, strict: false)
+        let missingBody = report.missing.filter { !isHeadKey($0) }
+        guard missingBody.isEmpty else {
+            throw PretrainedError.weightsMismatch(path: dir.path, missing: missingBody, unexpected: [], mismatched: [])
+        }
+        return (model, report, report.missing)
+    }
+}
