@@ -256,9 +256,10 @@ extension CUDABackend {
         /// Tensor-core kernels (`flash`): 64 rows per block; forward key tile 64, backward inner tile 64 (32 for
         /// D = 128); 16-bit tiles with rows of `D + 8` elements.
         var flashInner: Int { width == 128 ? 32 : 64 }
-        var flashFwdBytes: Int { 2 * (64 + 2 * 64) * (width + 8) }
+        /// Plus one byte per key of the tile for the padding flags (forward and dQ).
+        var flashFwdBytes: Int { 2 * (64 + 2 * 64) * (width + 8) + 64 }
         var flashDkdvBytes: Int { 2 * (2 * 64 + 2 * flashInner) * (width + 8) + 8 * flashInner }
-        var flashDqBytes: Int { 2 * (2 * 64 + 2 * flashInner) * (width + 8) }
+        var flashDqBytes: Int { 2 * (2 * 64 + 2 * flashInner) * (width + 8) + flashInner }
 
         /// Dynamic shared memory in bytes (docs/SpeedCUDA-kernels.md's formulas, `LD = D + 1` floats).
         var fwdBytes: Int { let (r, c) = fwd, ld = width + 1; return 4 * (r * ld + 2 * c * ld + r * (c + 1)) }

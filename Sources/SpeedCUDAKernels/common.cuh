@@ -450,6 +450,25 @@ struct SSAttnMask {
         return r < t && c < tk && (!causal || c <= p) && (window <= 0 || c > p - window) &&
                (keep == nullptr || keep[b * tk + c] != 0);
     }
+    /// Whether query row r may see key c < tk before padding (the range part of ok()).
+    __device__ __forceinline__ bool in_range(int r, int c) const {
+        const int p = r + tk - t;
+        return r < t && (!causal || c <= p) && (window <= 0 || c > p - window);
+    }
+    /// Keys [lo, hi) query row r may see before padding (empty for r >= t).
+    __device__ __forceinline__ void key_range(int r, int& lo, int& hi) const {
+        const int p = r + tk - t;
+        hi = r >= t ? 0 : causal ? min(tk, p + 1) : tk;
+        lo = r >= t ? 0 : window > 0 ? max(0, p - window + 1) : 0;
+    }
+    /// Query rows [lo, hi) that may see key c before padding (empty for c >= tk).
+    __device__ __forceinline__ void query_range(int c, int& lo, int& hi) const {
+        const int q = c - (tk - t);
+        lo = c >= tk ? 0 : causal ? max(0, q) : 0;
+        hi = c >= tk ? 0 : window > 0 ? min(t, q + window) : t;
+    }
+    /// Whether key c of batch b is kept by the padding mask.
+    __device__ __forceinline__ bool kept(ss_i64 b, int c) const { return keep == nullptr || keep[b * tk + c] != 0; }
     /// The first key any of the query rows [r0, r0 + rows) may see, rounded down to a multiple of `tile`.
     __device__ __forceinline__ int key_begin(int r0, int tile) const {
         if (window <= 0) return 0;

@@ -160,6 +160,7 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
     ss_u16* Qs = (ss_u16*)ss_fa_smem;   // [BR, LD]
     ss_u16* Ks = Qs + BR * LD;          // [BC, LD]
     ss_u16* Vs = Ks + BC * LD;          // [BC, LD]
+    unsigned char* Kp = (unsigned char*)(Vs + BC * LD);   // [BC] 1 = key kept by the padding mask
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, c2 = (lane & 3) * 2;
     const float sl2 = scale * 1.4426950408889634f;   // scores in log2 units: exp(s scale) = exp2(s sl2)
     const float ninf = -ss_inf_f();
@@ -182,6 +183,7 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
                 __syncthreads();
                 ss_fa_load<T, D, BC>(Ks, k + kb, k0, M.tk, d, L.kt);
                 ss_fa_load<T, D, BC>(Vs, v + kb, k0, M.tk, d, L.kt);
+                for (int e = threadIdx.x; e < BC; e += SS_FA_THREADS) Kp[e] = k0 + e < M.tk && M.kept(b, k0 + e);
                 __syncthreads();
                 float s[NJ][4];
 #pragma unroll
@@ -201,8 +203,8 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
                 for (int j = 0; j < NJ; ++j) {
 #pragma unroll
                     for (int i = 0; i < 4; ++i) {
-                        const int c = k0 + 8 * j + c2 + (i & 1), r = row + 8 * (i >> 1);
-                        s[j][i] = M.ok(b, r, c) ? s[j][i] * sl2 : ninf;
+                        const int cl = 8 * j + c2 + (i & 1), r = row + 8 * (i >> 1);
+                        s[j][i] = Kp[cl] && M.in_range(r, k0 + cl) ? s[j][i] * sl2 : ninf;
                         mx[i >> 1] = fmaxf(mx[i >> 1], s[j][i]);
                     }
                 }
@@ -320,6 +322,12 @@ __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* 
                 dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
             }
             const int qend = M.query_end(k0, BK);
+            int lo[2], hi[2];   // the query rows keys key and key + 8 are seen by (empty when padded)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                M.query_range(key + 8 * h, lo[h], hi[h]);
+                if (key + 8 * h < M.tk && !M.kept(b, key + 8 * h)) hi[h] = lo[h];
+            }
             for (ss_i64 gi = 0; gi < L.group; ++gi) {
                 const ss_i64 bh = b * L.heads + (bkv % (L.heads / L.group)) * L.group + gi;
                 const ss_i64 ib = L.q(bh), ob = L.o(bh);
@@ -339,8 +347,8 @@ __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* 
                     for (int j = 0; j < NQ; ++j) {
 #pragma unroll
                         for (int i = 0; i < 4; ++i) {
-                            const int ql = 8 * j + c2 + (i & 1), r = q0 + ql, c = key + 8 * (i >> 1);
-                            const float p = M.ok(b, r, c) ? exp2f(s[j][i] * sl2 - Ls[ql]) : 0.0f;
+                            const int ql = 8 * j + c2 + (i & 1), r = q0 + ql, h = i >> 1;
+                            const float p = r >= lo[h] && r < hi[h] ? exp2f(s[j][i] * sl2 - Ls[ql]) : 0.0f;
                             s[j][i] = p;
                             dp[j][i] = p * (dp[j][i] - Dl[ql]);
                         }
@@ -379,6 +387,7 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
     ss_u16* Gs = Qs + BR * LD;          // [BR, LD]
     ss_u16* Ks = Gs + BR * LD;          // [BK, LD]
     ss_u16* Vs = Ks + BK * LD;          // [BK, LD]
+    unsigned char* Kp = (unsigned char*)(Vs + BK * LD);   // [BK] 1 = key kept by the padding mask
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, c2 = (lane & 3) * 2;
     const float sl2 = scale * 1.4426950408889634f;
     const int ntiles = (t + BR - 1) / BR;
@@ -399,11 +408,15 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
             float dq[DJ][4];
 #pragma unroll
             for (int j = 0; j < DJ; ++j) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
+            int lo[2], hi[2];
+            M.key_range(row, lo[0], hi[0]);
+            M.key_range(row + 8, lo[1], hi[1]);
             const int kend = M.key_end(q0, BR);
             for (int k0 = M.key_begin(q0, BK); k0 < kend; k0 += BK) {
                 __syncthreads();
                 ss_fa_load<T, D, BK>(Ks, k + kb, k0, M.tk, d, L.kt);
                 ss_fa_load<T, D, BK>(Vs, v + kb, k0, M.tk, d, L.kt);
+                for (int e = threadIdx.x; e < BK; e += SS_FA_THREADS) Kp[e] = k0 + e < M.tk && M.kept(b, k0 + e);
                 __syncthreads();
                 float s[NK][4], dp[NK][4];
                 ss_fa_s_dp<T, D, BK>(s, dp, Qs + 16 * w * LD, Gs + 16 * w * LD, Ks, Vs);
@@ -411,8 +424,8 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
                 for (int j = 0; j < NK; ++j) {
 #pragma unroll
                     for (int i = 0; i < 4; ++i) {
-                        const int c = k0 + 8 * j + c2 + (i & 1), r = row + 8 * (i >> 1);
-                        const float p = M.ok(b, r, c) ? exp2f(s[j][i] * sl2 - ls[i >> 1]) : 0.0f;
+                        const int cl = 8 * j + c2 + (i & 1), c = k0 + cl, h = i >> 1;
+                        const float p = c >= lo[h] && c < hi[h] && Kp[cl] ? exp2f(s[j][i] * sl2 - ls[h]) : 0.0f;
                         s[j][i] = p * (dp[j][i] - dl[i >> 1]);
                     }
                 }
