@@ -161,6 +161,32 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(hiddenDiff < 1e-4 && poolerDiff < 1e-4)
     }
 
+    @Test func composedDropoutPathMatchesTheFusedKernels() throws {
+        // Training with attention dropout takes the composed path (explicit mask, K/V repeated); at p = 1e-9 nothing
+        // is dropped, so it must give the fused kernels' logits: GQA, a window of 3 and right padding.
+        let config = LlamaConfig(vocabSize: 50, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2,
+                                 numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 32,
+                                 attentionDropout: 1e-9, slidingWindow: 3)
+        let llama = try LlamaForCausalLM(config, seed: 3)
+        let ids = Tensor((0..<16).map { ($0 * 7 + 3) % 50 }, shape: [2, 8])
+        let mask = Tensor((0..<16).map { $0 >= 14 ? 0 : 1 }, shape: [2, 8])
+        llama.eval()
+        let fused = llama(["input_ids": ids, "attention_mask": mask]).logits!
+        llama.train()
+        let composed = llama(["input_ids": ids, "attention_mask": mask]).logits!
+        #expect(maxAbsDiff(composed, fused.scalars(as: Double.self)) < 1e-5)
+        var bertConfig = BertConfig(vocabSize: 50, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4,
+                                    intermediateSize: 64, hiddenDropoutProb: 0, attentionProbsDropoutProb: 1e-9)
+        bertConfig.maxPositionEmbeddings = 16
+        let bert = try BertModel(bertConfig, seed: 4)
+        let bertMask = Tensor((0..<16).map { $0 >= 11 ? 0 : 1 }, shape: [2, 8])
+        bert.eval()
+        let bertFused = bert(["input_ids": ids, "attention_mask": bertMask]).lastHiddenState!
+        bert.train()
+        let bertComposed = bert(["input_ids": ids, "attention_mask": bertMask]).lastHiddenState!
+        #expect(maxAbsDiff(bertComposed, bertFused.scalars(as: Double.self)) < 1e-5)
+    }
+
     @Test func qwen2SlidingWindowLayersFollowMaxWindowLayers() throws {
         let json = #"{"num_hidden_layers": 3, "use_sliding_window": true, "sliding_window": 8, "max_window_layers": 2}"#
         let config = try JSONDecoder().decode(LlamaConfig.self, from: Data(json.utf8))
