@@ -152,6 +152,46 @@ def llama_variants():
              {"logits": out.logits, "loss": out.loss})
 
 
+def mistral_window():
+    """Mistral with sliding_window (3) shorter than the sequence (10), eager attention so the window is honoured,
+    grouped K/V heads and a right-padded row."""
+    torch.manual_seed(9)
+    config = MistralConfig(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
+                           sliding_window=3, attn_implementation="eager")
+    model = MistralForCausalLM(config).eval()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.endswith("norm.weight"):
+                p.add_(0.1 * torch.randn_like(p))
+    ids = torch.tensor([[5, 17, 42, 3, 99, 0, 64, 8, 23, 71], [1, 2, 3, 4, 5, 6, 7, 9, 11, 13]])
+    mask = torch.tensor([[1] * 10, [1] * 7 + [0] * 3])
+    labels = ids.clone()
+    labels[1, 7:] = -100
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        full = model(input_ids=ids[:1])
+        # Query (1, 9)'s window holds only padding: eager spreads it over every key, sdpa gives it zero weights.
+        model.set_attn_implementation("sdpa")
+        sdpa = model(input_ids=ids, attention_mask=mask)
+        model.set_attn_implementation("eager")
+    save(model, "tiny-mistral-window", {"input_ids": ids, "attention_mask": mask, "labels": labels},
+         {"logits": out.logits, "loss": out.loss, "unpadded_logits": full.logits, "sdpa_logits": sdpa.logits})
+
+
+def bert_padded():
+    """BertModel on a batch padded to three lengths (8, 5, 2): every position's hidden state, padded ones included,
+    and the pooler output."""
+    torch.manual_seed(10)
+    model = BertModel(bert_config()).eval()
+    ids = torch.tensor([[2, 15, 33, 71, 9, 40, 12, 3], [2, 44, 8, 90, 3, 0, 0, 0], [2, 3, 0, 0, 0, 0, 0, 0]])
+    mask = torch.tensor([[1] * 8, [1] * 5 + [0] * 3, [1] * 2 + [0] * 6])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask)
+    save(model, "tiny-bert-padded", {"input_ids": ids, "attention_mask": mask},
+         {"last_hidden_state": out.last_hidden_state, "pooler_output": out.pooler_output})
+
+
 def minilm(folder):
     """Mean-pooled (sentence-transformers style) embeddings of all-MiniLM-L6-v2 for three sentences."""
     from transformers import AutoTokenizer
@@ -202,5 +242,7 @@ if __name__ == "__main__":
         bert_mlm()
         llama()
         llama_variants()
+        mistral_window()
+        bert_padded()
         if args.minilm:
             minilm(args.minilm)

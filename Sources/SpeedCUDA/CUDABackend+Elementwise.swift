@@ -100,6 +100,7 @@ extension CUDABackend {
         case .geluExact: ("gelu_exact", 0, 0)
         case .pow(let p): ("pow", p, 0)
         case .affine(let scale, let shift): ("affine", scale, shift)
+        case .silu: ("silu", 0, 0)
         }
     }
 

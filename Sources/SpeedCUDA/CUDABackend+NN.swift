@@ -1,5 +1,5 @@
-// Backend reductions and fused neural-network kernels on the GPU: reduce, softmax, layer norm, embedding,
-// cross-entropy, flash-style attention and the fused Adam step, launched as docs/SpeedCUDA-kernels.md prescribes.
+// Backend reductions and fused neural-network kernels on the GPU: reduce, softmax, layer/RMS norm, rotary, SwiGLU,
+// embedding, cross-entropy, flash-style attention and the fused Adam step, as docs/SpeedCUDA-kernels.md prescribes.
 // Invariant: scratch (reduction partials, layer-norm column partials, attention delta) comes from the caching
 // allocator and is returned right after the launch; stream order keeps it alive until the kernels have read it.
 
@@ -127,6 +127,65 @@ extension CUDABackend {
         }
     }
 
+    // MARK: RMSNorm, rotary, SwiGLU
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Double, into y: Tensor, rstd: Tensor) {
+        Self.requireFloat(x.dtype, "rmsNorm")
+        let c = x.shape.last ?? 1, rows = x.count / max(c, 1)
+        guard rows > 0 else { return }
+        let shape = rowBlock(rows: rows, n: c)
+        launch(.nn, "ss_rmsnorm_\(Self.suffix(x.dtype))", grid: shape.grid, block: shape.block,
+               [.pointer(address(x)), .pointer(address(weight)), .pointer(address(y)), .pointer(address(rstd)),
+                .int(rows), .int(c), .f64(eps)])
+    }
+
+    public func rmsNormBackward(x: Tensor, weight: Tensor?, rstd: Tensor, gradOut: Tensor, into gradIn: Tensor,
+                                gradWeight: Tensor?) {
+        let c = x.shape.last ?? 1, rows = x.count / max(c, 1)
+        guard rows > 0 else { return }
+        let shape = rowBlock(rows: rows, n: c)
+        let blocks = max(1, min(rows, 2 * info.multiprocessorCount))
+        let dx = gradIn.count == x.count ? address(gradIn) : 0
+        withScratch(gradWeight == nil ? 0 : blocks * c * Self.accBytes(x.dtype)) { ws in
+            let w = gradWeight == nil ? 0 : ws
+            launch(.nn, "ss_rmsnorm_bwd_\(Self.suffix(x.dtype))", grid: (blocks, 1), block: shape.block,
+                   [.pointer(address(x)), .pointer(address(weight)), .pointer(address(rstd)), .pointer(address(gradOut)),
+                    .pointer(dx), .pointer(w), .int(rows), .int(c)])
+            if gradWeight != nil {
+                launch(.nn, "ss_layernorm_bwd_params_\(Self.suffix(x.dtype))", grid: flatGrid(c),
+                       [.pointer(w), .pointer(0), .int(blocks), .int(c), .pointer(address(gradWeight)), .pointer(0)])
+            }
+        }
+    }
+
+    public func rotary(_ x: Tensor, cos: Tensor, sin: Tensor, inverse: Bool, into out: Tensor) {
+        Self.requireFloat(x.dtype, "rotary")
+        let d = x.shape.last ?? 0, heads = x.rank >= 2 ? x.shape[x.rank - 2] : 1
+        precondition(d % 2 == 0 && cos.count * 2 * heads == x.count && sin.count == cos.count && out.count == x.count
+                     && cos.dtype == x.statsDType && sin.dtype == x.statsDType,
+                     "rotary: x \(x.shape) \(x.dtype) needs \(x.statsDType) cos/sin of \(x.count / max(2 * heads, 1)) elements, got \(cos.shape) \(cos.dtype)")
+        let pairs = x.count / 2
+        guard pairs > 0 else { return }
+        launch(.nn, "ss_rotary_\(Self.suffix(x.dtype))", grid: flatGrid(pairs),
+               [.pointer(address(x)), .pointer(address(cos)), .pointer(address(sin)), .pointer(address(out)),
+                .int(pairs), .int(heads), .int(d / 2), .flag(inverse)])
+    }
+
+    public func swiglu(gate: Tensor, up: Tensor, into out: Tensor) {
+        Self.requireFloat(gate.dtype, "swiglu")
+        precondition(gate.count == up.count && out.count == gate.count, "swiglu: gate \(gate.shape), up \(up.shape), out \(out.shape)")
+        guard gate.count > 0 else { return }
+        launch(.elementwise, "ss_swiglu_\(Self.suffix(gate.dtype))", grid: flatGrid(gate.count),
+               [.pointer(address(gate)), .pointer(address(up)), .pointer(address(out)), .int(gate.count)])
+    }
+
+    public func swigluBackward(gate: Tensor, up: Tensor, gradOut: Tensor, into gradGate: Tensor, gradUp: Tensor) {
+        guard gate.count > 0 else { return }
+        launch(.elementwise, "ss_swiglu_bwd_\(Self.suffix(gate.dtype))", grid: flatGrid(gate.count),
+               [.pointer(address(gate)), .pointer(address(up)), .pointer(address(gradOut)), .pointer(address(gradGate)),
+                .pointer(address(gradUp)), .int(gate.count)])
+    }
+
     // MARK: Embedding and cross-entropy
 
     public func embedding(_ weight: Tensor, ids: Tensor, into out: Tensor) {
@@ -197,9 +256,10 @@ extension CUDABackend {
         /// Tensor-core kernels (`flash`): 64 rows per block; forward key tile 64, backward inner tile 64 (32 for
         /// D = 128); 16-bit tiles with rows of `D + 8` elements.
         var flashInner: Int { width == 128 ? 32 : 64 }
-        var flashFwdBytes: Int { 2 * (64 + 2 * 64) * (width + 8) }
+        /// Plus one byte per key of the tile for the padding flags (forward and dQ).
+        var flashFwdBytes: Int { 2 * (64 + 2 * 64) * (width + 8) + 64 }
         var flashDkdvBytes: Int { 2 * (2 * 64 + 2 * flashInner) * (width + 8) + 8 * flashInner }
-        var flashDqBytes: Int { 2 * (2 * 64 + 2 * flashInner) * (width + 8) }
+        var flashDqBytes: Int { 2 * (2 * 64 + 2 * flashInner) * (width + 8) + flashInner }
 
         /// Dynamic shared memory in bytes (docs/SpeedCUDA-kernels.md's formulas, `LD = D + 1` floats).
         var fwdBytes: Int { let (r, c) = fwd, ld = width + 1; return 4 * (r * ld + 2 * c * ld + r * (c + 1)) }
@@ -210,9 +270,12 @@ extension CUDABackend {
     /// Whether attention on `dtype` runs on the tensor cores (bf16/fp16 on compute capability 8.0+).
     func usesFlash(_ dtype: DType) -> Bool { tensorCoreAttention && (dtype == .bfloat16 || dtype == .float16) }
 
-    /// The kernels' trailing `SS_ATT_LAYOUT_PARAMS`: heads, then (batch, head, token) strides of q/k/v, out, grads.
-    private func layoutArguments(_ l: AttentionLayout) -> [KernelArgument] {
-        [.int(l.heads)] + [l.input, l.output, l.grad].flatMap { [.int($0.batch), .int($0.head), .int($0.token)] }
+    /// The kernels' `SS_ATT_MASK_PARAMS` (keys, causal, window, keep) then `SS_ATT_LAYOUT_PARAMS` (heads, group, then
+    /// the (batch, head, token) strides of q, k/v, out/gradOut, gradQ, gradK/gradV).
+    private func maskAndLayoutArguments(_ l: AttentionLayout, _ m: AttentionMask) -> [KernelArgument] {
+        [.i32(Int32(l.keyTokens)), .flag(m.causal), .i32(Int32(m.window ?? 0)), .pointer(address(m.keyPadding)),
+         .int(l.heads), .int(l.group)]
+            + [l.input, l.key, l.output, l.grad, l.keyGrad].flatMap { [.int($0.batch), .int($0.head), .int($0.token)] }
     }
 
     private func requireAttentionType(_ dtype: DType) {
@@ -220,16 +283,17 @@ extension CUDABackend {
                      "attention on the GPU supports fp32, bf16 and fp16 (got \(dtype)); run fp64 checks on the CPU")
     }
 
-    public func attention(q: Tensor, k: Tensor, v: Tensor, layout l: AttentionLayout, causal: Bool, scale: Double,
+    public func attention(q: Tensor, k: Tensor, v: Tensor, layout l: AttentionLayout, mask: AttentionMask, scale: Double,
                           into out: Tensor, lse: Tensor) {
         requireAttentionType(q.dtype)
         l.checkOperands(inputs: [q, k, v], outputs: [out])
+        mask.check(l, device: q.device)
         let (bh, t, d) = (l.batch * l.heads, l.tokens, l.headDim)
         guard bh > 0, t > 0 else { return }
         let tiles = AttentionTiles(d: d)
         let args: [KernelArgument] = [.pointer(address(q)), .pointer(address(k)), .pointer(address(v)), .pointer(address(out)),
-                                      .pointer(address(lse)), .int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale)),
-                                      .flag(causal)] + layoutArguments(l)
+                                      .pointer(address(lse)), .int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale))]
+            + maskAndLayoutArguments(l, mask)
         if usesFlash(q.dtype) {
             launch(.flash, "ss_flash_fwd_\(Self.suffix(q.dtype))_d\(tiles.width)", grid: ((t + 63) / 64, min(bh, 65535)),
                    block: (128, 1), sharedBytes: tiles.flashFwdBytes, args)
@@ -240,31 +304,33 @@ extension CUDABackend {
     }
 
     public func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor,
-                                  layout l: AttentionLayout, causal: Bool, scale: Double,
+                                  layout l: AttentionLayout, mask: AttentionMask, scale: Double,
                                   into gradQ: Tensor, gradK: Tensor, gradV: Tensor) {
         requireAttentionType(q.dtype)
         l.checkOperands(inputs: [q, k, v], outputs: [out, gradOut], grads: [gradQ, gradK, gradV])
-        let (bh, t, d) = (l.batch * l.heads, l.tokens, l.headDim)
+        mask.check(l, device: q.device)
+        let (bh, t, d, tk) = (l.batch * l.heads, l.tokens, l.headDim, l.keyTokens)
         guard bh > 0, t > 0 else { return }
-        let tiles = AttentionTiles(d: d), ty = Self.suffix(q.dtype), layoutArgs = layoutArguments(l)
+        let bkv = l.batch * l.kvHeads
+        let tiles = AttentionTiles(d: d), ty = Self.suffix(q.dtype), maskArgs = maskAndLayoutArguments(l, mask)
+        let layoutArgs = Array(maskArgs.dropFirst(4))
         withScratch(bh * t * 4) { delta in
             launch(.attention, "ss_attention_bwd_preprocess_\(ty)", grid: warpRows(bh * t),
                    [.pointer(address(out)), .pointer(address(gradOut)), .pointer(delta), .int(bh * t), .i32(Int32(t)),
                     .i32(Int32(d))] + layoutArgs)
             let common: [KernelArgument] = [.pointer(address(q)), .pointer(address(k)), .pointer(address(v)),
                                             .pointer(address(gradOut)), .pointer(address(lse)), .pointer(delta)]
-            let tail: [KernelArgument] = [.int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale)), .flag(causal)]
-                + layoutArgs
+            let tail: [KernelArgument] = [.int(bh), .i32(Int32(t)), .i32(Int32(d)), .f32(Float(scale))] + maskArgs
             if usesFlash(q.dtype) {
-                let grid = ((t + 63) / 64, min(bh, 65535))
-                launch(.flash, "ss_flash_bwd_dkdv_\(ty)_d\(tiles.width)", grid: grid, block: (128, 1),
-                       sharedBytes: tiles.flashDkdvBytes, common + [.pointer(address(gradK)), .pointer(address(gradV))] + tail)
-                launch(.flash, "ss_flash_bwd_dq_\(ty)_d\(tiles.width)", grid: grid, block: (128, 1),
-                       sharedBytes: tiles.flashDqBytes, common + [.pointer(address(gradQ))] + tail)
+                launch(.flash, "ss_flash_bwd_dkdv_\(ty)_d\(tiles.width)", grid: ((tk + 63) / 64, min(bkv, 65535)),
+                       block: (128, 1), sharedBytes: tiles.flashDkdvBytes,
+                       common + [.pointer(address(gradK)), .pointer(address(gradV))] + tail)
+                launch(.flash, "ss_flash_bwd_dq_\(ty)_d\(tiles.width)", grid: ((t + 63) / 64, min(bh, 65535)),
+                       block: (128, 1), sharedBytes: tiles.flashDqBytes, common + [.pointer(address(gradQ))] + tail)
                 return
             }
             launch(.attention, "ss_attention_bwd_dkdv_\(ty)_d\(tiles.width)",
-                   grid: ((t + tiles.dkdv.1 - 1) / tiles.dkdv.1, min(bh, 65535)), sharedBytes: tiles.dkdvBytes,
+                   grid: ((tk + tiles.dkdv.1 - 1) / tiles.dkdv.1, min(bkv, 65535)), sharedBytes: tiles.dkdvBytes,
                    common + [.pointer(address(gradK)), .pointer(address(gradV))] + tail)
             launch(.attention, "ss_attention_bwd_dq_\(ty)_d\(tiles.width)",
                    grid: ((t + tiles.dq.0 - 1) / tiles.dq.0, min(bh, 65535)), sharedBytes: tiles.dqBytes,

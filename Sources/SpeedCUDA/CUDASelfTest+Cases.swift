@@ -2,6 +2,7 @@
 // in every dtype it supports, on odd shapes that exercise tails, broadcasting, strided layouts and split reductions.
 // Invariant: shapes stay small enough for the host emulator (scripts/cuda-emu) to run the whole list in minutes.
 
+import Foundation
 import SpeedCore
 
 extension Runner {
@@ -15,7 +16,9 @@ extension Runner {
         reductionCases()
         shapeCases()
         nnCases()
+        transformerCases()
         attentionCases()
+        maskedAttentionCases()
         optimizerCases()
     }
 
@@ -52,6 +55,7 @@ extension Runner {
             ("relu", { $0.relu() }, nil), ("abs", { $0.abs() }, nil), ("square", { $0.square() }, nil),
             ("gelu", { $0.gelu() }, nil), ("gelu exact", { $0.gelu(approximate: false) }, nil),
             ("pow 3", { $0.pow(3) }, nil), ("pow 0.5", { $0.pow(0.5) }, 0.1), ("affine", { $0 * 1.5 + 0.25 }, nil),
+            ("silu", { $0.silu() }, nil),
         ]
         for d in Self.floatsAnd64 {
             for (name, f, low) in unary {
@@ -190,6 +194,68 @@ extension Runner {
                 check("attention packed T=\(t) D=\(hd) causal", [input([2, t, 3, 2, hd], d)], tolerance: .accumulated) {
                     Tensor.attention(packed: $0[0], causal: true)
                 }
+            }
+        }
+    }
+
+    /// RMSNorm, rotary and SwiGLU (the decoder families' kernels), forward and backward, in every dtype.
+    mutating func transformerCases() {
+        for d in Self.floatsAnd64 {
+            for c in [64, 768, 5000] {
+                let x = input([2, 11, c], d), w = input([c], d)
+                check("rmsNorm [2,11,\(c)] w", [x, w], tolerance: .accumulated) { $0[0].rmsNorm(weight: $0[1], eps: 1e-6) }
+            }
+            check("rmsNorm [9,96] no weight", [input([9, 96], d)], tolerance: .accumulated) { $0[0].rmsNorm(weight: nil) }
+            let stats: DType = d == .float64 ? .float64 : .float32
+            for (t, h, hd) in [(7, 3, 16), (33, 2, 128)] {
+                let x = input([2, t, h, hd], d)
+                let angles = input([2, t, hd / 2], .float32, low: -20, high: 20).scalars(as: Double.self)
+                let cos = Tensor(angles.map { Foundation.cos($0) }, shape: [2, t, hd / 2]).cast(to: stats)
+                let sin = Tensor(angles.map { Foundation.sin($0) }, shape: [2, t, hd / 2]).cast(to: stats)
+                check("rotary [2,\(t),\(h),\(hd)]", [x], tolerance: .pointwise, gradTolerance: .pointwise) {
+                    $0[0].rotary(cos: cos.to($0[0].device), sin: sin.to($0[0].device))
+                }
+            }
+            let gate = input([37, 53], d), up = input([37, 53], d)
+            check("swiglu [37,53]", [gate, up], tolerance: .pointwise, gradTolerance: .pointwise) {
+                Tensor.swiglu(gate: $0[0], up: $0[1])
+            }
+            // An odd count and an offset view: the unaligned (scalar) path.
+            let odd = input([1001], d), oddUp = input([1001], d)
+            check("swiglu [1000] unaligned", [odd, oddUp], tolerance: .pointwise, gradTolerance: .pointwise) {
+                Tensor.swiglu(gate: $0[0].slice(axis: 0, 1..<1001), up: $0[1].slice(axis: 0, 0..<1000))
+            }
+        }
+    }
+
+    /// Attention under every AttentionMask option: grouped K/V heads, key padding (left and right, so causal rows
+    /// that see no key), sliding windows, fewer queries than keys (a KV cache), token-major and packed layouts.
+    mutating func maskedAttentionCases() {
+        /// 1 = keep; batch 1 pads its first `left` and last `right` keys.
+        func padding(_ tk: Int, left: Int, right: Int) -> Tensor {
+            Tensor((0..<(2 * tk)).map { $0 < tk || ($0 - tk >= left && $0 - tk < tk - right) ? Int32(1) : 0 }, shape: [2, tk])
+        }
+        for d in Self.floats {
+            let cases: [(String, Int, Int, Int, Int, Int, AttentionMask, Bool)] = [
+                // name, heads, kvHeads, queries, keys, head dim, mask, token-major
+                ("GQA 4/2 T=70 D=64 causal window 20 padded", 4, 2, 70, 70, 64,
+                 AttentionMask(causal: true, window: 20, keyPadding: padding(70, left: 3, right: 5)), false),
+                ("MQA 4/1 T=33 D=128 padded token-major", 4, 1, 33, 33, 128,
+                 AttentionMask(keyPadding: padding(33, left: 0, right: 7)), true),
+                ("cached 3 of 65 keys D=32 GQA 2/1 window 40", 2, 1, 3, 65, 32,
+                 AttentionMask(causal: true, window: 40, keyPadding: padding(65, left: 2, right: 0)), false),
+                ("cached 17 of 80 keys D=40 causal token-major", 2, 2, 17, 80, 40, AttentionMask(causal: true), true),
+                ("T=70 D=16 causal left-padded (rows see no key)", 2, 2, 70, 70, 16,
+                 AttentionMask(causal: true, keyPadding: padding(70, left: 9, right: 0)), false),
+            ]
+            for (name, h, hk, tq, tk, hd, mask, tokenMajor) in cases {
+                let qs = tokenMajor ? [2, tq, h, hd] : [2, h, tq, hd], ks = tokenMajor ? [2, tk, hk, hd] : [2, hk, tk, hd]
+                check("attention \(name)", [input(qs, d), input(ks, d), input(ks, d)], tolerance: .accumulated) {
+                    Tensor.attention($0[0], $0[1], $0[2], mask: mask, tokenMajor: tokenMajor)
+                }
+            }
+            check("attention packed T=33 D=64 padded", [input([2, 33, 3, 2, 64], d)], tolerance: .accumulated) {
+                Tensor.attention(packed: $0[0], mask: AttentionMask(keyPadding: padding(33, left: 0, right: 4)))
             }
         }
     }

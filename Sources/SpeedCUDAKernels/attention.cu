@@ -1,7 +1,9 @@
-// Fused scaled-dot-product attention on [B, H, T, D] (SIMT, flash-attention style), forward and backward.
+// Fused scaled-dot-product attention (SIMT, flash-attention style), forward and backward: grouped K/V heads, fewer
+// queries than keys (KV cache), causal / sliding-window / key-padding masks (SSAttnMask in common.cuh).
 // Forward: an online softmax over key tiles held in shared memory, saving lse; backward: P recomputed from lse.
 // Invariant: no [T, T] matrix is ever stored; fp32 accumulation for fp32/bf16/fp16 inputs; the backward pass is
-// deterministic (dK/dV per key tile and dQ per query tile, each owned by one block: no atomics); 256 threads.
+// deterministic (dK/dV per key tile of one K/V head, summed over its query heads, and dQ per query tile, each owned
+// by one block: no atomics); 256 threads; a query row that sees no key gets out = 0, lse = -inf, no gradient.
 // Entry points: `ss_attention_fwd_<T>_d<D>`, `ss_attention_bwd_preprocess_<T>`, `ss_attention_bwd_dkdv_<T>_d<D>`,
 //   `ss_attention_bwd_dq_<T>_d<D>` for T in f32, bf16, f16 and D in 32, 64, 128 (the head dimension d may be
 //   smaller than D: the tile is zero-padded).
@@ -32,7 +34,7 @@ __device__ __forceinline__ void ss_att_load(float* dst, const T* src, int r0, in
 /// Grid: (ceil(t / BR), min(B * H, 65535)); block: 256; both grid axes are grid-stride loops.
 template <typename T, int D, int BR, int BC>
 __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh_count,
-                                           int t, int d, float scale, int causal, SSAttnLayout L) {
+                                           int t, int d, float scale, SSAttnMask M, SSAttnLayout L) {
     constexpr int LD = D + 1, LP = BC + 1, RI = BR / 16, CJ = BC / 16, DJ = D / 16;
     extern __shared__ float ss_att_smem[];
     float* Qs = ss_att_smem;
@@ -43,7 +45,7 @@ __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T
     const float ninf = -ss_inf_f();
     const int ntiles = (t + BR - 1) / BR;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 ib = L.q(bh), ob = L.o(bh);
+        const ss_i64 ib = L.q(bh), kb = L.k(bh), ob = L.o(bh), b = bh / L.heads;
         for (int qt = blockIdx.x; qt < ntiles; qt += gridDim.x) {
             const int q0 = qt * BR;
             __syncthreads();
@@ -56,11 +58,11 @@ __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T
 #pragma unroll
                 for (int jj = 0; jj < DJ; ++jj) o[i][jj] = 0.0f;
             }
-            const int kend = causal ? min(t, q0 + BR) : t;
-            for (int k0 = 0; k0 < kend; k0 += BC) {
+            const int kend = M.key_end(q0, BR);
+            for (int k0 = M.key_begin(q0, BC); k0 < kend; k0 += BC) {
                 __syncthreads();
-                ss_att_load<T, D, BC>(Ks, k + ib, k0, t, d, L.qt);
-                ss_att_load<T, D, BC>(Vs, v + ib, k0, t, d, L.qt);
+                ss_att_load<T, D, BC>(Ks, k + kb, k0, M.tk, d, L.kt);
+                ss_att_load<T, D, BC>(Vs, v + kb, k0, M.tk, d, L.kt);
                 __syncthreads();
                 float s[RI][CJ];
 #pragma unroll
@@ -89,8 +91,7 @@ __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T
 #pragma unroll
                     for (int j = 0; j < CJ; ++j) {
                         const int c = k0 + tx + 16 * j;
-                        const bool ok = c < t && (!causal || c <= r);
-                        s[i][j] = ok ? s[i][j] * scale : ninf;
+                        s[i][j] = M.ok(b, r, c) ? s[i][j] * scale : ninf;
                         mx = fmaxf(mx, s[i][j]);
                     }
 #pragma unroll
@@ -132,13 +133,13 @@ __device__ __forceinline__ void ss_att_fwd(const T* q, const T* k, const T* v, T
             for (int i = 0; i < RI; ++i) {
                 const int r = q0 + ty + 16 * i;
                 if (r < t) {
-                    const float inv = 1.0f / l[i];
+                    const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
 #pragma unroll
                     for (int jj = 0; jj < DJ; ++jj) {
                         const int col = tx + 16 * jj;
                         if (col < d) out[ob + (ss_i64)r * L.ot + col] = ss_st<T>(o[i][jj] * inv);
                     }
-                    if (tx == 0) lse[bh * t + r] = m[i] + logf(l[i]);
+                    if (tx == 0) lse[bh * t + r] = l[i] > 0.0f ? m[i] + logf(l[i]) : ninf;
                 }
             }
         }
@@ -199,12 +200,13 @@ __device__ __forceinline__ void ss_att_s_dp(const float* Qs, const float* Gs, co
     }
 }
 
-/// dK = scale * dS^T Q and dV = P^T dO for one key tile per block, looping over the query tiles that see it;
-/// dS = P * (dP - delta), P = exp(scale * q k - lse). Grid: (ceil(t / BC), min(B * H, 65535)); block: 256.
+/// dK = scale * dS^T Q and dV = P^T dO for one key tile of one K/V head per block, looping over the group's query
+/// heads and the query tiles that see it; dS = P * (dP - delta), P = exp(scale * q k - lse).
+/// Grid: (ceil(tk / BC), min(B * Hkv, 65535)); block: 256.
 template <typename T, int D, int BR, int BC>
 __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                                 const float* delta, T* gk, T* gv, ss_i64 bh_count, int t, int d,
-                                                float scale, int causal, SSAttnLayout L) {
+                                                float scale, SSAttnMask M, SSAttnLayout L) {
     constexpr int LD = D + 1, LP = BC + 1, RI = BR / 16, CJ = BC / 16, KI = BC / 16, DJ = D / 16;
     extern __shared__ float ss_att_smem[];
     float* Ks = ss_att_smem;
@@ -216,14 +218,15 @@ __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T*
     float* Ls = Ss + BR * LP;
     float* Dl = Ls + BR;
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-    const int ntiles = (t + BC - 1) / BC;
-    for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 ib = L.q(bh), ob = L.o(bh), gb = L.g(bh);
+    const int ntiles = (M.tk + BC - 1) / BC;
+    const ss_i64 kv_count = bh_count / L.group;
+    for (ss_i64 bkv = blockIdx.y; bkv < kv_count; bkv += gridDim.y) {
+        const ss_i64 kb = L.kv(bkv), kgb = L.kg(bkv), b = bkv / (L.heads / L.group);
         for (int kt = blockIdx.x; kt < ntiles; kt += gridDim.x) {
             const int k0 = kt * BC;
             __syncthreads();
-            ss_att_load<T, D, BC>(Ks, k + ib, k0, t, d, L.qt);
-            ss_att_load<T, D, BC>(Vs, v + ib, k0, t, d, L.qt);
+            ss_att_load<T, D, BC>(Ks, k + kb, k0, M.tk, d, L.kt);
+            ss_att_load<T, D, BC>(Vs, v + kb, k0, M.tk, d, L.kt);
             float dk[KI][DJ], dv[KI][DJ];
 #pragma unroll
             for (int i = 0; i < KI; ++i) {
@@ -233,48 +236,51 @@ __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T*
                     dv[i][jj] = 0.0f;
                 }
             }
-            const int qstart = causal ? (k0 / BR) * BR : 0;
-            for (int q0 = qstart; q0 < t; q0 += BR) {
-                __syncthreads();
-                ss_att_load<T, D, BR>(Qs, q + ib, q0, t, d, L.qt);
-                ss_att_load<T, D, BR>(Gs, gout + ob, q0, t, d, L.ot);
-                for (int r = threadIdx.x; r < BR; r += SS_ATT_THREADS) {
-                    const bool in = q0 + r < t;
-                    Ls[r] = in ? lse[bh * t + q0 + r] : 0.0f;
-                    Dl[r] = in ? delta[bh * t + q0 + r] : 0.0f;
-                }
-                __syncthreads();
-                float s[RI][CJ], dp[RI][CJ];
-                ss_att_s_dp<D, RI, CJ>(Qs, Gs, Ks, Vs, s, dp);
-#pragma unroll
-                for (int i = 0; i < RI; ++i) {
-                    const int rl = ty + 16 * i, r = q0 + rl;
-                    const float li = Ls[rl], di = Dl[rl];
-#pragma unroll
-                    for (int j = 0; j < CJ; ++j) {
-                        const int cl = tx + 16 * j, c = k0 + cl;
-                        const bool ok = r < t && c < t && (!causal || c <= r);
-                        const float p = ok ? expf(s[i][j] * scale - li) : 0.0f;
-                        Ps[rl * LP + cl] = p;
-                        Ss[rl * LP + cl] = p * (dp[i][j] - di);
+            const int qend = M.query_end(k0, BC);
+            for (ss_i64 gi = 0; gi < L.group; ++gi) {
+                const ss_i64 bh = b * L.heads + (bkv % (L.heads / L.group)) * L.group + gi;
+                const ss_i64 ib = L.q(bh), ob = L.o(bh);
+                for (int q0 = M.query_begin(k0, BR); q0 < qend; q0 += BR) {
+                    __syncthreads();
+                    ss_att_load<T, D, BR>(Qs, q + ib, q0, t, d, L.qt);
+                    ss_att_load<T, D, BR>(Gs, gout + ob, q0, t, d, L.ot);
+                    for (int r = threadIdx.x; r < BR; r += SS_ATT_THREADS) {
+                        const bool in = q0 + r < t;
+                        Ls[r] = in ? lse[bh * t + q0 + r] : 0.0f;
+                        Dl[r] = in ? delta[bh * t + q0 + r] : 0.0f;
                     }
-                }
-                __syncthreads();
+                    __syncthreads();
+                    float s[RI][CJ], dp[RI][CJ];
+                    ss_att_s_dp<D, RI, CJ>(Qs, Gs, Ks, Vs, s, dp);
+#pragma unroll
+                    for (int i = 0; i < RI; ++i) {
+                        const int rl = ty + 16 * i, r = q0 + rl;
+                        const float li = Ls[rl], di = Dl[rl];
+#pragma unroll
+                        for (int j = 0; j < CJ; ++j) {
+                            const int cl = tx + 16 * j, c = k0 + cl;
+                            const float p = M.ok(b, r, c) ? expf(s[i][j] * scale - li) : 0.0f;
+                            Ps[rl * LP + cl] = p;
+                            Ss[rl * LP + cl] = p * (dp[i][j] - di);
+                        }
+                    }
+                    __syncthreads();
 #pragma unroll 2
-                for (int rr = 0; rr < BR; ++rr) {
-                    float pv[KI], sv[KI];
-#pragma unroll
-                    for (int i = 0; i < KI; ++i) {
-                        pv[i] = Ps[rr * LP + ty + 16 * i];
-                        sv[i] = Ss[rr * LP + ty + 16 * i];
-                    }
-#pragma unroll
-                    for (int jj = 0; jj < DJ; ++jj) {
-                        const float go = Gs[rr * LD + tx + 16 * jj], qq = Qs[rr * LD + tx + 16 * jj];
+                    for (int rr = 0; rr < BR; ++rr) {
+                        float pv[KI], sv[KI];
 #pragma unroll
                         for (int i = 0; i < KI; ++i) {
-                            dv[i][jj] = fmaf(pv[i], go, dv[i][jj]);
-                            dk[i][jj] = fmaf(sv[i], qq, dk[i][jj]);
+                            pv[i] = Ps[rr * LP + ty + 16 * i];
+                            sv[i] = Ss[rr * LP + ty + 16 * i];
+                        }
+#pragma unroll
+                        for (int jj = 0; jj < DJ; ++jj) {
+                            const float go = Gs[rr * LD + tx + 16 * jj], qq = Qs[rr * LD + tx + 16 * jj];
+#pragma unroll
+                            for (int i = 0; i < KI; ++i) {
+                                dv[i][jj] = fmaf(pv[i], go, dv[i][jj]);
+                                dk[i][jj] = fmaf(sv[i], qq, dk[i][jj]);
+                            }
                         }
                     }
                 }
@@ -282,13 +288,13 @@ __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T*
 #pragma unroll
             for (int i = 0; i < KI; ++i) {
                 const int c = k0 + ty + 16 * i;
-                if (c < t) {
+                if (c < M.tk) {
 #pragma unroll
                     for (int jj = 0; jj < DJ; ++jj) {
                         const int col = tx + 16 * jj;
                         if (col < d) {
-                            gk[gb + (ss_i64)c * L.gt + col] = ss_st<T>(dk[i][jj] * scale);
-                            gv[gb + (ss_i64)c * L.gt + col] = ss_st<T>(dv[i][jj]);
+                            gk[kgb + (ss_i64)c * L.kgt + col] = ss_st<T>(dk[i][jj] * scale);
+                            gv[kgb + (ss_i64)c * L.kgt + col] = ss_st<T>(dv[i][jj]);
                         }
                     }
                 }
@@ -302,7 +308,7 @@ __device__ __forceinline__ void ss_att_bwd_dkdv(const T* q, const T* k, const T*
 template <typename T, int D, int BR, int BC>
 __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                               const float* delta, T* gq, ss_i64 bh_count, int t, int d, float scale,
-                                              int causal, SSAttnLayout L) {
+                                              SSAttnMask M, SSAttnLayout L) {
     constexpr int LD = D + 1, LP = BC + 1, RI = BR / 16, CJ = BC / 16, DJ = D / 16;
     extern __shared__ float ss_att_smem[];
     float* Qs = ss_att_smem;
@@ -315,7 +321,7 @@ __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     const int ntiles = (t + BR - 1) / BR;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 ib = L.q(bh), ob = L.o(bh), gb = L.g(bh);
+        const ss_i64 ib = L.q(bh), kb = L.k(bh), ob = L.o(bh), gb = L.g(bh), b = bh / L.heads;
         for (int qt = blockIdx.x; qt < ntiles; qt += gridDim.x) {
             const int q0 = qt * BR;
             __syncthreads();
@@ -332,11 +338,11 @@ __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v
 #pragma unroll
                 for (int jj = 0; jj < DJ; ++jj) acc[i][jj] = 0.0f;
             }
-            const int kend = causal ? min(t, q0 + BR) : t;
-            for (int k0 = 0; k0 < kend; k0 += BC) {
+            const int kend = M.key_end(q0, BR);
+            for (int k0 = M.key_begin(q0, BC); k0 < kend; k0 += BC) {
                 __syncthreads();
-                ss_att_load<T, D, BC>(Ks, k + ib, k0, t, d, L.qt);
-                ss_att_load<T, D, BC>(Vs, v + ib, k0, t, d, L.qt);
+                ss_att_load<T, D, BC>(Ks, k + kb, k0, M.tk, d, L.kt);
+                ss_att_load<T, D, BC>(Vs, v + kb, k0, M.tk, d, L.kt);
                 __syncthreads();
                 float s[RI][CJ], dp[RI][CJ];
                 ss_att_s_dp<D, RI, CJ>(Qs, Gs, Ks, Vs, s, dp);
@@ -347,8 +353,7 @@ __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v
 #pragma unroll
                     for (int j = 0; j < CJ; ++j) {
                         const int cl = tx + 16 * j, c = k0 + cl;
-                        const bool ok = r < t && c < t && (!causal || c <= r);
-                        const float p = ok ? expf(s[i][j] * scale - li) : 0.0f;
+                        const float p = M.ok(b, r, c) ? expf(s[i][j] * scale - li) : 0.0f;
                         Ss[rl * LP + cl] = p * (dp[i][j] - di);
                     }
                 }
@@ -384,19 +389,19 @@ __device__ __forceinline__ void ss_att_bwd_dq(const T* q, const T* k, const T* v
 // Tile shapes per head dimension: forward (BR x BC), dK/dV (BR x BC), dQ (BR x BC).
 #define SS_ATT_D(TN, T, DD, FBR, FBC, KBR, KBC, QBR, QBC) \
     extern "C" __global__ void __launch_bounds__(SS_ATT_THREADS) ss_attention_fwd_##TN##_d##DD( \
-        const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh, int t, int d, float scale, int causal, \
-        SS_ATT_LAYOUT_PARAMS) { \
-        ss_att_fwd<T, DD, FBR, FBC>(q, k, v, out, lse, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
+        const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh, int t, int d, float scale, \
+        SS_ATT_MASK_PARAMS, SS_ATT_LAYOUT_PARAMS) { \
+        ss_att_fwd<T, DD, FBR, FBC>(q, k, v, out, lse, bh, t, d, scale, SS_ATT_MASK, SS_ATT_LAYOUT); \
     } \
     extern "C" __global__ void __launch_bounds__(SS_ATT_THREADS) ss_attention_bwd_dkdv_##TN##_d##DD( \
         const T* q, const T* k, const T* v, const T* gout, const float* lse, const float* delta, T* gk, T* gv, \
-        ss_i64 bh, int t, int d, float scale, int causal, SS_ATT_LAYOUT_PARAMS) { \
-        ss_att_bwd_dkdv<T, DD, KBR, KBC>(q, k, v, gout, lse, delta, gk, gv, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
+        ss_i64 bh, int t, int d, float scale, SS_ATT_MASK_PARAMS, SS_ATT_LAYOUT_PARAMS) { \
+        ss_att_bwd_dkdv<T, DD, KBR, KBC>(q, k, v, gout, lse, delta, gk, gv, bh, t, d, scale, SS_ATT_MASK, SS_ATT_LAYOUT); \
     } \
     extern "C" __global__ void __launch_bounds__(SS_ATT_THREADS) ss_attention_bwd_dq_##TN##_d##DD( \
         const T* q, const T* k, const T* v, const T* gout, const float* lse, const float* delta, T* gq, ss_i64 bh, \
-        int t, int d, float scale, int causal, SS_ATT_LAYOUT_PARAMS) { \
-        ss_att_bwd_dq<T, DD, QBR, QBC>(q, k, v, gout, lse, delta, gq, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
+        int t, int d, float scale, SS_ATT_MASK_PARAMS, SS_ATT_LAYOUT_PARAMS) { \
+        ss_att_bwd_dq<T, DD, QBR, QBC>(q, k, v, gout, lse, delta, gq, bh, t, d, scale, SS_ATT_MASK, SS_ATT_LAYOUT); \
     }
 #define SS_ATT_T(TN, T) \
     extern "C" __global__ void ss_attention_bwd_preprocess_##TN(const T* out, const T* gout, float* delta, ss_i64 rows, \

@@ -410,20 +410,89 @@ template <typename A> __device__ __forceinline__ SSMaxSum<A> ss_block_ms(SSMaxSu
     v.s = shs[32];
     return v;
 }
-// ----- Attention operand layout (both attention programs) -----
+// ----- Attention operand layout and mask (both attention programs) -----
 
 /// Where attention's operands live, in elements: row t of head h in batch b starts at b*xb + h*xh + t*xt, with
-/// x = q for q/k/v, o for out/gradOut, g for gradQ/gradK/gradV (Swift's AttentionLayout). Kernels take the ten
-/// values as trailing scalar arguments (SS_ATT_LAYOUT_PARAMS) and rebuild this.
+/// x = q for q, k for k/v, o for out/gradOut, g for gradQ, kg for gradK/gradV (Swift's AttentionLayout). `bh`
+/// indexes query heads (b * heads + h); query head h reads K/V head h / group (grouped-query attention), and a K/V
+/// head index `bkv` is b * (heads / group) + kvh. Kernels take the values as trailing scalar arguments
+/// (SS_ATT_LAYOUT_PARAMS) and rebuild this.
 struct SSAttnLayout {
-    ss_i64 heads, qb, qh, qt, ob, oh, ot, gb, gh, gt;
+    ss_i64 heads, group, qb, qh, qt, kb, kh, kt, ob, oh, ot, gb, gh, gt, kgb, kgh, kgt;
     __device__ __forceinline__ ss_i64 q(ss_i64 bh) const { return (bh / heads) * qb + (bh % heads) * qh; }
+    /// K/V of query head bh.
+    __device__ __forceinline__ ss_i64 k(ss_i64 bh) const { return (bh / heads) * kb + ((bh % heads) / group) * kh; }
+    /// K/V head bkv.
+    __device__ __forceinline__ ss_i64 kv(ss_i64 bkv) const {
+        const ss_i64 hkv = heads / group;
+        return (bkv / hkv) * kb + (bkv % hkv) * kh;
+    }
     __device__ __forceinline__ ss_i64 o(ss_i64 bh) const { return (bh / heads) * ob + (bh % heads) * oh; }
     __device__ __forceinline__ ss_i64 g(ss_i64 bh) const { return (bh / heads) * gb + (bh % heads) * gh; }
+    __device__ __forceinline__ ss_i64 kg(ss_i64 bkv) const {
+        const ss_i64 hkv = heads / group;
+        return (bkv / hkv) * kgb + (bkv % hkv) * kgh;
+    }
 };
-#define SS_ATT_LAYOUT_PARAMS ss_i64 heads, ss_i64 qb, ss_i64 qh, ss_i64 qt, ss_i64 ob, ss_i64 oh, ss_i64 ot, \
-    ss_i64 gb, ss_i64 gh, ss_i64 gt
-#define SS_ATT_LAYOUT SSAttnLayout{heads, qb, qh, qt, ob, oh, ot, gb, gh, gt}
+#define SS_ATT_LAYOUT_PARAMS ss_i64 heads, ss_i64 group, ss_i64 qb, ss_i64 qh, ss_i64 qt, ss_i64 kb, ss_i64 kh, \
+    ss_i64 kt, ss_i64 ob, ss_i64 oh, ss_i64 ot, ss_i64 gb, ss_i64 gh, ss_i64 gt, ss_i64 kgb, ss_i64 kgh, ss_i64 kgt
+#define SS_ATT_LAYOUT SSAttnLayout{heads, group, qb, qh, qt, kb, kh, kt, ob, oh, ot, gb, gh, gt, kgb, kgh, kgt}
+
+/// Which keys a query sees (Swift's AttentionMask): t queries, tk keys; query r sits at position p = r + tk - t;
+/// causal: keys c <= p; window > 0: also c > p - window; keep (int32 [B, tk], may be null): keys with keep == 0 are
+/// hidden. A row that sees no key gets out = 0 and lse = -inf.
+struct SSAttnMask {
+    int t, tk, causal, window;
+    const int* keep;
+    __device__ __forceinline__ int off() const { return tk - t; }
+    __device__ __forceinline__ bool ok(ss_i64 b, int r, int c) const {
+        const int p = r + tk - t;
+        return r < t && c < tk && (!causal || c <= p) && (window <= 0 || c > p - window) &&
+               (keep == nullptr || keep[b * tk + c] != 0);
+    }
+    /// Whether query row r may see key c < tk before padding (the range part of ok()).
+    __device__ __forceinline__ bool in_range(int r, int c) const {
+        const int p = r + tk - t;
+        return r < t && (!causal || c <= p) && (window <= 0 || c > p - window);
+    }
+    /// Keys [lo, hi) query row r may see before padding (empty for r >= t).
+    __device__ __forceinline__ void key_range(int r, int& lo, int& hi) const {
+        const int p = r + tk - t;
+        hi = r >= t ? 0 : causal ? min(tk, p + 1) : tk;
+        lo = r >= t ? 0 : window > 0 ? max(0, p - window + 1) : 0;
+    }
+    /// Query rows [lo, hi) that may see key c before padding (empty for c >= tk).
+    __device__ __forceinline__ void query_range(int c, int& lo, int& hi) const {
+        const int q = c - (tk - t);
+        lo = c >= tk ? 0 : causal ? max(0, q) : 0;
+        hi = c >= tk ? 0 : window > 0 ? min(t, q + window) : t;
+    }
+    /// Whether key c of batch b is kept by the padding mask.
+    __device__ __forceinline__ bool kept(ss_i64 b, int c) const { return keep == nullptr || keep[b * tk + c] != 0; }
+    /// The first key any of the query rows [r0, r0 + rows) may see, rounded down to a multiple of `tile`.
+    __device__ __forceinline__ int key_begin(int r0, int tile) const {
+        if (window <= 0) return 0;
+        const int lo = r0 + tk - t - window + 1;
+        return lo <= 0 ? 0 : (lo / tile) * tile;
+    }
+    /// One past the last key any of the query rows [r0, r0 + rows) may see.
+    __device__ __forceinline__ int key_end(int r0, int rows) const {
+        return causal ? min(tk, r0 + rows + tk - t) : tk;
+    }
+    /// The first query row that may see any key of [k0, ...), rounded down to a multiple of `tile`.
+    __device__ __forceinline__ int query_begin(int k0, int tile) const {
+        if (!causal) return 0;
+        const int lo = k0 - (tk - t);
+        return lo <= 0 ? 0 : (lo / tile) * tile;
+    }
+    /// One past the last query row that may see any key of [k0, k0 + cols).
+    __device__ __forceinline__ int query_end(int k0, int cols) const {
+        if (window <= 0) return t;
+        return min(t, k0 + cols - 1 - (tk - t) + window);
+    }
+};
+#define SS_ATT_MASK_PARAMS int tk, int causal, int window, const int* keep
+#define SS_ATT_MASK SSAttnMask{t, tk, causal, window, keep}
 
 // ===== end of prelude =====
 #endif

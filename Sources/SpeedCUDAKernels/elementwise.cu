@@ -1,7 +1,8 @@
 // Elementwise kernels: unary maps and their derivatives, broadcasting binary ops, select (where).
 // Invariant: half types are computed in fp32 and rounded once on store, as CPUBackend's promoted path; `out` may
 // alias an input of the same shape (in-place updates), so no pointer here is __restrict__.
-// Entry points: `ss_unary_<op>_*`, `ss_unary_bwd_<op>_*`, `ss_binary_<op>_*`, `ss_select_<T>_<cond>`.
+// Entry points: `ss_unary_<op>_*`, `ss_unary_bwd_<op>_*`, `ss_binary_<op>_*`, `ss_select_<T>_<cond>`, `ss_swiglu_*`,
+//   `ss_swiglu_bwd_*`.
 #include "common.cuh"
 
 // ===== family: elementwise =====
@@ -19,6 +20,7 @@
 #define SS_U_GELU_EXACT 10
 #define SS_U_POW 11
 #define SS_U_AFFINE 12
+#define SS_U_SILU 13
 
 #define SS_B_ADD 0
 #define SS_B_SUB 1
@@ -109,6 +111,7 @@ template <int OP, typename A> __device__ __forceinline__ A ss_unary_f(A x, A p0,
         return half * x * (one + ss_tanh((A)0.7978845608028654 * (x + (A)0.044715 * x * x * x)));
     else if constexpr (OP == SS_U_GELU_EXACT) return half * x * (one + ss_erf(x * (A)0.7071067811865476));
     else if constexpr (OP == SS_U_POW) return square ? x * x : ss_power(x, p0);
+    else if constexpr (OP == SS_U_SILU) return x / (one + ss_exp(-x));
     else return ss_add_rn(ss_mul_rn(x, p0), p1);   // SS_U_AFFINE: x * scale + shift, unfused
 }
 
@@ -139,7 +142,10 @@ template <int OP, typename A> __device__ __forceinline__ A ss_unary_b(A x, A y, 
     } else if constexpr (OP == SS_U_GELU_EXACT) {
         return g * (half * (one + ss_erf(x * (A)0.7071067811865476)) + x * (A)0.3989422804014327 * ss_exp(-x * x / (A)2));
     } else if constexpr (OP == SS_U_POW) return g * p0 * ss_power(x, p0 - one);
-    else return ss_mul_rn(g, p0);   // SS_U_AFFINE
+    else if constexpr (OP == SS_U_SILU) {
+        const A s = one / (one + ss_exp(-x));
+        return g * (s * (one + x * (one - s)));
+    } else return ss_mul_rn(g, p0);   // SS_U_AFFINE
 }
 
 template <int OP, typename T>
@@ -175,6 +181,38 @@ SS_UNARY(gelu, SS_U_GELU)
 SS_UNARY(gelu_exact, SS_U_GELU_EXACT)
 SS_UNARY(pow, SS_U_POW)
 SS_UNARY(affine, SS_U_AFFINE)
+SS_UNARY(silu, SS_U_SILU)
+
+// ----- SwiGLU: out = silu(gate) * up (CPUBackend.swiglu), and its backward -----
+
+template <typename T> __device__ __forceinline__ void ss_swiglu_body(const T* g, const T* u, T* y, ss_i64 n) {
+    typedef typename SSNum<T>::acc A;
+    ss_ew2(g, u, y, n, [](T gv, T uv) {
+        const A x = ss_ld(gv);
+        return ss_st<T>(x / ((A)1 + ss_exp(-x)) * ss_ld(uv));
+    });
+}
+
+/// dgate = dy * up * s * (1 + gate * (1 - s)), dup = dy * gate * s, s = sigmoid(gate).
+template <typename T>
+__device__ __forceinline__ void ss_swiglu_bwd_body(const T* g, const T* u, const T* dy, T* dg, T* du, ss_i64 n) {
+    typedef typename SSNum<T>::acc A;
+    for (ss_i64 i = SS_TID; i < n; i += SS_STRIDE) {
+        const A x = ss_ld(g[i]), s = (A)1 / ((A)1 + ss_exp(-x)), d = ss_ld(dy[i]);
+        dg[i] = ss_st<T>(d * ss_ld(u[i]) * (s * ((A)1 + x * ((A)1 - s))));
+        du[i] = ss_st<T>(d * (x * s));
+    }
+}
+
+#define SS_SWIGLU(TN, T) \
+    extern "C" __global__ void ss_swiglu_##TN(const T* g, const T* u, T* y, ss_i64 n) { ss_swiglu_body<T>(g, u, y, n); } \
+    extern "C" __global__ void ss_swiglu_bwd_##TN(const T* g, const T* u, const T* dy, T* dg, T* du, ss_i64 n) { \
+        ss_swiglu_bwd_body<T>(g, u, dy, dg, du, n); \
+    }
+SS_SWIGLU(f32, float)
+SS_SWIGLU(f64, double)
+SS_SWIGLU(bf16, ss_bf16)
+SS_SWIGLU(f16, ss_f16)
 
 // ----- binary with NumPy broadcasting: ix.strides[0] = a, [1] = b over out's (contiguous) shape -----
 

@@ -1,5 +1,6 @@
-// Causal/full attention on [B, H, T, D] on tensor cores (mma.sync m16n8k16), FlashAttention-2 style.
-// bf16/fp16 in, fp32 accumulate, forward and backward; each warp owns 16 rows of a tile.
+// Attention on tensor cores (mma.sync m16n8k16), FlashAttention-2 style: grouped K/V heads, fewer queries than keys,
+// causal / sliding-window / key-padding masks (SSAttnMask). bf16/fp16 in, fp32 accumulate, forward and backward;
+// each warp owns 16 rows of a tile; a query row that sees no key gets out = 0, lse = -inf, no gradient.
 // Invariant: the score fragment an mma leaves in a thread's registers is, two n-tiles at a time, exactly the A
 // fragment of the next product (P V, dS K, ...), so P and dS never touch shared memory; no [T, T] matrix is ever
 // stored; the backward pass is deterministic (no atomics), P and dS are rounded to the input type before their
@@ -153,18 +154,19 @@ __device__ __forceinline__ void ss_fa_store(T* dst, const float (&acc)[DJ][4], i
 /// key tiles of BC. Grid: (ceil(t / 64), min(B * H, 65535)), both axes grid-stride loops.
 template <typename T, int D, int BC>
 __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh_count,
-                                          int t, int d, float scale, int causal, SSAttnLayout L) {
+                                          int t, int d, float scale, SSAttnMask M, SSAttnLayout L) {
     constexpr int BR = 64, LD = D + SS_FA_PAD, KD = D / 16, NJ = BC / 8, DJ = D / 8;
     extern __shared__ uint4 ss_fa_smem[];
     ss_u16* Qs = (ss_u16*)ss_fa_smem;   // [BR, LD]
     ss_u16* Ks = Qs + BR * LD;          // [BC, LD]
     ss_u16* Vs = Ks + BC * LD;          // [BC, LD]
+    unsigned char* Kp = (unsigned char*)(Vs + BC * LD);   // [BC] 1 = key kept by the padding mask
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, c2 = (lane & 3) * 2;
     const float sl2 = scale * 1.4426950408889634f;   // scores in log2 units: exp(s scale) = exp2(s sl2)
     const float ninf = -ss_inf_f();
     const int ntiles = (t + BR - 1) / BR;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 ib = L.q(bh), ob = L.o(bh);
+        const ss_i64 ib = L.q(bh), kb = L.k(bh), ob = L.o(bh), b = bh / L.heads;
         for (int qt = blockIdx.x; qt < ntiles; qt += gridDim.x) {
             const int q0 = qt * BR, row = q0 + 16 * w + g;
             __syncthreads();
@@ -176,11 +178,12 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
             float o[DJ][4], m[2] = {ninf, ninf}, l[2] = {0.0f, 0.0f};
 #pragma unroll
             for (int j = 0; j < DJ; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-            const int kend = causal ? min(t, q0 + BR) : t;
-            for (int k0 = 0; k0 < kend; k0 += BC) {
+            const int kend = M.key_end(q0, BR);
+            for (int k0 = M.key_begin(q0, BC); k0 < kend; k0 += BC) {
                 __syncthreads();
-                ss_fa_load<T, D, BC>(Ks, k + ib, k0, t, d, L.qt);
-                ss_fa_load<T, D, BC>(Vs, v + ib, k0, t, d, L.qt);
+                ss_fa_load<T, D, BC>(Ks, k + kb, k0, M.tk, d, L.kt);
+                ss_fa_load<T, D, BC>(Vs, v + kb, k0, M.tk, d, L.kt);
+                for (int e = threadIdx.x; e < BC; e += SS_FA_THREADS) Kp[e] = k0 + e < M.tk && M.kept(b, k0 + e);
                 __syncthreads();
                 float s[NJ][4];
 #pragma unroll
@@ -200,9 +203,8 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
                 for (int j = 0; j < NJ; ++j) {
 #pragma unroll
                     for (int i = 0; i < 4; ++i) {
-                        const int c = k0 + 8 * j + c2 + (i & 1), r = row + 8 * (i >> 1);
-                        const bool ok = c < t && (!causal || c <= r);
-                        s[j][i] = ok ? s[j][i] * sl2 : ninf;
+                        const int cl = 8 * j + c2 + (i & 1), r = row + 8 * (i >> 1);
+                        s[j][i] = Kp[cl] && M.in_range(r, k0 + cl) ? s[j][i] * sl2 : ninf;
                         mx[i >> 1] = fmaxf(mx[i >> 1], s[j][i]);
                     }
                 }
@@ -250,10 +252,11 @@ __device__ __forceinline__ void ss_fa_fwd(const T* q, const T* k, const T* v, T*
                 l[h] += __shfl_xor_sync(SS_FULL_MASK, l[h], 1);
                 l[h] += __shfl_xor_sync(SS_FULL_MASK, l[h], 2);
             }
-            ss_fa_store<T, DJ>(out + ob, o, row, t, d, L.ot, 1.0f / l[0], 1.0f / l[1]);
+            ss_fa_store<T, DJ>(out + ob, o, row, t, d, L.ot, l[0] > 0.0f ? 1.0f / l[0] : 0.0f,
+                               l[1] > 0.0f ? 1.0f / l[1] : 0.0f);
             if ((lane & 3) == 0) {
-                if (row < t) lse[bh * t + row] = (m[0] + log2f(l[0])) * 0.6931471805599453f;
-                if (row + 8 < t) lse[bh * t + row + 8] = (m[1] + log2f(l[1])) * 0.6931471805599453f;
+                if (row < t) lse[bh * t + row] = l[0] > 0.0f ? (m[0] + log2f(l[0])) * 0.6931471805599453f : ninf;
+                if (row + 8 < t) lse[bh * t + row + 8] = l[1] > 0.0f ? (m[1] + log2f(l[1])) * 0.6931471805599453f : ninf;
             }
         }
     }
@@ -286,13 +289,13 @@ __device__ __forceinline__ void ss_fa_s_dp(float (&s)[N / 8][4], float (&dp)[N /
     }
 }
 
-/// dK = scale dS^T Q and dV = P^T dO for one tile of 64 keys per block (warp w: keys 16 w..), looping over query
-/// tiles of BQ that see it. Sᵀ and dPᵀ are computed key-major so P^T and dS^T are A fragments in registers.
-/// Grid: (ceil(t / 64), min(B * H, 65535)).
+/// dK = scale dS^T Q and dV = P^T dO for one tile of 64 keys of one K/V head per block (warp w: keys 16 w..),
+/// looping over the group's query heads and their query tiles of BQ that see it. Sᵀ and dPᵀ are computed key-major
+/// so P^T and dS^T are A fragments in registers. Grid: (ceil(tk / 64), min(B * Hkv, 65535)).
 template <typename T, int D, int BQ>
 __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                                const float* delta, T* gk, T* gv, ss_i64 bh_count, int t, int d,
-                                               float scale, int causal, SSAttnLayout L) {
+                                               float scale, SSAttnMask M, SSAttnLayout L) {
     constexpr int BK = 64, LD = D + SS_FA_PAD, NQ = BQ / 8, DJ = D / 8;
     extern __shared__ uint4 ss_fa_smem[];
     ss_u16* Ks = (ss_u16*)ss_fa_smem;       // [BK, LD]
@@ -303,61 +306,71 @@ __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* 
     float* Dl = Ls + BQ;                    // [BQ]
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, c2 = (lane & 3) * 2;
     const float sl2 = scale * 1.4426950408889634f;
-    const int ntiles = (t + BK - 1) / BK;
-    for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 ib = L.q(bh), ob = L.o(bh), gb = L.g(bh);
+    const int ntiles = (M.tk + BK - 1) / BK;
+    const ss_i64 kv_count = bh_count / L.group;
+    for (ss_i64 bkv = blockIdx.y; bkv < kv_count; bkv += gridDim.y) {
+        const ss_i64 kb = L.kv(bkv), kgb = L.kg(bkv), b = bkv / (L.heads / L.group);
         for (int kt = blockIdx.x; kt < ntiles; kt += gridDim.x) {
             const int k0 = kt * BK, key = k0 + 16 * w + g;
             __syncthreads();
-            ss_fa_load<T, D, BK>(Ks, k + ib, k0, t, d, L.qt);
-            ss_fa_load<T, D, BK>(Vs, v + ib, k0, t, d, L.qt);
+            ss_fa_load<T, D, BK>(Ks, k + kb, k0, M.tk, d, L.kt);
+            ss_fa_load<T, D, BK>(Vs, v + kb, k0, M.tk, d, L.kt);
             float dk[DJ][4], dv[DJ][4];
 #pragma unroll
             for (int j = 0; j < DJ; ++j) {
                 dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.0f;
                 dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
             }
-            const int qstart = causal ? (k0 / BQ) * BQ : 0;
-            for (int q0 = qstart; q0 < t; q0 += BQ) {
-                __syncthreads();
-                ss_fa_load<T, D, BQ>(Qs, q + ib, q0, t, d, L.qt);
-                ss_fa_load<T, D, BQ>(Gs, gout + ob, q0, t, d, L.ot);
-                for (int r = threadIdx.x; r < BQ; r += SS_FA_THREADS) {
-                    const bool in = q0 + r < t;
-                    Ls[r] = in ? lse[bh * t + q0 + r] * 1.4426950408889634f : 0.0f;
-                    Dl[r] = in ? delta[bh * t + q0 + r] : 0.0f;
-                }
-                __syncthreads();
-                float s[NQ][4], dp[NQ][4];
-                ss_fa_s_dp<T, D, BQ>(s, dp, Ks + 16 * w * LD, Vs + 16 * w * LD, Qs, Gs);
+            const int qend = M.query_end(k0, BK);
+            int lo[2], hi[2];   // the query rows keys key and key + 8 are seen by (empty when padded)
 #pragma unroll
-                for (int j = 0; j < NQ; ++j) {
-#pragma unroll
-                    for (int i = 0; i < 4; ++i) {
-                        const int ql = 8 * j + c2 + (i & 1), r = q0 + ql, c = key + 8 * (i >> 1);
-                        const bool ok = r < t && c < t && (!causal || c <= r);
-                        const float p = ok ? exp2f(s[j][i] * sl2 - Ls[ql]) : 0.0f;
-                        s[j][i] = p;
-                        dp[j][i] = p * (dp[j][i] - Dl[ql]);
+            for (int h = 0; h < 2; ++h) {
+                M.query_range(key + 8 * h, lo[h], hi[h]);
+                if (key + 8 * h < M.tk && !M.kept(b, key + 8 * h)) hi[h] = lo[h];
+            }
+            for (ss_i64 gi = 0; gi < L.group; ++gi) {
+                const ss_i64 bh = b * L.heads + (bkv % (L.heads / L.group)) * L.group + gi;
+                const ss_i64 ib = L.q(bh), ob = L.o(bh);
+                for (int q0 = M.query_begin(k0, BQ); q0 < qend; q0 += BQ) {
+                    __syncthreads();
+                    ss_fa_load<T, D, BQ>(Qs, q + ib, q0, t, d, L.qt);
+                    ss_fa_load<T, D, BQ>(Gs, gout + ob, q0, t, d, L.ot);
+                    for (int r = threadIdx.x; r < BQ; r += SS_FA_THREADS) {
+                        const bool in = q0 + r < t;
+                        Ls[r] = in ? lse[bh * t + q0 + r] * 1.4426950408889634f : 0.0f;
+                        Dl[r] = in ? delta[bh * t + q0 + r] : 0.0f;
                     }
-                }
+                    __syncthreads();
+                    float s[NQ][4], dp[NQ][4];
+                    ss_fa_s_dp<T, D, BQ>(s, dp, Ks + 16 * w * LD, Vs + 16 * w * LD, Qs, Gs);
 #pragma unroll
-                for (int kk = 0; kk < BQ / 16; ++kk) {
-                    ss_u32 pa[4], da[4];
-                    ss_fa_c_to_a<T, NQ>(pa, s, kk);
-                    ss_fa_c_to_a<T, NQ>(da, dp, kk);
+                    for (int j = 0; j < NQ; ++j) {
 #pragma unroll
-                    for (int j = 0; j < DJ; ++j) {
-                        ss_u32 b0, b1;
-                        ss_fa_frag_b<LD>(b0, b1, Gs, kk, j);
-                        ss_fa_mma<T>(dv[j], pa, b0, b1);
-                        ss_fa_frag_b<LD>(b0, b1, Qs, kk, j);
-                        ss_fa_mma<T>(dk[j], da, b0, b1);
+                        for (int i = 0; i < 4; ++i) {
+                            const int ql = 8 * j + c2 + (i & 1), r = q0 + ql, h = i >> 1;
+                            const float p = r >= lo[h] && r < hi[h] ? exp2f(s[j][i] * sl2 - Ls[ql]) : 0.0f;
+                            s[j][i] = p;
+                            dp[j][i] = p * (dp[j][i] - Dl[ql]);
+                        }
+                    }
+#pragma unroll
+                    for (int kk = 0; kk < BQ / 16; ++kk) {
+                        ss_u32 pa[4], da[4];
+                        ss_fa_c_to_a<T, NQ>(pa, s, kk);
+                        ss_fa_c_to_a<T, NQ>(da, dp, kk);
+#pragma unroll
+                        for (int j = 0; j < DJ; ++j) {
+                            ss_u32 b0, b1;
+                            ss_fa_frag_b<LD>(b0, b1, Gs, kk, j);
+                            ss_fa_mma<T>(dv[j], pa, b0, b1);
+                            ss_fa_frag_b<LD>(b0, b1, Qs, kk, j);
+                            ss_fa_mma<T>(dk[j], da, b0, b1);
+                        }
                     }
                 }
             }
-            ss_fa_store<T, DJ>(gk + gb, dk, key, t, d, L.gt, scale, scale);
-            ss_fa_store<T, DJ>(gv + gb, dv, key, t, d, L.gt, 1.0f, 1.0f);
+            ss_fa_store<T, DJ>(gk + kgb, dk, key, M.tk, d, L.kgt, scale, scale);
+            ss_fa_store<T, DJ>(gv + kgb, dv, key, M.tk, d, L.kgt, 1.0f, 1.0f);
         }
     }
 }
@@ -367,18 +380,19 @@ __device__ __forceinline__ void ss_fa_bwd_dkdv(const T* q, const T* k, const T* 
 template <typename T, int D, int BK>
 __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v, const T* gout, const float* lse,
                                              const float* delta, T* gq, ss_i64 bh_count, int t, int d, float scale,
-                                             int causal, SSAttnLayout L) {
+                                             SSAttnMask M, SSAttnLayout L) {
     constexpr int BR = 64, LD = D + SS_FA_PAD, NK = BK / 8, DJ = D / 8;
     extern __shared__ uint4 ss_fa_smem[];
     ss_u16* Qs = (ss_u16*)ss_fa_smem;   // [BR, LD]
     ss_u16* Gs = Qs + BR * LD;          // [BR, LD]
     ss_u16* Ks = Gs + BR * LD;          // [BK, LD]
     ss_u16* Vs = Ks + BK * LD;          // [BK, LD]
+    unsigned char* Kp = (unsigned char*)(Vs + BK * LD);   // [BK] 1 = key kept by the padding mask
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, c2 = (lane & 3) * 2;
     const float sl2 = scale * 1.4426950408889634f;
     const int ntiles = (t + BR - 1) / BR;
     for (ss_i64 bh = blockIdx.y; bh < bh_count; bh += gridDim.y) {
-        const ss_i64 ib = L.q(bh), ob = L.o(bh), gb = L.g(bh);
+        const ss_i64 ib = L.q(bh), kb = L.k(bh), ob = L.o(bh), gb = L.g(bh), b = bh / L.heads;
         for (int qt = blockIdx.x; qt < ntiles; qt += gridDim.x) {
             const int q0 = qt * BR, row = q0 + 16 * w + g;
             __syncthreads();
@@ -394,11 +408,15 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
             float dq[DJ][4];
 #pragma unroll
             for (int j = 0; j < DJ; ++j) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
-            const int kend = causal ? min(t, q0 + BR) : t;
-            for (int k0 = 0; k0 < kend; k0 += BK) {
+            int lo[2], hi[2];
+            M.key_range(row, lo[0], hi[0]);
+            M.key_range(row + 8, lo[1], hi[1]);
+            const int kend = M.key_end(q0, BR);
+            for (int k0 = M.key_begin(q0, BK); k0 < kend; k0 += BK) {
                 __syncthreads();
-                ss_fa_load<T, D, BK>(Ks, k + ib, k0, t, d, L.qt);
-                ss_fa_load<T, D, BK>(Vs, v + ib, k0, t, d, L.qt);
+                ss_fa_load<T, D, BK>(Ks, k + kb, k0, M.tk, d, L.kt);
+                ss_fa_load<T, D, BK>(Vs, v + kb, k0, M.tk, d, L.kt);
+                for (int e = threadIdx.x; e < BK; e += SS_FA_THREADS) Kp[e] = k0 + e < M.tk && M.kept(b, k0 + e);
                 __syncthreads();
                 float s[NK][4], dp[NK][4];
                 ss_fa_s_dp<T, D, BK>(s, dp, Qs + 16 * w * LD, Gs + 16 * w * LD, Ks, Vs);
@@ -406,9 +424,8 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
                 for (int j = 0; j < NK; ++j) {
 #pragma unroll
                     for (int i = 0; i < 4; ++i) {
-                        const int c = k0 + 8 * j + c2 + (i & 1), r = row + 8 * (i >> 1);
-                        const bool ok = r < t && c < t && (!causal || c <= r);
-                        const float p = ok ? exp2f(s[j][i] * sl2 - ls[i >> 1]) : 0.0f;
+                        const int cl = 8 * j + c2 + (i & 1), c = k0 + cl, h = i >> 1;
+                        const float p = c >= lo[h] && c < hi[h] && Kp[cl] ? exp2f(s[j][i] * sl2 - ls[h]) : 0.0f;
                         s[j][i] = p * (dp[j][i] - dl[i >> 1]);
                     }
                 }
@@ -432,19 +449,19 @@ __device__ __forceinline__ void ss_fa_bwd_dq(const T* q, const T* k, const T* v,
 // Tile shapes per head width: forward key tile, dK/dV query tile, dQ key tile (64 rows per block throughout).
 #define SS_FA_D(TN, T, DD, FBC, KBQ, QBK) \
     extern "C" __global__ void __launch_bounds__(SS_FA_THREADS) ss_flash_fwd_##TN##_d##DD( \
-        const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh, int t, int d, float scale, int causal, \
-        SS_ATT_LAYOUT_PARAMS) { \
-        ss_fa_fwd<T, DD, FBC>(q, k, v, out, lse, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
+        const T* q, const T* k, const T* v, T* out, float* lse, ss_i64 bh, int t, int d, float scale, \
+        SS_ATT_MASK_PARAMS, SS_ATT_LAYOUT_PARAMS) { \
+        ss_fa_fwd<T, DD, FBC>(q, k, v, out, lse, bh, t, d, scale, SS_ATT_MASK, SS_ATT_LAYOUT); \
     } \
     extern "C" __global__ void __launch_bounds__(SS_FA_THREADS) ss_flash_bwd_dkdv_##TN##_d##DD( \
         const T* q, const T* k, const T* v, const T* gout, const float* lse, const float* delta, T* gk, T* gv, \
-        ss_i64 bh, int t, int d, float scale, int causal, SS_ATT_LAYOUT_PARAMS) { \
-        ss_fa_bwd_dkdv<T, DD, KBQ>(q, k, v, gout, lse, delta, gk, gv, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
+        ss_i64 bh, int t, int d, float scale, SS_ATT_MASK_PARAMS, SS_ATT_LAYOUT_PARAMS) { \
+        ss_fa_bwd_dkdv<T, DD, KBQ>(q, k, v, gout, lse, delta, gk, gv, bh, t, d, scale, SS_ATT_MASK, SS_ATT_LAYOUT); \
     } \
     extern "C" __global__ void __launch_bounds__(SS_FA_THREADS) ss_flash_bwd_dq_##TN##_d##DD( \
         const T* q, const T* k, const T* v, const T* gout, const float* lse, const float* delta, T* gq, ss_i64 bh, \
-        int t, int d, float scale, int causal, SS_ATT_LAYOUT_PARAMS) { \
-        ss_fa_bwd_dq<T, DD, QBK>(q, k, v, gout, lse, delta, gq, bh, t, d, scale, causal, SS_ATT_LAYOUT); \
+        int t, int d, float scale, SS_ATT_MASK_PARAMS, SS_ATT_LAYOUT_PARAMS) { \
+        ss_fa_bwd_dq<T, DD, QBK>(q, k, v, gout, lse, delta, gq, bh, t, d, scale, SS_ATT_MASK, SS_ATT_LAYOUT); \
     }
 #define SS_FA_T(TN, T) \
     SS_FA_D(TN, T, 32, 64, 64, 64) \

@@ -1,7 +1,9 @@
-// Fused row kernels: softmax/log-softmax, layer norm, embedding, cross-entropy (forward and backward).
+// Fused row kernels: softmax/log-softmax, layer norm, RMS norm, rotary embedding, embedding, cross-entropy (forward
+// and backward).
 // Invariant: one block (or warp) owns a row, so no two threads write one element except the embedding scatter-add
 // (fp32/fp64 atomics); saved statistics (mean, rstd, lse) are fp32, or fp64 for fp64 inputs, as on the CPU.
-// Entry points: `ss_softmax_*`, `ss_softmax_bwd_*`, `ss_layernorm_*`, `ss_embedding_*`, `ss_cross_entropy_*`.
+// Entry points: `ss_softmax_*`, `ss_softmax_bwd_*`, `ss_layernorm_*`, `ss_rmsnorm_*`, `ss_rotary_*`, `ss_embedding_*`,
+//   `ss_cross_entropy_*`.
 #include "common.cuh"
 
 // ===== family: nn =====
@@ -227,6 +229,103 @@ SS_LAYERNORM(f32, float, float)
 SS_LAYERNORM(f64, double, double)
 SS_LAYERNORM(bf16, ss_bf16, float)
 SS_LAYERNORM(f16, ss_f16, float)
+
+// ----- RMS norm over the last axis (HF's LlamaRMSNorm): y = w * (x * rstd), rstd = 1 / sqrt(mean(x^2) + eps) -----
+
+template <typename T>
+__device__ __forceinline__ void ss_rmsnorm_body(const T* x, const T* w, T* y, typename SSNum<T>::acc* rstd, ss_i64 rows,
+                                                ss_i64 c, double eps) {
+    typedef typename SSNum<T>::acc A;
+    const A epsA = (A)eps;
+    for (ss_i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T* xr = x + r * c;
+        T* yr = y + r * c;
+        A s = (A)0;
+        for (ss_i64 j = threadIdx.x; j < c; j += blockDim.x) {
+            const A v = ss_ld(xr[j]);
+            s += v * v;
+        }
+        const A inv = (A)1 / ss_sqrt(ss_block_sum(s) / (A)c + epsA);
+        if (threadIdx.x == 0) rstd[r] = inv;
+        for (ss_i64 j = threadIdx.x; j < c; j += blockDim.x) {
+            const A o = ss_ld(xr[j]) * inv;
+            yr[j] = ss_st<T>(w ? ss_ld(w[j]) * o : o);
+        }
+    }
+}
+
+/// dx = rstd * (w * g) - x * rstd^3 * mean(w * g * x) (skipped when dx is null) over the rows blockIdx.x,
+/// blockIdx.x + gridDim.x, ...; when wsW is given, block b writes its partial sums of g * x * rstd to
+/// wsW[b * c ..< (b + 1) * c], which ss_layernorm_bwd_params (wsB null) adds into gw.
+template <typename T>
+__device__ __forceinline__ void ss_rmsnorm_bwd_body(const T* x, const T* w, const typename SSNum<T>::acc* rstd,
+                                                    const T* g, T* dx, typename SSNum<T>::acc* wsW, ss_i64 rows,
+                                                    ss_i64 c) {
+    typedef typename SSNum<T>::acc A;
+    A* pw = wsW ? wsW + (ss_i64)blockIdx.x * c : nullptr;
+    if (pw) {
+        for (ss_i64 j = threadIdx.x; j < c; j += blockDim.x) pw[j] = (A)0;
+    }
+    for (ss_i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T* xr = x + r * c;
+        const T* gr = g + r * c;
+        const A inv = rstd[r];
+        A dot = (A)0;
+        for (ss_i64 j = threadIdx.x; j < c; j += blockDim.x) {
+            const A xj = ss_ld(xr[j]), gj = ss_ld(gr[j]);
+            if (pw) pw[j] += gj * (xj * inv);
+            dot += (w ? ss_ld(w[j]) * gj : gj) * xj;
+        }
+        if (dx) {
+            const A k = ss_block_sum(dot) * inv * inv * inv / (A)c;
+            T* dr = dx + r * c;
+            for (ss_i64 j = threadIdx.x; j < c; j += blockDim.x) {
+                const A gj = ss_ld(gr[j]);
+                dr[j] = ss_st<T>(inv * (w ? ss_ld(w[j]) * gj : gj) - ss_ld(xr[j]) * k);
+            }
+        }
+    }
+}
+
+#define SS_RMSNORM(TN, T, A) \
+    extern "C" __global__ void ss_rmsnorm_##TN(const T* x, const T* w, T* y, A* rstd, ss_i64 rows, ss_i64 c, \
+                                               double eps) { \
+        ss_rmsnorm_body<T>(x, w, y, rstd, rows, c, eps); \
+    } \
+    extern "C" __global__ void ss_rmsnorm_bwd_##TN(const T* x, const T* w, const A* rstd, const T* g, T* dx, A* wsW, \
+                                                   ss_i64 rows, ss_i64 c) { \
+        ss_rmsnorm_bwd_body<T>(x, w, rstd, g, dx, wsW, rows, c); \
+    }
+SS_RMSNORM(f32, float, float)
+SS_RMSNORM(f64, double, double)
+SS_RMSNORM(bf16, ss_bf16, float)
+SS_RMSNORM(f16, ss_f16, float)
+
+// ----- rotary embedding, rotate-half: x [N, heads, 2 half], cos/sin [N, half] (A); inverse: by -angle -----
+
+template <typename T>
+__device__ __forceinline__ void ss_rotary_body(const T* x, const typename SSNum<T>::acc* cs,
+                                               const typename SSNum<T>::acc* sn, T* y, ss_i64 pairs, ss_i64 heads,
+                                               ss_i64 half, int inverse) {
+    typedef typename SSNum<T>::acc A;
+    const A sign = inverse ? (A)-1 : (A)1;
+    for (ss_i64 p = SS_TID; p < pairs; p += SS_STRIDE) {
+        const ss_i64 row = p / half, j = p - row * half, tab = (row / heads) * half + j, at = row * 2 * half + j;
+        const A a = ss_ld(x[at]), b = ss_ld(x[at + half]), c = cs[tab], s = sign * sn[tab];
+        y[at] = ss_st<T>(a * c - b * s);
+        y[at + half] = ss_st<T>(b * c + a * s);
+    }
+}
+
+#define SS_ROTARY(TN, T, A) \
+    extern "C" __global__ void ss_rotary_##TN(const T* x, const A* cs, const A* sn, T* y, ss_i64 pairs, ss_i64 heads, \
+                                              ss_i64 half, int inverse) { \
+        ss_rotary_body<T>(x, cs, sn, y, pairs, heads, half, inverse); \
+    }
+SS_ROTARY(f32, float, float)
+SS_ROTARY(f64, double, double)
+SS_ROTARY(bf16, ss_bf16, float)
+SS_ROTARY(f16, ss_f16, float)
 
 // ----- embedding: out[i, :] = weight[ids[i], :]; backward atomically adds rows into an fp32 (fp64) buffer -----
 

@@ -1,4 +1,4 @@
-// The kernel contract every device implements (CPU here, CUDA in SpeedCUDA): about 26 kernels on contiguous tensors.
+// The kernel contract every device implements (CPU here, CUDA in SpeedCUDA): about 32 kernels on contiguous tensors.
 // Invariant: every tensor handed to a kernel is contiguous row-major; outputs are preallocated by the caller
 // on the same device, and a kernel never allocates tensors the caller can see.
 
@@ -15,6 +15,8 @@ public enum UnaryOp: Sendable, Hashable {
     case pow(Double)
     /// `x * scale + shift`.
     case affine(scale: Double, shift: Double)
+    /// SiLU (swish): `x · sigmoid(x)` (Llama's `hidden_act: silu`).
+    case silu
 }
 
 /// Broadcasting binary maps `out = a ∘ b`.
@@ -63,29 +65,66 @@ public struct AttentionStrides: Sendable, Hashable {
     }
 }
 
-/// The shape of one attention call and where its operands live: `input` for q, k and v, `output` for out and
-/// gradOut, `grad` for gradQ, gradK and gradV.
+/// The shape of one attention call and where its operands live: `input` for q, `key` for k and v, `output` for out
+/// and gradOut, `grad` for gradQ, `keyGrad` for gradK and gradV.
+///
+/// Grouped-query attention: `kvHeads` divides `heads`, and query head `h` reads K/V head `h / (heads / kvHeads)`
+/// (no K/V copy); gradK/gradV sum over the group. Queries may be fewer than keys (`tokens ≤ keyTokens`, a KV
+/// cache): query row `i` sits at position `i + keyTokens − tokens`, key `j` at position `j`.
 ///
 /// ```swift
 /// // q, k, v: [B, H, T, D] tensors
 /// let layout = AttentionLayout.headMajor(batch: 2, heads: 4, tokens: 128, headDim: 64)
 /// // q, k, v packed in one [B, T, 3, H, D] tensor (a QKV projection's output, no permute), out [B, T, H, D]
 /// let packed = AttentionLayout.packedTokenMajor(batch: 2, heads: 4, tokens: 128, headDim: 64)
+/// // q [B, T, 8, D], k/v [B, T, 2, D] straight from their projections, out [B, T, 8, D]
+/// let gqa = AttentionLayout.tokenMajor(batch: 2, heads: 8, tokens: 128, headDim: 64, kvHeads: 2)
 /// ```
 public struct AttentionLayout: Sendable, Hashable {
     public var batch: Int, heads: Int, tokens: Int, headDim: Int
+    /// K/V heads (divides `heads`).
+    public var kvHeads: Int
+    /// Key/value rows (at least `tokens`).
+    public var keyTokens: Int
     public var input: AttentionStrides, output: AttentionStrides, grad: AttentionStrides
+    public var key: AttentionStrides, keyGrad: AttentionStrides
 
+    /// Self-attention over one set of heads: k/v share q's strides (`input`), gradK/gradV gradQ's (`grad`).
     public init(batch: Int, heads: Int, tokens: Int, headDim: Int, input: AttentionStrides, output: AttentionStrides,
                 grad: AttentionStrides) {
-        self.batch = batch; self.heads = heads; self.tokens = tokens; self.headDim = headDim
-        self.input = input; self.output = output; self.grad = grad
+        self.init(batch: batch, heads: heads, tokens: tokens, headDim: headDim, kvHeads: heads, keyTokens: tokens,
+                  input: input, key: input, output: output, grad: grad, keyGrad: grad)
     }
 
-    /// Contiguous `[B, H, T, D]` for every operand.
-    public static func headMajor(batch: Int, heads: Int, tokens: Int, headDim: Int) -> AttentionLayout {
+    public init(batch: Int, heads: Int, tokens: Int, headDim: Int, kvHeads: Int, keyTokens: Int,
+                input: AttentionStrides, key: AttentionStrides, output: AttentionStrides, grad: AttentionStrides,
+                keyGrad: AttentionStrides) {
+        precondition(kvHeads >= 1 && heads % kvHeads == 0,
+                     "AttentionLayout: kvHeads \(kvHeads) must divide heads \(heads)")
+        precondition(keyTokens >= tokens, "AttentionLayout: \(tokens) queries need at least as many keys, got \(keyTokens)")
+        self.batch = batch; self.heads = heads; self.tokens = tokens; self.headDim = headDim
+        self.kvHeads = kvHeads; self.keyTokens = keyTokens
+        self.input = input; self.key = key; self.output = output; self.grad = grad; self.keyGrad = keyGrad
+    }
+
+    /// Contiguous `[B, H, T, D]` q/out/gradQ and `[B, Hkv, Tk, D]` k/v/gradK/gradV.
+    public static func headMajor(batch: Int, heads: Int, tokens: Int, headDim: Int, kvHeads: Int? = nil,
+                                 keyTokens: Int? = nil) -> AttentionLayout {
+        let (hk, tk) = (kvHeads ?? heads, keyTokens ?? tokens)
         let s = AttentionStrides(batch: heads * tokens * headDim, head: tokens * headDim, token: headDim)
-        return AttentionLayout(batch: batch, heads: heads, tokens: tokens, headDim: headDim, input: s, output: s, grad: s)
+        let kv = AttentionStrides(batch: hk * tk * headDim, head: tk * headDim, token: headDim)
+        return AttentionLayout(batch: batch, heads: heads, tokens: tokens, headDim: headDim, kvHeads: hk, keyTokens: tk,
+                               input: s, key: kv, output: s, grad: s, keyGrad: kv)
+    }
+
+    /// Contiguous `[B, T, H, D]` q/out/gradQ and `[B, Tk, Hkv, D]` k/v/gradK/gradV: projections reshaped, no permute.
+    public static func tokenMajor(batch: Int, heads: Int, tokens: Int, headDim: Int, kvHeads: Int? = nil,
+                                  keyTokens: Int? = nil) -> AttentionLayout {
+        let (hk, tk) = (kvHeads ?? heads, keyTokens ?? tokens)
+        let s = AttentionStrides(batch: tokens * heads * headDim, head: headDim, token: heads * headDim)
+        let kv = AttentionStrides(batch: tk * hk * headDim, head: headDim, token: hk * headDim)
+        return AttentionLayout(batch: batch, heads: heads, tokens: tokens, headDim: headDim, kvHeads: hk, keyTokens: tk,
+                               input: s, key: kv, output: s, grad: s, keyGrad: kv)
     }
 
     /// q, k, v (and their gradients) interleaved in one `[B, T, 3, H, D]` tensor — q at offset 0, k at `H·D`,
@@ -98,20 +137,87 @@ public struct AttentionLayout: Sendable, Hashable {
                                grad: packed)
     }
 
-    /// Elements an operand with `strides` spans from its first to its last element (its view must hold that many).
-    public func span(_ s: AttentionStrides) -> Int {
+    /// Query heads per K/V head.
+    public var group: Int { heads / kvHeads }
+    /// How many positions the queries sit after the first key (`keyTokens − tokens`).
+    public var queryOffset: Int { keyTokens - tokens }
+
+    /// Elements a q-side operand (q, out, gradOut, gradQ) with `strides` spans from its first to its last element.
+    public func span(_ s: AttentionStrides) -> Int { span(s, heads: heads, tokens: tokens) }
+
+    /// Elements an operand of `heads` × `tokens` rows with strides `s` spans (its view must hold that many).
+    public func span(_ s: AttentionStrides, heads: Int, tokens: Int) -> Int {
         guard batch > 0, heads > 0, tokens > 0, headDim > 0 else { return 0 }
         return (batch - 1) * s.batch + (heads - 1) * s.head + (tokens - 1) * s.token + headDim
     }
 
-    /// Stops unless every operand's view holds the rows this layout addresses (a caller bug).
+    /// Stops unless every operand's view holds the rows this layout addresses (a caller bug): `inputs` are
+    /// q then k, v; `outputs` out (and gradOut); `grads` gradQ then gradK, gradV.
     public func checkOperands(inputs: [Tensor], outputs: [Tensor], grads: [Tensor] = []) {
-        for (strides, tensors, what) in [(input, inputs, "q/k/v"), (output, outputs, "out/gradOut"), (grad, grads, "gradient")] {
-            for t in tensors {
-                precondition(t.count >= span(strides),
-                              "attention: a \(what) tensor of \(t.count) elements is too small for \(self)")
-            }
+        let kv = (kvHeads, keyTokens), qs = (heads, tokens)
+        var checks: [(AttentionStrides, (Int, Int), Tensor, String)] = []
+        for (i, t) in inputs.enumerated() { checks.append(i == 0 ? (input, qs, t, "q") : (key, kv, t, "k/v")) }
+        for t in outputs { checks.append((output, qs, t, "out/gradOut")) }
+        for (i, t) in grads.enumerated() { checks.append(i == 0 ? (grad, qs, t, "gradQ") : (keyGrad, kv, t, "gradK/gradV")) }
+        for (strides, (h, n), t, what) in checks {
+            precondition(t.count >= span(strides, heads: h, tokens: n),
+                         "attention: a \(what) tensor of \(t.count) elements is too small for \(self)")
         }
+    }
+}
+
+/// Which keys each query of an attention call may see, beyond the layout's shape. Query `i` sits at position
+/// `p = i + keyTokens − tokens` (see ``AttentionLayout``), key `j` at `j`:
+///
+/// - `causal`: keys `j ≤ p`;
+/// - `window` (Mistral's `sliding_window`, needs `causal`): also `j > p − window`;
+/// - `keyPadding` `[B, keyTokens]`, int32, nonzero = keep: padded keys get zero probability.
+///
+/// A query that sees no key at all (e.g. every key padded) gets a zero output, lse −∞ and no gradient, as
+/// PyTorch's SDPA gives for a fully masked row; only such rows (padding queries) differ from transformers' eager
+/// path, which spreads them uniformly over the keys.
+///
+/// ```swift
+/// let mistral = AttentionMask(causal: true, window: 4096)
+/// let bert = AttentionMask(keyPadding: attentionMask)      // [B, T], 1 = token, 0 = padding
+/// ```
+public struct AttentionMask {
+    public var causal: Bool
+    public var window: Int?
+    public var keyPadding: Tensor?
+
+    public init(causal: Bool = false, window: Int? = nil, keyPadding: Tensor? = nil) {
+        precondition(window == nil || (causal && window! >= 1),
+                     "AttentionMask: a sliding window needs causal attention and a size >= 1, got window \(window!) causal \(causal)")
+        self.causal = causal; self.window = window; self.keyPadding = keyPadding
+    }
+
+    /// Causal, no window, no padding (GPT's).
+    public static var causal: AttentionMask { AttentionMask(causal: true) }
+
+    /// Whether query row `i` (of `layout.tokens`) may see key `j`, ignoring `keyPadding` (the kernels' rule).
+    @inlinable
+    public func allows(query i: Int, key j: Int, offset: Int) -> Bool {
+        let p = i + offset
+        if causal && j > p { return false }
+        if let w = window, j <= p - w { return false }
+        return true
+    }
+
+    /// The keys `[lower, upper)` query row `i` may see before padding: a contiguous range.
+    @inlinable
+    public func keyRange(query i: Int, offset: Int, keys: Int) -> Range<Int> {
+        let p = i + offset
+        let upper = causal ? Swift.min(keys, p + 1) : keys
+        let lower = window.map { Swift.max(0, p - $0 + 1) } ?? 0
+        return lower..<Swift.max(lower, upper)
+    }
+
+    /// Checks `keyPadding` against `layout` (a caller bug otherwise).
+    public func check(_ layout: AttentionLayout, device: Device) {
+        guard let m = keyPadding else { return }
+        precondition(m.dtype == .int32 && m.count == layout.batch * layout.keyTokens && m.device == device,
+                     "attention: keyPadding must be int32 [\(layout.batch), \(layout.keyTokens)] on \(device); got \(m.dtype) \(m.shape) on \(m.device)")
     }
 }
 
@@ -301,13 +407,29 @@ public protocol Backend: AnyObject, Sendable {
     /// `gradLogits[i, :] = gradLoss[i] * (softmax(logits[i]) - onehot(t))`, zero rows where ignored.
     func crossEntropyBackward(_ logits: Tensor, targets: Tensor, lse: Tensor, gradLoss: Tensor,
                               ignoreIndex: Int, into gradLogits: Tensor)
-    /// Scaled dot-product attention over `layout` (e.g. `[B, H, T, D]` tensors, or q/k/v packed token-major);
-    /// saves `lse [B, H, T]` (fp32; fp64 for fp64 input, contiguous) for backward.
-    func attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, causal: Bool, scale: Double,
+    /// `x · rsqrt(mean(x², last axis) + eps) · weight` (HF's LlamaRMSNorm) in fp32 (fp64 for fp64 input), rounded
+    /// once; saves per-row `rstd` (`[rows]`, the stats dtype) for backward. `weight` (`[C]`) may be nil.
+    func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Double, into y: Tensor, rstd: Tensor)
+    /// `gradIn` (skipped when its count is not x's) and `gradWeight` (accumulated into: `+=`) of ``rmsNorm``.
+    func rmsNormBackward(x: Tensor, weight: Tensor?, rstd: Tensor, gradOut: Tensor, into gradIn: Tensor,
+                         gradWeight: Tensor?)
+    /// Rotary embedding, HF's rotate-half convention, on `x [N, H, D]` with `cos`, `sin` `[N, D/2]` (the stats
+    /// dtype): `out[..., j] = x_j·c_j − x_{j+D/2}·s_j`, `out[..., j+D/2] = x_{j+D/2}·c_j + x_j·s_j`. `inverse`
+    /// rotates by −angle (the backward pass: the transposed rotation).
+    func rotary(_ x: Tensor, cos: Tensor, sin: Tensor, inverse: Bool, into out: Tensor)
+    /// `out = silu(gate) · up` (Llama's MLP), elementwise over equal shapes.
+    func swiglu(gate: Tensor, up: Tensor, into out: Tensor)
+    /// `gradGate = gradOut · up · silu'(gate)`, `gradUp = gradOut · silu(gate)`.
+    func swigluBackward(gate: Tensor, up: Tensor, gradOut: Tensor, into gradGate: Tensor, gradUp: Tensor)
+    /// Scaled dot-product attention over `layout` (e.g. `[B, H, T, D]` tensors, q/k/v packed token-major, grouped
+    /// K/V heads, fewer queries than keys) under `mask`; saves `lse [B, H, T]` (fp32; fp64 for fp64 input,
+    /// contiguous) for backward.
+    func attention(q: Tensor, k: Tensor, v: Tensor, layout: AttentionLayout, mask: AttentionMask, scale: Double,
                    into out: Tensor, lse: Tensor)
-    /// gradQ/gradK/gradV follow `layout.grad`, gradOut follows `layout.output`; every gradient element is written.
+    /// gradQ follows `layout.grad`, gradK/gradV `layout.keyGrad`, gradOut `layout.output`; every gradient element is
+    /// written (gradK/gradV summed over each K/V head's group of query heads).
     func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor,
-                           layout: AttentionLayout, causal: Bool, scale: Double,
+                           layout: AttentionLayout, mask: AttentionMask, scale: Double,
                            into gradQ: Tensor, gradK: Tensor, gradV: Tensor)
 
     // MARK: Optimizers

@@ -107,6 +107,8 @@ extension Tensor {
     public func gelu(approximate: Bool = true) -> Tensor {
         unary(approximate ? .gelu : .geluExact, name: approximate ? "gelu" : "gelu_exact")
     }
+    /// SiLU (swish) `x · sigmoid(x)`, Llama's activation; ``swiglu(gate:up:)`` fuses it with the up projection.
+    public func silu() -> Tensor { unary(.silu, name: "silu") }
     /// Elementwise `self ^ p` for a scalar exponent.
     public func pow(_ p: Double) -> Tensor { unary(.pow(p), name: "pow_scalar") }
 

@@ -1,6 +1,7 @@
 // BERT's config and encoder with Hugging Face's names: embeddings, encoder.layer.{i}, pooler; BertModel.
-// Invariant: attention is bidirectional with an additive key-padding mask only (padded keys get the dtype's lowest
-// score), so every position's output, padded or not, equals transformers' eager attention.
+// Invariant: attention is bidirectional with a key-padding mask only (the fused kernel: padded keys get zero
+// probability), so every position's output, padded or not, equals transformers' eager attention as long as a row keeps
+// at least one token.
 
 import Foundation
 import SpeedCore
@@ -130,7 +131,8 @@ public final class BertEmbeddings: Module {
     }
 }
 
-/// `query`, `key`, `value` projections and masked softmax attention.
+/// `query`, `key`, `value` projections and key-padding-masked attention (fused; composed only for training-time
+/// attention dropout).
 public final class BertSelfAttention: Module {
     public let query: Linear, key: Linear, value: Linear
     let dropout: Dropout
@@ -146,12 +148,19 @@ public final class BertSelfAttention: Module {
         super.init()
     }
 
-    func forward(_ x: Tensor, blocked: Tensor?) -> Tensor {
-        let d = x.shape[2] / heads
-        let y = AttentionMask.attend(AttentionMask.heads(query(x), heads), AttentionMask.heads(key(x), heads),
-                                     AttentionMask.heads(value(x), heads), blocked: blocked,
-                                     scale: 1 / Double(d).squareRoot(), dropout: dropout)
-        return AttentionMask.merge(y)
+    /// `x [B, T, C]`; `keyPadding` (`[B, T]` int32, 0 = padding) or nil.
+    func forward(_ x: Tensor, keyPadding: Tensor?) -> Tensor {
+        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
+        let d = c / heads
+        if isTraining && dropout.p > 0 {
+            let blocked = HFAttention.blocked(attentionMask: keyPadding, batch: b, tokens: t, causal: false, device: x.device)
+            let y = HFAttention.attend(HFAttention.heads(query(x), heads), HFAttention.heads(key(x), heads),
+                                       HFAttention.heads(value(x), heads), blocked: blocked,
+                                       scale: 1 / Double(d).squareRoot(), dropout: dropout)
+            return HFAttention.merge(y)
+        }
+        let (q, k, v) = (query(x).reshape([b, t, heads, d]), key(x).reshape([b, t, heads, d]), value(x).reshape([b, t, heads, d]))
+        return Tensor.attention(q, k, v, mask: AttentionMask(keyPadding: keyPadding), tokenMajor: true).reshape([b, t, c])
     }
 }
 
@@ -210,14 +219,14 @@ public final class BertLayer: Module {
         super.init()
     }
 
-    func forward(_ x: Tensor, blocked: Tensor?) -> Tensor {
-        let a = attention.output.forward(attention.selfAttention.forward(x, blocked: blocked), residual: x)
+    func forward(_ x: Tensor, keyPadding: Tensor?) -> Tensor {
+        let a = attention.output.forward(attention.selfAttention.forward(x, keyPadding: keyPadding), residual: x)
         return output.forward(intermediate(a), residual: a)
     }
 
-    /// `hidden_states` (+ `blocked`): the call form `checkpointed` recomputes.
+    /// `hidden_states` (+ `key_padding`, `[B, T]` int32): the call form `checkpointed` recomputes.
     public override func forward(_ inputs: ModuleInputs) -> ModuleOutputs {
-        ModuleOutputs([("hidden_states", forward(inputs["hidden_states"]!, blocked: inputs["blocked"]))])
+        ModuleOutputs([("hidden_states", forward(inputs["hidden_states"]!, keyPadding: inputs["key_padding"]))])
     }
 }
 
@@ -311,12 +320,15 @@ public final class BertModel: Module, PretrainedModel, ActivationCheckpointable 
         precondition(t <= config.maxPositionEmbeddings,
                      "BertModel: sequence length \(t) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
         var x = embeddings.forward(ids: ids, tokenTypes: inputs.tokenTypeIds, positionIds: inputs.positionIds)
-        let blocked = AttentionMask.blocked(attentionMask: inputs.attentionMask, batch: b, tokens: t, causal: false,
-                                            device: ids.device)
+        let keyPadding = HFAttention.keyPadding(inputs.attentionMask, batch: b, tokens: t)
         for layer in encoder.layer {
-            x = activationCheckpointing.enabled && isTraining
-                ? layer.checkpointed(checkpointInputs(x, blocked), saveInputsOn: activationCheckpointing.saveInputsOn)["hidden_states"]!
-                : layer.forward(x, blocked: blocked)
+            if activationCheckpointing.enabled && isTraining {
+                var layerInputs: ModuleInputs = ["hidden_states": x]
+                if let keyPadding { layerInputs["key_padding"] = keyPadding }
+                x = layer.checkpointed(layerInputs, saveInputsOn: activationCheckpointing.saveInputsOn)["hidden_states"]!
+            } else {
+                x = layer.forward(x, keyPadding: keyPadding)
+            }
         }
         return x
     }

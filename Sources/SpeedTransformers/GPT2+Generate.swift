@@ -18,9 +18,11 @@ public final class KVCache {
         values = Array(repeating: nil, count: layers)
     }
 
-    /// Appends this chunk's `k`, `v` for `layer`; returns the whole keys and values.
-    func append(layer: Int, _ k: Tensor, _ v: Tensor) -> (Tensor, Tensor) {
-        let all = (keys[layer].map { Tensor.concat([$0, k], axis: 2) } ?? k, values[layer].map { Tensor.concat([$0, v], axis: 2) } ?? v)
+    /// Appends this chunk's `k`, `v` for `layer` along the token axis (2 for `[B, H, T, D]`, 1 for token-major
+    /// `[B, T, H, D]`); returns the whole keys and values.
+    func append(layer: Int, _ k: Tensor, _ v: Tensor, axis: Int = 2) -> (Tensor, Tensor) {
+        let all = (keys[layer].map { Tensor.concat([$0, k], axis: axis) } ?? k,
+                   values[layer].map { Tensor.concat([$0, v], axis: axis) } ?? v)
         keys[layer] = all.0
         values[layer] = all.1
         return all
@@ -35,15 +37,15 @@ extension GPT2Attention {
         let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
         let d = c / heads, p = cache.length
         let parts = cAttn(x).split([c, c, c], axis: 2)
-        let q = AttentionMask.heads(parts[0], heads)
-        let (k, v) = cache.append(layer: layer, AttentionMask.heads(parts[1], heads), AttentionMask.heads(parts[2], heads))
+        let q = HFAttention.heads(parts[0], heads)
+        let (k, v) = cache.append(layer: layer, HFAttention.heads(parts[1], heads), HFAttention.heads(parts[2], heads))
         // Query i (position p + i) may not see keys after it: only within the chunk.
         var blocked: Tensor?
         if t > 1 {
             let mask = (0..<(t * (p + t))).map { n -> Float in n % (p + t) > p + n / (p + t) ? 1 : 0 }
             blocked = Tensor(mask, shape: [1, 1, t, p + t], device: x.device)
         }
-        let y = AttentionMask.merge(AttentionMask.attend(q, k, v, blocked: blocked, scale: scaled ? 1 / Double(d).squareRoot() : 1,
+        let y = HFAttention.merge(HFAttention.attend(q, k, v, blocked: blocked, scale: scaled ? 1 / Double(d).squareRoot() : 1,
                                                          dropout: nil))
         precondition(y.shape == [b, t, c], "GPT2Attention: cached attention gave \(y.shape)")
         return cProj(y)

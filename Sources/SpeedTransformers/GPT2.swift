@@ -104,9 +104,9 @@ public final class GPT2Attention: Module {
             y = Tensor.attention(packed: qkv.reshape([b, t, 3, heads, d]), causal: true, scale: scale).reshape([b, t, c])
         } else {
             let parts = qkv.split([c, c, c], axis: 2)
-            let mask = blocked ?? AttentionMask.blocked(attentionMask: nil, batch: b, tokens: t, causal: true, device: x.device)
-            y = AttentionMask.merge(AttentionMask.attend(AttentionMask.heads(parts[0], heads), AttentionMask.heads(parts[1], heads),
-                                                         AttentionMask.heads(parts[2], heads), blocked: mask, scale: scale,
+            let mask = blocked ?? HFAttention.blocked(attentionMask: nil, batch: b, tokens: t, causal: true, device: x.device)
+            y = HFAttention.merge(HFAttention.attend(HFAttention.heads(parts[0], heads), HFAttention.heads(parts[1], heads),
+                                                         HFAttention.heads(parts[2], heads), blocked: mask, scale: scale,
                                                          dropout: attnDropout))
         }
         return residDropout(cProj(y))
@@ -220,7 +220,7 @@ public final class GPT2Model: Module, PretrainedModel, ActivationCheckpointable 
         x = drop(x)
         let keys = inputs.attentionMask.map { m in m.scalars(as: Int32.self).contains(0) ? m : nil } ?? nil
         let blocked = keys.flatMap {
-            AttentionMask.blocked(attentionMask: $0, batch: b, tokens: t, causal: true, device: ids.device)
+            HFAttention.blocked(attentionMask: $0, batch: b, tokens: t, causal: true, device: ids.device)
         }
         for block in h {
             x = activationCheckpointing.enabled && isTraining

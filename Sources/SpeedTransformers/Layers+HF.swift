@@ -1,7 +1,7 @@
-// Layers Hugging Face checkpoints need beyond SpeedNN's: Conv1D ([in, out] weight), activations by name, masked attention.
-// Invariant: masked attention is a composition of differentiable ops (matmul, where, softmax), so it is exact
-// against the eager PyTorch reference and has a backward for free; blocked scores take the dtype's lowest value,
-// as transformers' eager path does, so a fully masked row gives the same uniform weights.
+// Layers Hugging Face checkpoints need beyond SpeedNN's: Conv1D ([in, out] weight), activations by name, attention masks.
+// Invariant: models attend with the fused `Tensor.attention(..., mask:)`; the composed masked attention here (matmul,
+// where, softmax) is kept for what the kernel lacks, attention-probability dropout while training, and for GPT-2's
+// cache; its blocked scores take the dtype's lowest value, as transformers' eager path does.
 
 import SpeedCore
 import SpeedNN
@@ -58,11 +58,20 @@ public enum Activation: String, Sendable, Codable {
     }
 }
 
-/// Attention masks built on the host from `attention_mask` (1 = attend, 0 = padding).
-enum AttentionMask {
-    /// `[B, 1, Tq or 1, Tk]` with 1 where attention is blocked: padded keys, and future keys when `causal`;
-    /// nil when nothing is blocked.
-    static func blocked(attentionMask: Tensor?, batch: Int, tokens: Int, causal: Bool, device: Device) -> Tensor? {
+/// Attention masks built on the host from `attention_mask` (1 = attend, 0 = padding), and the composed attention.
+enum HFAttention {
+    /// `attention_mask` as the fused kernel's key padding (`[B, T]`, int32), or nil when it hides nothing.
+    static func keyPadding(_ attentionMask: Tensor?, batch: Int, tokens: Int) -> Tensor? {
+        guard let m = attentionMask else { return nil }
+        precondition(m.shape == [batch, tokens], "attention_mask must be [batch, time] = [\(batch), \(tokens)], got \(m.shape)")
+        let keys = m.scalars(as: Int32.self)
+        return keys.contains(0) ? Tensor(keys, shape: [batch, tokens], device: m.device) : nil
+    }
+
+    /// `[B, 1, Tq or 1, Tk]` with 1 where attention is blocked: padded keys, future keys when `causal`, and keys
+    /// `window` or more positions back; nil when nothing is blocked.
+    static func blocked(attentionMask: Tensor?, batch: Int, tokens: Int, causal: Bool, window: Int? = nil,
+                        device: Device) -> Tensor? {
         let keys: [Int32]? = attentionMask.map { m in
             precondition(m.shape == [batch, tokens],
                          "attention_mask must be [batch, time] = [\(batch), \(tokens)], got \(m.shape)")
@@ -75,7 +84,7 @@ enum AttentionMask {
         var out = [Float](repeating: 0, count: batch * tokens * tokens)
         for b in 0..<batch {
             for i in 0..<tokens {
-                for j in 0..<tokens where j > i || keys?[b * tokens + j] == 0 {
+                for j in 0..<tokens where j > i || window.map({ j <= i - $0 }) == true || keys?[b * tokens + j] == 0 {
                     out[(b * tokens + i) * tokens + j] = 1
                 }
             }

@@ -1,5 +1,7 @@
 // Llama's cached forward for generation: rotary positions continue from the cache, K/V are cached per KV head.
-// Invariant: the cache holds un-repeated, rotated K/V heads, so a cached step attends exactly as a full forward does.
+// Invariant: the cache holds rotated, un-repeated K/V token-major (`[B, T, Hkv, D]`), and the fused attention puts the
+// chunk's queries at the cache's last positions (causal, sliding window), so a cached step attends exactly as a full
+// forward does.
 
 import SpeedCore
 import SpeedNN
@@ -8,18 +10,10 @@ extension LlamaAttention {
     /// `x [B, t, C]` at the positions `rotary` was built for (the cache's next `t`).
     func forward(_ x: Tensor, rotary: Rotary, layer: Int, cache: KVCache) -> Tensor {
         let (b, t) = (x.shape[0], x.shape[1])
-        let p = cache.length
-        let q = rotary.apply(qProj(x).reshape([b, t, heads, headDim]).permute([0, 2, 1, 3]))
-        let (k, v) = cache.append(layer: layer, rotary.apply(kProj(x).reshape([b, t, kvHeads, headDim]).permute([0, 2, 1, 3])),
-                                  vProj(x).reshape([b, t, kvHeads, headDim]).permute([0, 2, 1, 3]))
-        var blocked: Tensor?
-        if t > 1 {
-            let mask = (0..<(t * (p + t))).map { n -> Float in n % (p + t) > p + n / (p + t) ? 1 : 0 }
-            blocked = Tensor(mask, shape: [1, 1, t, p + t], device: x.device)
-        }
-        let y = AttentionMask.attend(q, repeatKV(k), repeatKV(v), blocked: blocked, scale: 1 / Double(headDim).squareRoot(),
-                                     dropout: nil)
-        return oProj(AttentionMask.merge(y))
+        let (q, kNew, vNew) = projections(x, rotary: rotary)
+        let (k, v) = cache.append(layer: layer, kNew, vNew, axis: 1)   // [B, p + t, Hkv, D]
+        let y = Tensor.attention(q, k, v, mask: AttentionMask(causal: true, window: window), tokenMajor: true)
+        return oProj(y.reshape([b, t, heads * headDim]))
     }
 }
 

@@ -1,7 +1,8 @@
 // Llama with Hugging Face's names and layouts: LlamaConfig, LlamaModel, LlamaForCausalLM (Mistral and Qwen2 map onto it).
-// Invariant: composed from SpeedCore ops only: RMSNorm in fp32, rotary embeddings in HF's rotate_half convention with
-// cos/sin built on the host, grouped-query attention by repeating K/V heads; `lm_head` is a parameter only when
-// `tie_word_embeddings` is false (tied: logits read `model.embed_tokens.weight`, and a file's `lm_head.weight` is dropped).
+// Invariant: fused kernels throughout: RMSNorm (fp32 inside), rotary (HF's rotate_half, cos/sin tables built on the host
+// from the positions), SwiGLU, and token-major grouped-query attention with the causal / sliding-window / padding mask
+// (no K/V repeat, no permutes); `lm_head` is a parameter only when `tie_word_embeddings` is false (tied: logits read
+// `model.embed_tokens.weight`, and a file's `lm_head.weight` is dropped).
 
 import Foundation
 import SpeedCore
@@ -80,8 +81,12 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     public var attentionBias: Bool
     public var attentionDropout: Double
     public var mlpBias: Bool
-    /// Mistral's / Qwen2's window; sequences longer than it are rejected (not computed).
+    /// Mistral's / Qwen2's window: query `i` sees keys `j` with `i − window < j ≤ i` (on the layers ``layerTypes``
+    /// marks `sliding_attention`; all layers when it is nil).
     public var slidingWindow: Int?
+    /// transformers' `layer_types` (`full_attention` / `sliding_attention` per layer); nil: every layer alike. Qwen2's
+    /// `max_window_layers` is turned into this when the file has no `layer_types`.
+    public var layerTypes: [String]?
     /// Biases on q, k, v only (Qwen2's layout); not a config.json key — set from `model_type`.
     public var qkvBias: Bool = false
     /// The padding token, whose embedding row gets no gradient (`padding_idx`); nil (the default) for none.
@@ -92,14 +97,14 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
                 maxPositionEmbeddings: Int = 2048, initializerRange: Double = 0.02, rmsNormEps: Double = 1e-6,
                 tieWordEmbeddings: Bool = false, ropeTheta: Double = 10000, ropeScaling: RopeScaling? = nil,
                 attentionBias: Bool = false, attentionDropout: Double = 0, mlpBias: Bool = false,
-                slidingWindow: Int? = nil, qkvBias: Bool = false) {
+                slidingWindow: Int? = nil, layerTypes: [String]? = nil, qkvBias: Bool = false) {
         self.vocabSize = vocabSize; self.hiddenSize = hiddenSize; self.intermediateSize = intermediateSize
         self.numHiddenLayers = numHiddenLayers; self.numAttentionHeads = numAttentionHeads
         self.numKeyValueHeads = numKeyValueHeads; self.headDim = headDim; self.hiddenAct = hiddenAct
         self.maxPositionEmbeddings = maxPositionEmbeddings; self.initializerRange = initializerRange
         self.rmsNormEps = rmsNormEps; self.tieWordEmbeddings = tieWordEmbeddings; self.ropeTheta = ropeTheta
         self.ropeScaling = ropeScaling; self.attentionBias = attentionBias; self.attentionDropout = attentionDropout
-        self.mlpBias = mlpBias; self.slidingWindow = slidingWindow; self.qkvBias = qkvBias
+        self.mlpBias = mlpBias; self.slidingWindow = slidingWindow; self.layerTypes = layerTypes; self.qkvBias = qkvBias
     }
 
     enum CodingKeys: String, CodingKey {
@@ -110,7 +115,8 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         case rmsNormEps = "rms_norm_eps", tieWordEmbeddings = "tie_word_embeddings", ropeTheta = "rope_theta"
         case ropeScaling = "rope_scaling", ropeParameters = "rope_parameters", attentionBias = "attention_bias"
         case attentionDropout = "attention_dropout", mlpBias = "mlp_bias", slidingWindow = "sliding_window"
-        case useSlidingWindow = "use_sliding_window", padTokenId = "pad_token_id"
+        case useSlidingWindow = "use_sliding_window", layerTypes = "layer_types", maxWindowLayers = "max_window_layers"
+        case padTokenId = "pad_token_id"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -125,10 +131,16 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         if scaling?.ropeType == "default" && scaling?.factor == nil { scaling = nil }
         // Qwen2 carries sliding_window but only uses it with use_sliding_window.
         let useWindow = try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? true
+        let layers = try c.value(.numHiddenLayers, default: d.numHiddenLayers)
+        // Qwen2 without layer_types: sliding attention from layer max_window_layers on (transformers' default).
+        let types = try c.decodeIfPresent([String].self, forKey: .layerTypes)
+            ?? c.decodeIfPresent(Int.self, forKey: .maxWindowLayers).map { m in
+                (0..<layers).map { $0 >= m ? "sliding_attention" : "full_attention" }
+            }
         self.init(vocabSize: try c.value(.vocabSize, default: d.vocabSize),
                   hiddenSize: try c.value(.hiddenSize, default: d.hiddenSize),
                   intermediateSize: try c.value(.intermediateSize, default: d.intermediateSize),
-                  numHiddenLayers: try c.value(.numHiddenLayers, default: d.numHiddenLayers),
+                  numHiddenLayers: layers,
                   numAttentionHeads: try c.value(.numAttentionHeads, default: d.numAttentionHeads),
                   numKeyValueHeads: try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads),
                   headDim: try c.decodeIfPresent(Int.self, forKey: .headDim),
@@ -141,7 +153,8 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
                   attentionBias: try c.value(.attentionBias, default: d.attentionBias),
                   attentionDropout: try c.value(.attentionDropout, default: d.attentionDropout),
                   mlpBias: try c.value(.mlpBias, default: d.mlpBias),
-                  slidingWindow: useWindow ? try c.decodeIfPresent(Int.self, forKey: .slidingWindow) : nil)
+                  slidingWindow: useWindow ? try c.decodeIfPresent(Int.self, forKey: .slidingWindow) : nil,
+                  layerTypes: types)
         padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId)
     }
 
@@ -167,7 +180,15 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         try c.encode(attentionDropout, forKey: .attentionDropout)
         try c.encode(mlpBias, forKey: .mlpBias)
         try c.encodeIfPresent(slidingWindow, forKey: .slidingWindow)
+        try c.encodeIfPresent(layerTypes, forKey: .layerTypes)
         try c.encodeIfPresent(padTokenId, forKey: .padTokenId)
+    }
+
+    /// The sliding window layer `i` attends with (nil: full causal attention).
+    public func window(layer i: Int) -> Int? {
+        guard let w = slidingWindow else { return nil }
+        guard let types = layerTypes, i < types.count else { return w }
+        return types[i] == "sliding_attention" ? w : nil
     }
 
     public var kvHeads: Int { numKeyValueHeads ?? numAttentionHeads }
@@ -184,6 +205,10 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         }
         guard hiddenAct == "silu" else {
             throw PretrainedError.unsupported(path: path, key: "hidden_act", value: "\"\(hiddenAct)\"", supported: "silu")
+        }
+        if let types = layerTypes, let bad = types.first(where: { $0 != "full_attention" && $0 != "sliding_attention" }) {
+            throw PretrainedError.unsupported(path: path, key: "layer_types", value: "\"\(bad)\"",
+                                              supported: "full_attention, sliding_attention")
         }
         if let s = ropeScaling, !["default", "linear", "llama3"].contains(s.ropeType) {
             throw PretrainedError.unsupported(path: path, key: "rope_scaling", value: "\"\(s.ropeType)\"",
@@ -216,7 +241,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// Llama's RMSNorm: `x · rsqrt(mean(x², last axis) + eps) · weight`, the normalisation in fp32.
+/// Llama's RMSNorm: `x · rsqrt(mean(x², last axis) + eps) · weight`, the normalisation in fp32 (the fused kernel).
 public final class LlamaRMSNorm: Module {
     public let weight: Tensor
     let eps: Double
@@ -228,43 +253,36 @@ public final class LlamaRMSNorm: Module {
         super.init()
     }
 
-    public override func forward(_ x: Tensor) -> Tensor {
-        let x32 = x.dtype == .float32 ? x : x.cast(to: .float32)
-        let normed = x32 / (x32.square().mean(axis: -1, keepDims: true) + eps).sqrt()
-        return weight * (x.dtype == .float32 ? normed : normed.cast(to: x.dtype))
-    }
+    public override func forward(_ x: Tensor) -> Tensor { x.rmsNorm(weight: weight, eps: eps) }
 }
 
-/// Rotary tables for one forward: `cos`, `sin` `[B, 1, T, D]` (each half repeated, HF's layout).
+/// Rotary tables for one forward: `cos`, `sin` `[B, T, D/2]` (fp32; fp64 for an fp64 model) at any positions (a
+/// KV cache's continue from its length).
 struct Rotary {
     let cos: Tensor
     let sin: Tensor
 
     init(_ config: LlamaConfig, positions: [Int], batch: Int, tokens: Int, dtype: DType, device: Device) {
         let inv = config.inverseFrequencies()
-        let d = config.headSize, half = d / 2
-        var c = [Float](repeating: 0, count: batch * tokens * d), s = c
+        let half = config.headSize / 2
+        var c = [Float](repeating: 0, count: batch * tokens * half), s = c
         for i in 0..<(batch * tokens) {
             for j in 0..<half {
                 let angle = Double(Float(positions[i]) * Float(inv[j]))   // fp32 product, as HF's matmul
-                let (cv, sv) = (Float(Foundation.cos(angle)), Float(Foundation.sin(angle)))
-                c[i * d + j] = cv; c[i * d + half + j] = cv
-                s[i * d + j] = sv; s[i * d + half + j] = sv
+                c[i * half + j] = Float(Foundation.cos(angle))
+                s[i * half + j] = Float(Foundation.sin(angle))
             }
         }
-        cos = Tensor(c, shape: [batch, 1, tokens, d], device: device).cast(to: dtype)
-        sin = Tensor(s, shape: [batch, 1, tokens, d], device: device).cast(to: dtype)
+        let stats: DType = dtype == .float64 ? .float64 : .float32
+        cos = Tensor(c, shape: [batch, tokens, half], device: device).cast(to: stats)
+        sin = Tensor(s, shape: [batch, tokens, half], device: device).cast(to: stats)
     }
 
-    /// `x · cos + rotate_half(x) · sin` for `x [B, H, T, D]`; rotate_half: `[−x₂, x₁]`.
-    func apply(_ x: Tensor) -> Tensor {
-        let d = x.shape[3], half = d / 2
-        let rotated = Tensor.concat([x.slice(axis: 3, half..<d) * -1, x.slice(axis: 3, 0..<half)], axis: 3)
-        return x * cos + rotated * sin
-    }
+    /// `x · cos + rotate_half(x) · sin` for token-major `x [B, T, H, D]` (the fused kernel).
+    func apply(_ x: Tensor) -> Tensor { x.rotary(cos: cos, sin: sin) }
 }
 
-/// Llama attention: `q_proj`, `k_proj`, `v_proj` (grouped K/V heads), rotary q and k, masked softmax, `o_proj`.
+/// Llama attention: `q_proj`, `k_proj`, `v_proj` (grouped K/V heads), rotary q and k, fused masked attention, `o_proj`.
 public final class LlamaAttention: Module {
     @ModuleInfo(key: "q_proj") public var qProj: Linear
     @ModuleInfo(key: "k_proj") public var kProj: Linear
@@ -274,8 +292,11 @@ public final class LlamaAttention: Module {
     let heads: Int
     let kvHeads: Int
     let headDim: Int
+    /// This layer's sliding window (nil: full causal attention).
+    let window: Int?
 
-    init(_ c: LlamaConfig, dtype: DType, device: Device, rng: inout RandomStream) {
+    init(_ c: LlamaConfig, layer: Int, dtype: DType, device: Device, rng: inout RandomStream) {
+        window = c.window(layer: layer)
         heads = c.numAttentionHeads
         kvHeads = c.kvHeads
         headDim = c.headSize
@@ -288,7 +309,7 @@ public final class LlamaAttention: Module {
         oProj = Linear(heads * headDim, c.hiddenSize, bias: c.attentionBias, std: std, dtype: dtype, device: device, rng: &rng)
     }
 
-    /// `[B, Hkv, T, D]` → `[B, H, T, D]`, each K/V head repeated for its group of query heads.
+    /// `[B, Hkv, T, D]` → `[B, H, T, D]`, each K/V head repeated for its group of query heads (the composed path only).
     func repeatKV(_ x: Tensor) -> Tensor {
         let rep = heads / kvHeads
         if rep == 1 { return x }
@@ -297,25 +318,34 @@ public final class LlamaAttention: Module {
             .reshape([b, heads, t, headDim])
     }
 
-    /// `x [B, T, C]`; `blocked` (causal + padding, `[B, 1, T, T]`) selects the composed path.
-    func forward(_ x: Tensor, rotary: Rotary, blocked: Tensor?) -> Tensor {
+    /// Rotated q `[B, t, H, D]`, rotated k and v `[B, t, Hkv, D]`: the projections reshaped, token-major.
+    func projections(_ x: Tensor, rotary: Rotary) -> (Tensor, Tensor, Tensor) {
         let (b, t) = (x.shape[0], x.shape[1])
-        let scale = 1 / Double(headDim).squareRoot()
-        let q = rotary.apply(qProj(x).reshape([b, t, heads, headDim]).permute([0, 2, 1, 3]))
-        let k = repeatKV(rotary.apply(kProj(x).reshape([b, t, kvHeads, headDim]).permute([0, 2, 1, 3])))
-        let v = repeatKV(vProj(x).reshape([b, t, kvHeads, headDim]).permute([0, 2, 1, 3]))
+        return (rotary.apply(qProj(x).reshape([b, t, heads, headDim])),
+                rotary.apply(kProj(x).reshape([b, t, kvHeads, headDim])), vProj(x).reshape([b, t, kvHeads, headDim]))
+    }
+
+    /// `x [B, T, C]`; `keyPadding` (`[B, T]` int32, 0 = padding) or nil.
+    func forward(_ x: Tensor, rotary: Rotary, keyPadding: Tensor?) -> Tensor {
+        let (b, t) = (x.shape[0], x.shape[1])
+        let (q, k, v) = projections(x, rotary: rotary)
         let y: Tensor
-        if blocked == nil && !(isTraining && attnDropout.p > 0) {
-            y = Tensor.attention(q, k, v, causal: true, scale: scale)
+        if isTraining && attnDropout.p > 0 {
+            // Dropout on the probabilities: the composed path (head-major, K/V repeated, explicit mask).
+            let mask = HFAttention.blocked(attentionMask: keyPadding, batch: b, tokens: t, causal: true, window: window,
+                                           device: x.device)!
+            let heads = [q, k, v].map { $0.permute([0, 2, 1, 3]) }
+            y = HFAttention.attend(heads[0], repeatKV(heads[1]), repeatKV(heads[2]), blocked: mask,
+                                   scale: 1 / Double(headDim).squareRoot(), dropout: attnDropout).permute([0, 2, 1, 3])
         } else {
-            let mask = blocked ?? AttentionMask.blocked(attentionMask: nil, batch: b, tokens: t, causal: true, device: x.device)
-            y = AttentionMask.attend(q, k, v, blocked: mask, scale: scale, dropout: attnDropout)
+            y = Tensor.attention(q, k, v, mask: AttentionMask(causal: true, window: window, keyPadding: keyPadding),
+                                 tokenMajor: true)   // [B, T, H, D]
         }
-        return oProj(AttentionMask.merge(y))
+        return oProj(y.reshape([b, t, heads * headDim]))
     }
 }
 
-/// Llama's SwiGLU MLP: `down_proj(silu(gate_proj(x)) · up_proj(x))`, silu(x) = x·sigmoid(x).
+/// Llama's SwiGLU MLP: `down_proj(silu(gate_proj(x)) · up_proj(x))`, silu(x) = x·sigmoid(x) (one fused kernel).
 public final class LlamaMLP: Module {
     @ModuleInfo(key: "gate_proj") public var gateProj: Linear
     @ModuleInfo(key: "up_proj") public var upProj: Linear
@@ -330,8 +360,7 @@ public final class LlamaMLP: Module {
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
-        let g = gateProj(x)
-        return downProj(g * g.sigmoid() * upProj(x))
+        downProj(Tensor.swiglu(gate: gateProj(x), up: upProj(x)))
     }
 }
 
@@ -342,16 +371,16 @@ public final class LlamaDecoderLayer: Module {
     @ModuleInfo(key: "input_layernorm") public var inputLayernorm: LlamaRMSNorm
     @ModuleInfo(key: "post_attention_layernorm") public var postAttentionLayernorm: LlamaRMSNorm
 
-    init(_ c: LlamaConfig, dtype: DType, device: Device, rng: inout RandomStream) {
+    init(_ c: LlamaConfig, layer: Int, dtype: DType, device: Device, rng: inout RandomStream) {
         mlp = LlamaMLP(c, dtype: dtype, device: device, rng: &rng)
         super.init()
-        selfAttn = LlamaAttention(c, dtype: dtype, device: device, rng: &rng)
+        selfAttn = LlamaAttention(c, layer: layer, dtype: dtype, device: device, rng: &rng)
         inputLayernorm = LlamaRMSNorm(c.hiddenSize, eps: c.rmsNormEps, dtype: dtype, device: device)
         postAttentionLayernorm = LlamaRMSNorm(c.hiddenSize, eps: c.rmsNormEps, dtype: dtype, device: device)
     }
 
-    func forward(_ x: Tensor, rotary: Rotary, blocked: Tensor?) -> Tensor {
-        let h = x + selfAttn.forward(inputLayernorm(x), rotary: rotary, blocked: blocked)
+    func forward(_ x: Tensor, rotary: Rotary, keyPadding: Tensor?) -> Tensor {
+        let h = x + selfAttn.forward(inputLayernorm(x), rotary: rotary, keyPadding: keyPadding)
         return h + mlp(postAttentionLayernorm(h))
     }
 }
@@ -384,7 +413,7 @@ public final class LlamaModel: Module, PretrainedModel {
         self.folder = folder
         let embed = Embedding(config.vocabSize, config.hiddenSize, std: config.initializerRange,
                               paddingIndex: config.padTokenId, dtype: dtype, device: device, rng: &rng)
-        layers = (0..<config.numHiddenLayers).map { _ in LlamaDecoderLayer(config, dtype: dtype, device: device, rng: &rng) }
+        layers = (0..<config.numHiddenLayers).map { LlamaDecoderLayer(config, layer: $0, dtype: dtype, device: device, rng: &rng) }
         norm = LlamaRMSNorm(config.hiddenSize, eps: config.rmsNormEps, dtype: dtype, device: device)
         super.init()
         embedTokens = embed
@@ -413,9 +442,6 @@ public final class LlamaModel: Module, PretrainedModel {
         guard let ids = inputs.inputIds else { preconditionFailure("LlamaModel: needs \"input_ids\" [batch, time]") }
         precondition(ids.rank == 2, "LlamaModel: input_ids must be [batch, time], got \(ids.shape)")
         let (b, t) = (ids.shape[0], ids.shape[1])
-        if let w = config.slidingWindow {
-            precondition(t <= w, "LlamaModel: sequence length \(t) exceeds sliding_window \(w), which is not implemented")
-        }
         var x = embedTokens(ids)
         let pos = inputs.positionIds.map { p in
             precondition(p.count == b * t || p.count == t, "position_ids must be [batch, time] or [1, time], got \(p.shape)")
@@ -423,11 +449,8 @@ public final class LlamaModel: Module, PretrainedModel {
             return host.count == b * t ? host : (0..<(b * t)).map { host[$0 % t] }
         } ?? (0..<(b * t)).map { $0 % t }
         let rotary = Rotary(config, positions: pos, batch: b, tokens: t, dtype: x.dtype, device: ids.device)
-        let keys = inputs.attentionMask.map { m in m.scalars(as: Int32.self).contains(0) ? m : nil } ?? nil
-        let blocked = keys.flatMap {
-            AttentionMask.blocked(attentionMask: $0, batch: b, tokens: t, causal: true, device: ids.device)
-        }
-        for layer in layers { x = layer.forward(x, rotary: rotary, blocked: blocked) }
+        let keyPadding = HFAttention.keyPadding(inputs.attentionMask, batch: b, tokens: t)
+        for layer in layers { x = layer.forward(x, rotary: rotary, keyPadding: keyPadding) }
         return norm(x)
     }
 
@@ -493,7 +516,7 @@ public class LlamaForCausalLM: Module, PretrainedModel {
     }
 }
 
-/// Mistral: Llama's layout and config (sliding_window is checked, not applied).
+/// Mistral: Llama's layout and config, with `sliding_window` applied on every layer.
 public final class MistralForCausalLM: LlamaForCausalLM {
     public override class var architecture: String { "MistralForCausalLM" }
     public override class var modelType: String { "mistral" }

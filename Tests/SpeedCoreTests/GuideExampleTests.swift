@@ -54,6 +54,15 @@ import SpeedCore
         #expect(Tensor.attention(q, q, q, causal: true).shape == [1, 2, 4, 8])
         let qkv = Tensor.randn([1, 4, 3, 2, 8], rng: &rng)   // [B, T, 3, H, D]
         #expect(Tensor.attention(packed: qkv).shape == [1, 4, 2, 8])
+        let normed = x.rmsNorm(weight: Tensor.ones([16]), eps: 1e-6)
+        #expect(Swift.abs(normed.square().mean(axis: -1).scalars[0] - 1) < 1e-4, "unit mean square")
+        #expect(Tensor.swiglu(gate: x, up: x).shape == [8, 16])
+        let (cos, sin) = (Tensor.ones([1, 4, 4]), Tensor.zeros([1, 4, 4]))
+        let qh = Tensor.randn([1, 4, 4, 8], rng: &rng).rotary(cos: cos, sin: sin)
+        let kv = Tensor.randn([1, 4, 2, 8], rng: &rng)
+        #expect(Tensor.attention(qh, kv, kv, mask: AttentionMask(causal: true, window: 3), tokenMajor: true).shape == [1, 4, 4, 8])
+        let padded = Tensor.attention(q, q, q, mask: AttentionMask(keyPadding: Tensor([[1, 1, 1, 0]] as [[Int32]])))
+        #expect(padded.shape == [1, 2, 4, 8] && padded.scalars.allSatisfy { $0.isFinite })
     }
 
     @Test func autogradWalkthrough() {

@@ -1,5 +1,6 @@
-// GPT-2 generation: cached logits equal a full forward's, greedy decoding with the cache gives the tokens of
-// re-running the whole sequence, and sampling follows temperature / top-k / top-p deterministically by seed.
+// GPT-2 and Llama-family generation: cached logits equal a full forward's (a sliding window shorter than the sequence
+// included), greedy decoding with the cache gives the tokens of re-running the whole sequence, and sampling follows
+// temperature / top-k / top-p deterministically by seed.
 import Foundation
 import SpeedCore
 @testable import SpeedTransformers
@@ -22,7 +23,7 @@ import Testing
         #expect(pieces.count == full.count && diff < 1e-5, "max |Δ| \(diff)")
     }
 
-    @Test(arguments: ["tiny-llama", "tiny-qwen2", "tiny-mistral"])
+    @Test(arguments: ["tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-mistral-window"])
     func llamaCachedLogitsEqualTheFullForward(name: String) throws {
         let m = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name)) as! LlamaForCausalLM
         m.eval()

@@ -126,6 +126,78 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(lossDiff < 1e-4)
     }
 
+    @Test func mistralSlidingWindowShorterThanTheSequenceMatchesTransformers() throws {
+        // sliding_window 3 over 10 tokens (eager transformers honours it), grouped K/V heads, a right-padded row.
+        let e = try Expected("tiny-mistral-window")
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent("tiny-mistral-window"))
+        let mistral = try #require(model as? MistralForCausalLM)
+        #expect(mistral.config.slidingWindow == 3 && mistral.config.window(layer: 1) == 3)
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "labels": try e.ints("labels")])
+        // Query (1, 9) sees only padding in its window: SwiftSpeed (like sdpa) gives it zero attention, eager spreads
+        // it over every key; every other position matches both, and the loss (which skips it) matches.
+        let eager = try e.output("logits"), vocab = 100, skipped = (1 * 10 + 9) * vocab
+        let values = out.logits!.scalars(as: Double.self)
+        let keptDiff = zip(values, eager).enumerated().filter { !(skipped..<(skipped + vocab)).contains($0.offset) }
+            .map { Swift.abs($0.element.0 - $0.element.1) }.max()!
+        let sdpaDiff = maxAbsDiff(out.logits!, try e.output("sdpa_logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        let ids = try e.ints("input_ids")
+        let unpadded = model(["input_ids": ids.slice(axis: 0, 0..<1)]).logits!
+        let unpaddedDiff = maxAbsDiff(unpadded, try e.output("unpadded_logits"))
+        print("tiny-mistral-window: logits max |Δ| = \(keptDiff) (eager, rows seeing a token), \(sdpaDiff) (sdpa), "
+              + "loss |Δ| = \(lossDiff), no mask \(unpaddedDiff)")
+        #expect(keptDiff < 1e-4 && sdpaDiff < 1e-4 && lossDiff < 1e-4 && unpaddedDiff < 1e-4)
+    }
+
+    @Test func bertPaddedBatchMatchesTransformersAtEveryPosition() throws {
+        // Lengths 8, 5 and 2 in one batch: the fused key-padding attention, padded positions included.
+        let e = try Expected("tiny-bert-padded")
+        let model = try BertModel.fromPretrained(fixtures.appendingPathComponent("tiny-bert-padded"))
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask")])
+        let hiddenDiff = maxAbsDiff(out.lastHiddenState!, try e.output("last_hidden_state"))
+        let poolerDiff = maxAbsDiff(out["pooler_output"]!, try e.output("pooler_output"))
+        print("tiny-bert-padded: last_hidden_state max |Δ| = \(hiddenDiff), pooler |Δ| = \(poolerDiff)")
+        #expect(hiddenDiff < 1e-4 && poolerDiff < 1e-4)
+    }
+
+    @Test func composedDropoutPathMatchesTheFusedKernels() throws {
+        // Training with attention dropout takes the composed path (explicit mask, K/V repeated); at p = 1e-9 nothing
+        // is dropped, so it must give the fused kernels' logits: GQA, a window of 3 and right padding.
+        let config = LlamaConfig(vocabSize: 50, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2,
+                                 numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 32,
+                                 attentionDropout: 1e-9, slidingWindow: 3)
+        let llama = try LlamaForCausalLM(config, seed: 3)
+        let ids = Tensor((0..<16).map { ($0 * 7 + 3) % 50 }, shape: [2, 8])
+        let mask = Tensor((0..<16).map { $0 >= 14 ? 0 : 1 }, shape: [2, 8])
+        llama.eval()
+        let fused = llama(["input_ids": ids, "attention_mask": mask]).logits!
+        llama.train()
+        let composed = llama(["input_ids": ids, "attention_mask": mask]).logits!
+        #expect(maxAbsDiff(composed, fused.scalars(as: Double.self)) < 1e-5)
+        var bertConfig = BertConfig(vocabSize: 50, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4,
+                                    intermediateSize: 64, hiddenDropoutProb: 0, attentionProbsDropoutProb: 1e-9)
+        bertConfig.maxPositionEmbeddings = 16
+        let bert = try BertModel(bertConfig, seed: 4)
+        let bertMask = Tensor((0..<16).map { $0 >= 11 ? 0 : 1 }, shape: [2, 8])
+        bert.eval()
+        let bertFused = bert(["input_ids": ids, "attention_mask": bertMask]).lastHiddenState!
+        bert.train()
+        let bertComposed = bert(["input_ids": ids, "attention_mask": bertMask]).lastHiddenState!
+        #expect(maxAbsDiff(bertComposed, bertFused.scalars(as: Double.self)) < 1e-5)
+    }
+
+    @Test func qwen2SlidingWindowLayersFollowMaxWindowLayers() throws {
+        let json = #"{"num_hidden_layers": 3, "use_sliding_window": true, "sliding_window": 8, "max_window_layers": 2}"#
+        let config = try JSONDecoder().decode(LlamaConfig.self, from: Data(json.utf8))
+        #expect((0..<3).map { config.window(layer: $0) } == [nil, nil, 8])
+        let typed = #"{"num_hidden_layers": 2, "sliding_window": 4, "layer_types": ["sliding_attention", "full_attention"]}"#
+        let mistral = try JSONDecoder().decode(LlamaConfig.self, from: Data(typed.utf8))
+        #expect((0..<2).map { mistral.window(layer: $0) } == [4, nil])
+        let off = #"{"use_sliding_window": false, "sliding_window": 8}"#
+        #expect(try JSONDecoder().decode(LlamaConfig.self, from: Data(off.utf8)).window(layer: 0) == nil)
+    }
+
     @Test func llamaRunsInBFloat16() throws {
         // RMSNorm normalises in fp32 and casts back; rotary tables follow the activations' dtype.
         let e = try Expected("tiny-llama")

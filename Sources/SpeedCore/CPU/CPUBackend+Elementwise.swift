@@ -14,6 +14,7 @@ extension CPUBackend {
                 case .exp: FastMath.map(xp, yp, n) { FastMath.exp($0) }
                 case .tanh: FastMath.map(xp, yp, n) { FastMath.tanh($0) }
                 case .sigmoid: FastMath.map(xp, yp, n) { 1 / (1 + FastMath.exp(-$0)) }
+                case .silu: FastMath.map(xp, yp, n) { $0 / (1 + FastMath.exp(-$0)) }
                 case .gelu: FastMath.map(xp, yp, n) { v in
                     0.5 * v * (1 + FastMath.tanh(0.797_884_6 * (v + 0.044715 * v * v * v)))
                 }
@@ -37,6 +38,7 @@ extension CPUBackend {
         case .sqrt: for i in 0..<n { y[i] = x[i].squareRoot() }
         case .tanh: for i in 0..<n { y[i] = T.tanh(x[i]) }
         case .sigmoid: for i in 0..<n { y[i] = 1 / (1 + T.exp(-x[i])) }
+        case .silu: for i in 0..<n { y[i] = x[i] / (1 + T.exp(-x[i])) }
         case .relu: for i in 0..<n { y[i] = x[i] > 0 ? x[i] : 0 }
         case .abs: for i in 0..<n { y[i] = Swift.abs(x[i]) }
         case .square: for i in 0..<n { y[i] = x[i] * x[i] }
@@ -75,6 +77,9 @@ extension CPUBackend {
             case .sqrt: for i in r { d[i] = g[i] / (2 * y[i]) }
             case .tanh: for i in r { d[i] = g[i] * (1 - y[i] * y[i]) }
             case .sigmoid: for i in r { d[i] = g[i] * y[i] * (1 - y[i]) }
+            case .silu:
+                // silu' = s · (1 + x · (1 − s)), s = sigmoid(x)
+                for i in r { let s = 1 / (1 + T.exp(-x[i])); d[i] = g[i] * (s * (1 + x[i] * (1 - s))) }
             case .relu: for i in r { d[i] = x[i] > 0 ? g[i] : 0 }
             case .abs: for i in r { d[i] = x[i] > 0 ? g[i] : (x[i] < 0 ? -g[i] : 0) }
             case .square: for i in r { d[i] = 2 * x[i] * g[i] }
