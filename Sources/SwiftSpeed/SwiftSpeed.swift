@@ -11,3 +11,4 @@
 @_exported import SpeedData
 @_exported import SpeedTransformers
 @_exported import SpeedTokenizers
+@_exported import SpeedPipeline
