@@ -67,6 +67,24 @@ public struct PipelineModule: Sendable {
     /// The stages holding a layer of tie `key`.
     public func tiedStages(_ key: String) -> Set<Int> { Set(tiedLayers(key).map { stageOwner(layer: $0) }) }
 
+    /// Trainable parameters of the whole model, each tied module counted once (what one process trains).
+    public var parameterCount: Int {
+        var seen = Set<String>()
+        return layers.reduce(0) { total, layer in
+            if case .tied(let s) = layer, !seen.insert(s.key).inserted { return total }
+            return total + layer.countParameters()
+        }
+    }
+
+    /// Trainable parameters stage `stage` holds, its tied modules counted once (the stage's flat buffer before padding).
+    public func parameterCount(stage: Int) -> Int {
+        var seen = Set<String>()
+        return layerRange(stage: stage).reduce(0) { total, i in
+            if case .tied(let s) = layers[i], !seen.insert(s.key).inserted { return total }
+            return total + layers[i].countParameters()
+        }
+    }
+
     /// One line per stage with its layers' indices and type names (DeepSpeed's partition printout).
     public var partitionReport: String {
         (0..<numStages).map { s in
