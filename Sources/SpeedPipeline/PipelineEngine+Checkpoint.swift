@@ -111,6 +111,9 @@ extension PipelineEngine {
             try engine.loadCheckpoint(folder.appendingPathComponent(Self.stageFolderName(stageID)).path, tag: "engine", verify: verify)
             return folder.path
         }
+        if grid.world.rank == 0 {
+            logger.warning("[SwiftSpeed] \(folder.path): loading layer weights only (saved with \(meta.stages) stages \(meta.parts), this run has \(numStages) \(module.parts)\(loadModuleOnly ? ", loadModuleOnly" : "")); optimizer state, LR schedule and step counters start fresh")
+        }
         // Weights only, from the layer files: validate every file first, then copy.
         var loads: [(Module, StateDict)] = []
         for i in stage.layerRange {

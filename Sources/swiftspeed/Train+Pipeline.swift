@@ -25,10 +25,6 @@ extension Train {
             printError("--pipeline-stages \(stages) does not divide the \(world) ranks of the job; launch a multiple of \(stages) processes")
             throw ExitCode(2)
         }
-        if saveDir != nil || resume {
-            printError("--save-dir and --resume are not supported with --pipeline-stages yet (PipelineEngine.saveCheckpoint is the API)")
-            throw ExitCode(2)
-        }
         let dp = world / stages
         let ds: DeepSpeedConfig
         do { ds = try DeepSpeedConfig.load(path: config, worldSize: dp) } catch {
@@ -54,6 +50,10 @@ extension Train {
         var progress: ProgressBar?
         device.backend.resetPeakMemory()
         do {
+            // A checkpoint of another stage count loads its weights only (DeepSpeed's load_module_only).
+            if resume, let dir = saveDir, let path = try engine.loadCheckpoint(dir, verify: !noVerifyCheckpoint) {
+                logger.info("resumed from \(path) at step \(engine.globalSteps)")
+            }
             while engine.globalSteps < steps {
                 let start = now()
                 let step = engine.globalSteps, gas = engine.microBatches
@@ -72,11 +72,13 @@ extension Train {
                                         memOffload: memory.offloaded, peakMem: device.backend.memoryStats.peakAllocatedBytes,
                                         paramsTotal: paramsTotal, skippedSteps: engine.engine.skippedSteps,
                                         consecutiveSkippedSteps: engine.engine.consecutiveSkippedSteps)
+                if let dir = saveDir, let every = saveEvery, engine.globalSteps % every == 0 { try engine.saveCheckpoint(dir) }
                 guard rank == 0 else { continue }
                 if json { print(record.json); continue }
                 if progress == nil { progress = ProgressBar(total: steps, start: record.step - 1) }
                 progress?.update(record.step, record.summary)
             }
+            if let dir = saveDir { try engine.saveCheckpoint(dir) }
         } catch {
             // A neighbour is gone or stuck (PipelineError names it): end every rank rather than leave them waiting.
             printError("rank \(rank): \(error)")
