@@ -167,3 +167,15 @@ struct ListedSchedule: PipeSchedule {
         #expect((0..<6).map { t.coordinate(of: $0) } == (0..<3).flatMap { s in (0..<2).map { ["pipe": s, "data": $0] } })
     }
 }
+
+@Suite struct PipelineGuideTests {
+    /// docs/SpeedPipeline.md's pictures are the schedule's own.
+    @Test func theGuidesDiagramsAreTheSchedules() throws {
+        let guide = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/SpeedPipeline.md"), encoding: .utf8)
+        for (m, p) in [(4, 2), (8, 4)] {
+            let picture = TrainSchedule.diagram(microBatches: m, stages: p)
+            #expect(guide.contains("```\n\(picture)\n```"), "docs/SpeedPipeline.md lacks\n\(picture)")
+        }
+    }
+}
