@@ -52,7 +52,7 @@ public enum GPTPipe {
         // then per block qkv 3C·C + proj C·C + fc 4C·C + proj 4C·C and one split for its dropout.
         let blockDraws = 12 * c * c + 1
         let firstBlock = v * c + t * c + 1
-        let embed = TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c) {
+        let embed = TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, modelPrefix: "wte.") {
             var rng = RandomStream(seed: seed, offset: 0)
             return Embedding(v, c, std: 0.02, dtype: dtype, device: device, rng: &rng)
         }
@@ -63,17 +63,17 @@ public enum GPTPipe {
             return Embedding(v, c, std: 0.02, dtype: dtype, device: device, rng: &rng)
         }
         var out: [PipelineLayer] = [.tied(embed)]
-        out.append(.layer(LayerSpec("GPTPositions", parameters: t * c) {
+        out.append(.layer(LayerSpec("GPTPositions", parameters: t * c, modelPrefix: "") {
             var rng = RandomStream(seed: seed, offset: UInt64(v * c))
             return GPTPositions(config, dtype: dtype, device: device, rng: &rng)
         }))
         for i in 0..<config.layers {
-            out.append(.layer(LayerSpec("Block", parameters: 12 * c * c + 13 * c) {
+            out.append(.layer(LayerSpec("Block", parameters: 12 * c * c + 13 * c, modelPrefix: "blocks.\(i).") {
                 var rng = RandomStream(seed: seed, offset: UInt64(firstBlock + i * blockDraws))
                 return Block(config, dtype: dtype, device: device, rng: &rng)
             }))
         }
-        out.append(.layer(LayerSpec("LayerNorm", parameters: 2 * c) {
+        out.append(.layer(LayerSpec("LayerNorm", parameters: 2 * c, modelPrefix: "lnF.") {
             LayerNorm(c, eps: config.layerNormEps, dtype: dtype, device: device)
         }))
         out.append(.tied(head))

@@ -19,14 +19,18 @@ public struct LayerSpec: Sendable {
     /// Its trainable parameter count for `"parameters"` partitioning; nil builds the layer once to count them
     /// (as DeepSpeed always does).
     public let parameterCount: Int?
+    /// The layer's names in the unpartitioned model (`"blocks.2."`), for consolidated checkpoints; nil names its
+    /// parameters `layer_XX.<name>`.
+    public let modelPrefix: String?
     let build: @Sendable () -> Module
     /// How the layer is applied; nil calls the module (`module(x)`).
     let forward: (@Sendable (Module, Tensor) -> Tensor)?
 
-    public init(_ typeName: String, parameters: Int? = nil, forward: (@Sendable (Module, Tensor) -> Tensor)? = nil,
-                build: @escaping @Sendable () -> Module) {
+    public init(_ typeName: String, parameters: Int? = nil, modelPrefix: String? = nil,
+                forward: (@Sendable (Module, Tensor) -> Tensor)? = nil, build: @escaping @Sendable () -> Module) {
         self.typeName = typeName
         self.parameterCount = parameters
+        self.modelPrefix = modelPrefix
         self.build = build
         self.forward = forward
     }
@@ -49,16 +53,20 @@ public struct TiedLayerSpec: Sendable {
     public let key: String
     public let typeName: String
     public let parameterCount: Int?
+    /// As ``LayerSpec/modelPrefix``; the tie's first layer's prefix names the shared module.
+    public let modelPrefix: String?
     /// Dotted names (in the built module's `namedParameters()`) of the weights the tie shares.
     public let tiedWeights: [String]
     let build: @Sendable () -> Module
     let forward: (@Sendable (Module, Tensor) -> Tensor)?
 
-    public init(key: String, _ typeName: String, parameters: Int? = nil, tiedWeights: [String] = ["weight"],
-                forward: (@Sendable (Module, Tensor) -> Tensor)? = nil, build: @escaping @Sendable () -> Module) {
+    public init(key: String, _ typeName: String, parameters: Int? = nil, modelPrefix: String? = nil,
+                tiedWeights: [String] = ["weight"], forward: (@Sendable (Module, Tensor) -> Tensor)? = nil,
+                build: @escaping @Sendable () -> Module) {
         self.key = key
         self.typeName = typeName
         self.parameterCount = parameters
+        self.modelPrefix = modelPrefix
         self.tiedWeights = tiedWeights
         self.build = build
         self.forward = forward
@@ -77,6 +85,15 @@ public enum PipelineLayer: Sendable {
         case .layer(let s): s.typeName
         case .tied(let s): s.typeName
         case .function(let name, _): name
+        }
+    }
+
+    /// The layer's prefix in the unpartitioned model (nil when its spec gives none).
+    public var modelPrefix: String? {
+        switch self {
+        case .layer(let s): s.modelPrefix
+        case .tied(let s): s.modelPrefix
+        case .function: nil
         }
     }
 

@@ -65,7 +65,13 @@ extension PipelineEngine {
                 try Safetensors.write(state, checksums: true, to: folder.appendingPathComponent(Self.layerFileName(i)))
             }
         }
-        try engine.saveCheckpoint(folder.appendingPathComponent(Self.stageFolderName(stageID)).path, tag: "engine")
+        let stageFolder = folder.appendingPathComponent(Self.stageFolderName(stageID))
+        try engine.saveCheckpoint(stageFolder.path, tag: "engine")
+        if grid.dataParallelID == 0 {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try AtomicFile.write(try encoder.encode(modelNames()), to: stageFolder.appendingPathComponent(PipelineCheckpoint.namesFile))
+        }
         if world.rank == 0 {
             let meta = PipelineCheckpointMeta(stages: numStages, dataParallel: grid.dataParallelSize, parts: module.parts,
                                               layerTypes: module.layers.map(\.typeName), globalSteps: globalSteps)
@@ -80,6 +86,27 @@ extension PipelineEngine {
         }
         try world.barrier()
         return target.path
+    }
+
+    /// This stage's flat parameter names → their names in the unpartitioned model (the layer's `modelPrefix`, else
+    /// `layer_XX.`, and the parameter's name in its layer); a tied copy whose tie starts on another stage is a duplicate.
+    func modelNames() -> StageParameterNames {
+        var byIdentity: [ObjectIdentifier: (String, Bool)] = [:]
+        for i in stage.layerRange {
+            guard let m = stage.module(forLayer: i) else { continue }
+            let home = storageIndex(ofLayer: i)
+            let prefix = module.layers[home].modelPrefix ?? "layer_\(home < 10 ? "0" : "")\(home)."
+            let duplicate = !stage.layerRange.contains(home)
+            for (name, p) in m.namedParameters() where byIdentity[ObjectIdentifier(p)] == nil {
+                byIdentity[ObjectIdentifier(p)] = (prefix + name, duplicate)
+            }
+        }
+        var out = StageParameterNames()
+        for (flatName, p) in zip(engine.flat.names, engine.flat.params) {
+            guard let (name, duplicate) = byIdentity[ObjectIdentifier(p)] else { continue }
+            if duplicate { out.duplicates.append(flatName) } else { out.names[flatName] = name }
+        }
+        return out
     }
 
     /// Loads `dir/<tag>` (default: the tag `dir/latest` names) saved by ``saveCheckpoint(_:tag:)``.

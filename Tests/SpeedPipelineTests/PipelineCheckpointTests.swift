@@ -72,6 +72,22 @@ import Testing
         #expect(union(try train(stages: 2, dp: 1, from: 0, to: 0, load: dir.path, loadModuleOnly: true)) == saved)
     }
 
+    /// zero_to_fp32 for pipelines: the fp32 masters of every stage (2 × 2, ZeRO-1 shards) under GPT's own names,
+    /// each once, equal to the trained weights, and loadable into a plain GPT.
+    @Test func theCheckpointConsolidatesIntoOneGPTStateDict() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trained = union(try train(stages: 2, dp: 2, from: 0, to: 2, save: dir.path))
+        let weights = try PipelineCheckpoint.fp32Weights(directory: dir.path)
+        var rng = RandomStream(seed: 99)
+        let gpt = GPT(smallGPT, rng: &rng)
+        #expect(weights.map(\.name).sorted() == gpt.namedParameters().map(\.0).sorted())
+        for (name, t) in weights { #expect(t.scalars == trained[name], "\(name)") }
+        try gpt.load(stateDict: Dictionary(uniqueKeysWithValues: weights.map { ($0.name, $0.tensor) }))
+        #expect(gpt.wte.weight.scalars == trained["wte.weight"])
+        #expect(try PipelineCheckpoint.folder(directory: dir.appendingPathComponent("nothing").path) == nil)
+    }
+
     @Test func anotherModelsCheckpointIsRefused() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -60,6 +60,36 @@ import Testing
         }
     }
 
+
+    /// Saved by 2 stages under launch, resumed exactly by 2 stages, and consolidated by zero-to-fp32 into GPT's names.
+    @Test func aPipelineCheckpointResumesAndConsolidates() throws {
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cfg = dir.appendingPathComponent("ds.json")
+        try #"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 1}, "optimizer": {"type": "AdamW", "params": {"lr": 1e-3}}}"#
+            .write(to: cfg, atomically: true, encoding: .utf8)
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed").path
+        let ckpt = dir.appendingPathComponent("ckpt").path
+        let train = [exe, "train", "--model", "gpt-mini", "--config", cfg.path, "--synthetic", "--json", "--threads", "1",
+                     "--pipeline-stages", "2"]
+        let whole = try swiftspeed(["launch", "--num_procs", "2", "--"] + train + ["--steps", "3"])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        let first = try swiftspeed(["launch", "--num_procs", "2", "--"] + train + ["--steps", "2", "--save-dir", ckpt])
+        #expect(first.status == 0, "\(first.stderr)")
+        let resumed = try swiftspeed(["launch", "--num_procs", "2", "--"] + train + ["--steps", "3", "--save-dir", ckpt, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let (a, b) = (records(whole.stdout), records(resumed.stdout))
+        #expect(b.keys.sorted() == [3] && b[3]?["loss"] as? Double == a[3]?["loss"] as? Double, "resumed \(b) vs \(a)")
+        let out = dir.appendingPathComponent("fp32").path
+        let consolidated = try swiftspeed(["zero-to-fp32", ckpt, out])
+        #expect(consolidated.status == 0, "\(consolidated.stderr)")
+        let (tensors, _) = try Safetensors.read(URL(fileURLWithPath: out).appendingPathComponent("model.safetensors"))
+        var rng = RandomStream(seed: 1)
+        let gpt = GPT(.gptMini, rng: &rng)
+        #expect(Set(tensors.keys) == Set(gpt.namedParameters().map(\.0)))
+        try gpt.load(stateDict: tensors)
+    }
 }
 
 @Suite struct PipelineTrainArgumentTests {
