@@ -67,6 +67,9 @@ let package = Package(
             name: "SpeedRuntime",
             dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedIO", "SpeedData",
                            .product(name: "Logging", package: "swift-log")]),
+        // Pipeline parallelism: DeepSpeed's PipelineModule / LayerSpec / TiedLayerSpec, the 1F1B schedule as data,
+        // the pipe × data topology and the PipelineEngine over ProcessGroup send/receive.
+        .target(name: "SpeedPipeline", dependencies: ["SpeedCore", "SpeedNN", "SpeedComm", "SpeedRuntime", "SpeedIO"]),
         // Hugging Face models: config.json + safetensors folders, the model registry, GPT-2 and BERT with HF names.
         .target(name: "SpeedTransformers", dependencies: ["SpeedCore", "SpeedNN", "SpeedIO"]),
         // Hugging Face's Trainer: TrainingArguments, the DeepSpeed "auto" integration, HF schedules and decay groups,
@@ -78,7 +81,7 @@ let package = Package(
         // Umbrella: re-exports only.
         .target(name: "SwiftSpeed", dependencies: ["SpeedCore", "SpeedNN", "SpeedOptim", "SpeedComm", "SpeedCommMPI",
                                                   "SpeedCommNCCL", "SpeedIO", "SpeedData", "SpeedRuntime", "SpeedCUDA",
-                                                  "SpeedTransformers", "SpeedTokenizers", "SpeedTrainer"]),
+                                                  "SpeedTransformers", "SpeedTokenizers", "SpeedTrainer", "SpeedPipeline"]),
         .executableTarget(
             name: "swiftspeed",
             dependencies: [
@@ -113,6 +116,9 @@ let package = Package(
         // GPT-2 and BERT against logits from Python transformers (tiny random fixtures, all-MiniLM-L6-v2).
         .testTarget(name: "SpeedTransformersTests", dependencies: ["SpeedTransformers", "SpeedTestSupport"],
                     exclude: ["Fixtures"]),
+        // Schedules against a send/receive simulator; 2, 4 and 2 × 2 (ZeRO-1) in-process pipelines against one process.
+        .testTarget(name: "SpeedPipelineTests", dependencies: ["SpeedPipeline", "SpeedRuntime", "SpeedComm", "SpeedNN",
+                                                              "SpeedTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime", "SpeedIO", "SpeedData", "SpeedTestSupport"]),
         // TrainingArguments, the DeepSpeed "auto" fill and decay groups against Python transformers/torch (Fixtures/,
         // made by scripts/make_trainer_fixtures.py).

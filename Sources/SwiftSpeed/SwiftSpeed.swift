@@ -12,3 +12,4 @@
 @_exported import SpeedTransformers
 @_exported import SpeedTokenizers
 @_exported import SpeedTrainer
+@_exported import SpeedPipeline

@@ -39,6 +39,8 @@ struct Train: ParsableCommand {
     var commTimeout: Double?
     @Flag(help: "GPT models: checkpoint every transformer block (recompute activations in backward).")
     var checkpointActivations = false
+    @Option(parsing: .unconditional, help: ArgumentHelp("GPT models: pipeline-parallel stages (DeepSpeed's PipelineModule num_stages); the ranks form stages × data-parallel ranks, and the config's batch sizes are for the data-parallel size. Default: the config's pipeline.stages, else no pipeline.", valueName: "N"))
+    var pipelineStages: Int?
 
     func validate() throws {
         if data == nil && !synthetic { throw ValidationError("pass --data PATH or --synthetic") }
@@ -60,6 +62,12 @@ struct Train: ParsableCommand {
             throw ValidationError("--no-shuffle and --save-pretrained apply to Hugging Face model folders")
         }
         if model == "simple" && data != nil { throw ValidationError("--model simple trains on --synthetic data only") }
+        if let pipelineStages {
+            if pipelineStages < 1 { throw ValidationError("--pipeline-stages must be >= 1 (got \(pipelineStages))") }
+            if GPTConfig.preset(model) == nil {
+                throw ValidationError("--pipeline-stages applies to the GPT models (gpt-mini, gpt2-small), not '\(model)'")
+            }
+        }
         if model == "simple" && checkpointActivations {
             throw ValidationError("--checkpoint-activations applies to the GPT models, not --model simple")
         }
@@ -86,6 +94,12 @@ struct Train: ParsableCommand {
         }
         let (rank, world) = (group.rank, group.size)
         if rank != 0 { logger.logLevel = .error }
+        if let stages = try pipelineStageCount() {
+            try trainPipeline(group, stages: stages, device: device, logger: logger)
+            try group.barrier()
+            group.finalize()
+            return
+        }
         let ds: DeepSpeedConfig
         do { ds = try DeepSpeedConfig.load(path: config, worldSize: world) } catch {
             // Every failing rank says so: the file may be missing or different on one machine only.
@@ -109,7 +123,7 @@ struct Train: ParsableCommand {
         } else {
             let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
                                       checkpointActivations: checkpointActivations, device: device)
-            let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module, config: ds, processGroup: group, logger: logger)
+            let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module!, config: ds, processGroup: group, logger: logger)
             try train(engine, group, tokensPerSample: job.tokensPerSample, batch: job.batch(index:)) { job.loss(engine($0.0), $0.1) }
             if !json, rank == 0, let text = job.generate(characters: sample, seed: seed) {
                 print("\n--- sample ---\n\(text)\n--------------")

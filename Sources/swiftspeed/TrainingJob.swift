@@ -9,7 +9,10 @@ import Glibc
 
 /// A model with its data source and loss.
 struct TrainingJob {
-    let module: Module
+    /// The model (nil with `buildModel: false`: a pipeline builds its own stage's layers from ``gptConfig``).
+    let module: Module?
+    /// The GPT models' hyper-parameters (vocabulary 256 for text data); nil for `simple`.
+    let gptConfig: GPTConfig?
     let tokensPerSample: Int
     private let kind: Kind
     private let microBatch: Int
@@ -17,23 +20,25 @@ struct TrainingJob {
     private let device: Device
 
     private enum Kind {
-        case text(GPT, TokenWindowDataset, DataLoader)
-        case syntheticTokens(GPT)
-        case regression(SimpleModel)
+        case text(TokenWindowDataset, DataLoader)
+        case syntheticTokens
+        case regression
     }
 
-    /// - Parameter checkpointActivations: GPT only: checkpoint every block (``GPTConfig/checkpointActivations``).
+    /// - Parameters:
+    ///   - checkpointActivations: GPT only: checkpoint every block (``GPTConfig/checkpointActivations``).
+    ///   - buildModel: false gives the data and ``gptConfig`` only (the pipeline path, GPT models).
     init(model: String, dataPath: String?, seed: UInt64, microBatch: Int, checkpointActivations: Bool = false,
-         device: Device) throws {
+         buildModel: Bool = true, device: Device) throws {
         try Self.checkMemory(model: model, microBatch: microBatch, checkpointActivations: checkpointActivations)
         var rng = RandomStream(seed: seed)
         self.microBatch = microBatch
         self.seed = seed
         self.device = device
         if model == "simple" {
-            let m = SimpleModel(device: device, rng: &rng)
-            module = m
-            kind = .regression(m)
+            module = SimpleModel(device: device, rng: &rng)
+            gptConfig = nil
+            kind = .regression
             tokensPerSample = 1
             return
         }
@@ -50,15 +55,13 @@ struct TrainingJob {
                     + "give a longer text (or a smaller train_micro_batch_size_per_gpu)")
             }
             let dataset = TokenWindowDataset(tokens: tokens, contextLength: t)
-            let gpt = GPT(config, device: device, rng: &rng)
-            module = gpt
-            kind = .text(gpt, dataset, DataLoader(dataset, batchSize: microBatch, shuffle: true, seed: seed,
-                                                  dropLast: true, device: device))
+            kind = .text(dataset, DataLoader(dataset, batchSize: microBatch, shuffle: true, seed: seed,
+                                             dropLast: true, device: device))
         } else {
-            let gpt = GPT(config, device: device, rng: &rng)
-            module = gpt
-            kind = .syntheticTokens(gpt)
+            kind = .syntheticTokens
         }
+        module = buildModel ? GPT(config, device: device, rng: &rng) : nil
+        gptConfig = config
         tokensPerSample = config.contextLength
     }
 
@@ -66,12 +69,12 @@ struct TrainingJob {
     /// in order).
     func batch(index: Int) -> (Tensor, Tensor) {
         switch kind {
-        case .text(_, _, let loader):
+        case .text(_, let loader):
             let n = loader.batchesPerEpoch
             let b = loader.batch(index % n, epoch: index / n)
             return (b[0], b[1])
-        case .syntheticTokens(let gpt):
-            let t = gpt.config.contextLength, v = UInt64(gpt.config.vocabSize)
+        case .syntheticTokens:
+            let t = gptConfig!.contextLength, v = UInt64(gptConfig!.vocabSize)
             let row = (0..<(microBatch * (t + 1))).map {
                 Int32(RandomStream.bits(seed: seed ^ 0x5EED, counter: UInt64(index * microBatch * (t + 1) + $0)) % v)
             }
@@ -121,7 +124,7 @@ struct TrainingJob {
 
     /// Samples text from the trained model (text data only).
     func generate(characters: Int, seed: UInt64) -> String? {
-        guard case .text(let gpt, _, _) = kind, characters > 0 else { return nil }
+        guard case .text = kind, let gpt = module as? GPT, characters > 0 else { return nil }
         let tok = ByteTokenizer()
         var ids = tok.encode("\n")
         var rng = RandomStream(seed: seed ^ 0x7E47)

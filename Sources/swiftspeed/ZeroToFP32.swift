@@ -30,6 +30,7 @@ struct ZeroToFP32: ParsableCommand {
 
     func run() throws {
         do {
+            if try PipelineCheckpoint.folder(directory: checkpointDir, tag: tag) != nil { return try runPipeline() }
             let ckpt = try ZeroCheckpoint(directory: checkpointDir, tag: tag, verify: !noVerify)
             func note(_ text: String) { FileHandle.standardError.write(Data("note: \(text)\n".utf8)) }
             if let recovered = ckpt.note { note(recovered) }
@@ -62,6 +63,22 @@ struct ZeroToFP32: ParsableCommand {
             printError("\(error)")
             throw ExitCode(1)
         } catch let error as SafetensorsError {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// A `--pipeline-stages` checkpoint: every stage's fp32 masters under the unpartitioned model's names.
+    func runPipeline() throws {
+        do {
+            let weights = try PipelineCheckpoint.fp32Weights(directory: checkpointDir, tag: tag, verify: !noVerify)
+            let out = URL(fileURLWithPath: outputDir)
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            let file = out.appendingPathComponent("model.safetensors")
+            try Safetensors.write(weights.map { ($0.name, $0.tensor) }, metadata: ["format": "pt"], to: file)
+            let count = weights.reduce(0) { $0 + $1.tensor.count }
+            print("wrote \(file.path): \(weights.count) tensors, \(count) fp32 parameters (\((Double(count * 4) / 1e5).rounded() / 10) MB) from the pipeline checkpoint in \(checkpointDir)")
+        } catch let error as PipelineError {
             printError("\(error)")
             throw ExitCode(1)
         }

@@ -30,6 +30,7 @@ extension Engine {
             try group.allReduce(t, op: .sum)
             sumOfSquares = t.item()
         }
+        if let crossStageSquaredNorm { sumOfSquares = try crossStageSquaredNorm(sumOfSquares) }
         let scaledNorm = sumOfSquares.squareRoot()
         let scale = lossScaler?.scale ?? 1
         let overflow = !scaledNorm.isFinite

@@ -62,6 +62,10 @@ public final class Engine {
     let partitioner: ParameterPartitioner?
     /// A communication failure inside an autograd hook, rethrown by `backward`.
     var hookError: Error?
+    /// Pipeline parallelism (SpeedPipeline sets it): turns this stage's squared gradient norm (already summed
+    /// over the data-parallel group) into the whole model's by summing over the other stages, so clipping and
+    /// the overflow check see the global norm. nil for a model on one stage.
+    package var crossStageSquaredNorm: ((Double) throws -> Double)?
 
     public internal(set) var microSteps = 0
     public internal(set) var globalSteps = 0

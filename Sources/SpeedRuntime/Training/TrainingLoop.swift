@@ -24,6 +24,17 @@ public struct StepRecord: Sendable, Equatable {
     /// Steps skipped so far for non-finite gradients, and how many of the latest ones in a row.
     public var skippedSteps = 0, consecutiveSkippedSteps = 0
 
+    /// A record from its figures (a pipeline's step, `swiftspeed train --pipeline-stages`, builds its own).
+    public init(step: Int, loss: Double, lr: Double, lossScale: Double, gradNorm: Double?, samplesPerS: Double,
+                tokensPerS: Double, memParams: Int, memGrads: Int, memOptim: Int, memOffload: Int, peakMem: Int,
+                paramsTotal: Int, skippedSteps: Int = 0, consecutiveSkippedSteps: Int = 0) {
+        self.step = step; self.loss = loss; self.lr = lr; self.lossScale = lossScale; self.gradNorm = gradNorm
+        self.samplesPerS = samplesPerS; self.tokensPerS = tokensPerS
+        self.memParams = memParams; self.memGrads = memGrads; self.memOptim = memOptim; self.memOffload = memOffload
+        self.peakMem = peakMem; self.paramsTotal = paramsTotal
+        self.skippedSteps = skippedSteps; self.consecutiveSkippedSteps = consecutiveSkippedSteps
+    }
+
     /// The record as one JSON object (non-finite numbers become null).
     public var json: String {
         func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }

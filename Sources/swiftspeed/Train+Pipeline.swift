@@ -1,0 +1,89 @@
+// `swiftspeed train --pipeline-stages N`: the GPT models through SpeedPipeline's PipelineEngine over the job's ranks.
+// Invariant: data rank d of W asks for micro-batch (s·GAS + m)·W + d at step s, micro-step m — the TrainingLoop rule
+// with the data-parallel size as the world — so the global batch, and rank 0's JSON lines, equal one process's.
+
+import ArgumentParser
+import Foundation
+import Logging
+import SwiftSpeed
+
+extension Train {
+    /// The stage count from `--pipeline-stages`, else the config's integer `pipeline.stages` when above 1; nil
+    /// means no pipeline.
+    func pipelineStageCount() throws -> Int? {
+        if let pipelineStages { return pipelineStages }
+        guard GPTConfig.preset(model) != nil,
+              case .object(let members) = try JSONValue.parse(String(contentsOfFile: config, encoding: .utf8)),
+              case .object(let pipeline)? = members["pipeline"], let n = pipeline["stages"]?.intValue, n > 1 else { return nil }
+        return n
+    }
+
+    /// Trains `model` as a `stages`-stage pipeline; rank 0 prints the step records.
+    func trainPipeline(_ group: any ProcessGroup, stages: Int, device: Device, logger: Logger) throws {
+        let (rank, world) = (group.rank, group.size)
+        guard world % stages == 0 else {
+            printError("--pipeline-stages \(stages) does not divide the \(world) ranks of the job; launch a multiple of \(stages) processes")
+            throw ExitCode(2)
+        }
+        let dp = world / stages
+        let ds: DeepSpeedConfig
+        do { ds = try DeepSpeedConfig.load(path: config, worldSize: dp) } catch {
+            printError(world > 1 ? "rank \(rank): \(error)" : "\(error)")
+            throw ExitCode(1)
+        }
+        let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
+                                  buildModel: false, device: device)
+        // DeepSpeed's config default "best" is not a PipelineModule method; PipelineModule's own default is "parameters".
+        let method = ds.pipeline.partition == "best" ? "parameters" : ds.pipeline.partition
+        let interval = checkpointActivations ? 1 : ds.pipeline.activationCheckpointInterval
+        let engine: PipelineEngine
+        do {
+            let module = try GPTPipe.module(job.gptConfig!, seed: seed, numStages: stages, partitionMethod: method,
+                                            activationCheckpointInterval: interval, device: device)
+            engine = try PipelineEngine(module: module, config: ds, world: group, logger: logger)
+        } catch let error as PipelineError {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        let dataRank = engine.grid.dataParallelID
+        let paramsTotal = engine.module.parameterCount
+        var progress: ProgressBar?
+        device.backend.resetPeakMemory()
+        do {
+            // A checkpoint of another stage count loads its weights only (DeepSpeed's load_module_only).
+            if resume, let dir = saveDir, let path = try engine.loadCheckpoint(dir, verify: !noVerifyCheckpoint) {
+                logger.info("resumed from \(path) at step \(engine.globalSteps)")
+            }
+            while engine.globalSteps < steps {
+                let start = now()
+                let step = engine.globalSteps, gas = engine.microBatches
+                var micro = 0
+                let loss = try engine.trainBatch {
+                    defer { micro += 1 }
+                    let (x, y) = job.batch(index: (step * gas + micro) * dp + dataRank)
+                    return MicroBatch(input: x, target: y)
+                }
+                let samplesPerS = Double(ds.trainBatchSize) / (now() - start)
+                let memory = engine.memoryBytes
+                let record = StepRecord(step: engine.globalSteps, loss: loss, lr: engine.engine.getLR()[0],
+                                        lossScale: engine.engine.lossScale, gradNorm: engine.globalGradNorm,
+                                        samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(job.tokensPerSample),
+                                        memParams: memory.params, memGrads: memory.grads, memOptim: memory.optimizer,
+                                        memOffload: memory.offloaded, peakMem: device.backend.memoryStats.peakAllocatedBytes,
+                                        paramsTotal: paramsTotal, skippedSteps: engine.engine.skippedSteps,
+                                        consecutiveSkippedSteps: engine.engine.consecutiveSkippedSteps)
+                if let dir = saveDir, let every = saveEvery, engine.globalSteps % every == 0 { try engine.saveCheckpoint(dir) }
+                guard rank == 0 else { continue }
+                if json { print(record.json); continue }
+                if progress == nil { progress = ProgressBar(total: steps, start: record.step - 1) }
+                progress?.update(record.step, record.summary)
+            }
+            if let dir = saveDir { try engine.saveCheckpoint(dir) }
+        } catch {
+            // A neighbour is gone or stuck (PipelineError names it): end every rank rather than leave them waiting.
+            printError("rank \(rank): \(error)")
+            group.abort(code: 3)
+        }
+        progress?.finish()
+    }
+}

@@ -1,0 +1,126 @@
+// The pipeline against one process: 2 stages, 4 stages and 2 stages × 2 data-parallel ranks (ZeRO-1) of a tied-embedding
+// GPT on in-process ranks give the single process's losses, global gradient norms (clipping active), gradients and weights.
+import SpeedComm
+import SpeedCore
+import SpeedNN
+@testable import SpeedPipeline
+@testable import SpeedRuntime
+import Testing
+
+@Suite struct PipelineEngineTests {
+    /// Trains `steps` steps on `stages × dataParallel` in-process ranks; returns each rank's view.
+    func pipelineRun(stages: Int, dataParallel: Int, zeroStage: Int, steps: Int, gas: Int,
+                     interval: Int = 0) throws -> [RunResult] {
+        try LocalProcessGroup.run(size: stages * dataParallel, timeout: 60) { world in
+            let module = try GPTPipe.module(smallGPT, seed: gptSeed, numStages: stages, activationCheckpointInterval: interval)
+            let config = try pipeConfig(gas: gas, dataParallel: dataParallel, zeroStage: zeroStage)
+            let engine = try PipelineEngine(module: module, config: config, world: world)
+            let data = RankData(dp: engine.grid.dataParallelID, dataParallel: dataParallel, gas: gas)
+            var out = RunResult()
+            for _ in 0..<steps {
+                out.losses.append(try engine.trainBatch { data.next() })
+                out.norms.append(engine.globalGradNorm)
+                data.endStep()
+            }
+            out.weights = gptWeights(of: engine.stage)
+            return out
+        }
+    }
+
+    func expectMatches(_ ranks: [RunResult], _ reference: RunResult, stages: Int) {
+        for (r, run) in ranks.enumerated() {
+            #expect(run.losses.count == reference.losses.count)
+            for (a, b) in zip(run.losses, reference.losses) {
+                #expect(abs(a - b) <= 1e-5 * Swift.max(1, abs(b)), "rank \(r): loss \(a) vs one process \(b)")
+            }
+            for (a, b) in zip(run.norms, reference.norms) {
+                #expect(a != nil && abs(a! - b!) <= 1e-5 * b!, "rank \(r): global norm \(String(describing: a)) vs \(String(describing: b))")
+            }
+            for (name, w) in run.weights {
+                guard let ref = reference.weights[name] else { Issue.record("rank \(r): no reference for \(name)"); continue }
+                #expect(maxRelativeDifference(w, ref) <= 1e-5, "rank \(r): \(name) differs by \(maxRelativeDifference(w, ref))")
+            }
+        }
+        // Between them the stages hold every GPT weight.
+        #expect(Set(ranks.flatMap { $0.weights.keys }) == Set(reference.weights.keys))
+    }
+
+    @Test func twoStagesGiveOneProcesssLossesNormsAndWeights() throws {
+        let reference = try referenceRun(steps: 3, gas: 4, dataParallel: 1)
+        #expect(reference.norms.allSatisfy { $0! > 0.05 }, "clipping must be active for the norm to matter: \(reference.norms)")
+        expectMatches(try pipelineRun(stages: 2, dataParallel: 1, zeroStage: 0, steps: 3, gas: 4), reference, stages: 2)
+    }
+
+    @Test func fourStagesGiveOneProcesssLossesNormsAndWeights() throws {
+        let reference = try referenceRun(steps: 3, gas: 4, dataParallel: 1)
+        expectMatches(try pipelineRun(stages: 4, dataParallel: 1, zeroStage: 0, steps: 3, gas: 4), reference, stages: 4)
+    }
+
+    @Test func twoStagesTimesTwoDataParallelWithZeRO1GiveOneProcesssResults() throws {
+        let reference = try referenceRun(steps: 3, gas: 2, dataParallel: 2)
+        let ranks = try pipelineRun(stages: 2, dataParallel: 2, zeroStage: 1, steps: 3, gas: 2)
+        expectMatches(ranks, reference, stages: 2)
+    }
+
+    @Test func activationCheckpointingEveryTwoLayersChangesNothing() throws {
+        let reference = try referenceRun(steps: 2, gas: 3, dataParallel: 1)
+        expectMatches(try pipelineRun(stages: 2, dataParallel: 1, zeroStage: 0, steps: 2, gas: 3, interval: 2), reference, stages: 2)
+    }
+
+    /// Gradients before the update: after the schedule's backwards and ReduceTiedGrads, averaged over the data-parallel
+    /// group, every stage's gradients equal one process's for the same global batch — the tied `wte` on both ends.
+    @Test(arguments: [(2, 1), (4, 1), (2, 2)])
+    func gradientsEqualOneProcesss(_ stages: Int, _ dataParallel: Int) throws {
+        let gas = 4 / dataParallel
+        var rng = RandomStream(seed: gptSeed)
+        let gpt = GPT(smallGPT, rng: &rng)
+        let refEngine = try initialize(model: gpt, config: try pipeConfig(gas: 4, dataParallel: 1)).engine
+        for m in 0..<4 {
+            let b = microBatch(m)
+            try refEngine.backward(refEngine(b.input).crossEntropy(targets: b.target))
+        }
+        let reference = Dictionary(uniqueKeysWithValues: gpt.namedParameters().map { ($0.0, $0.1.grad!.scalars) })
+        let grads = try LocalProcessGroup.run(size: stages * dataParallel, timeout: 60) { world -> [String: [Float]] in
+            let module = try GPTPipe.module(smallGPT, seed: gptSeed, numStages: stages)
+            let engine = try PipelineEngine(module: module, config: try pipeConfig(gas: gas, dataParallel: dataParallel,
+                                                                                   zeroStage: dataParallel > 1 ? 1 : 0), world: world)
+            let train = TrainSchedule(microBatches: gas, stages: stages, stageID: engine.stageID)
+            let withoutStep = ListedSchedule(microBatches: gas, stages: stages, stageID: engine.stageID, bufferCount: train.bufferCount,
+                                             steps: train.steps.map { $0.filter { $0 != .optimizerStep && $0 != .reduceGrads } })
+            let data = RankData(dp: engine.grid.dataParallelID, dataParallel: dataParallel, gas: gas)
+            try engine.execute(withoutStep, training: true, next: data.next)
+            var out: [String: [Float]] = [:]
+            for i in engine.stage.layerRange {
+                for (name, p) in engine.stage.module(forLayer: i)!.namedParameters() {
+                    let g = p.grad!.copy()
+                    try engine.grid.dataParallelGroup.allReduce(g, op: .avg)
+                    out[GPTPipe.gptName(layer: i, parameter: name, config: smallGPT) ?? "head:wte.weight"] = g.scalars
+                }
+            }
+            return out
+        }
+        for (r, rank) in grads.enumerated() {
+            for (name, g) in rank {
+                let ref = reference[name.hasPrefix("head:") ? "wte.weight" : name]!
+                #expect(maxRelativeDifference(g, ref) <= 1e-5, "rank \(r): gradient of \(name) differs by \(maxRelativeDifference(g, ref))")
+            }
+        }
+        #expect(Set(grads.flatMap { $0.keys }).subtracting(["head:wte.weight"]) == Set(reference.keys))
+    }
+
+    @Test func evalBatchGivesOneProcesssMeanLoss() throws {
+        var rng = RandomStream(seed: gptSeed)
+        let gpt = GPT(smallGPT, rng: &rng)
+        let expected = noGrad { (0..<4).map { k -> Double in
+            let b = microBatch(k)
+            return gpt(b.input).crossEntropy(targets: b.target).item()
+        }.reduce(0, +) / 4 }
+        let losses = try LocalProcessGroup.run(size: 4, timeout: 60) { world -> Double in
+            let module = try GPTPipe.module(smallGPT, seed: gptSeed, numStages: 2)
+            let engine = try PipelineEngine(module: module, config: try pipeConfig(gas: 2, dataParallel: 2, zeroStage: 1), world: world)
+            let data = RankData(dp: engine.grid.dataParallelID, dataParallel: 2, gas: 2)
+            return try engine.evalBatch { data.next() }
+        }
+        for loss in losses { #expect(abs(loss - expected) <= 1e-6 * expected, "eval loss \(loss) vs \(expected)") }
+    }
+}
