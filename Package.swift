@@ -122,7 +122,8 @@ let package = Package(
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime", "SpeedIO", "SpeedData", "SpeedTestSupport"]),
         // TrainingArguments, the DeepSpeed "auto" fill and decay groups against Python transformers/torch (Fixtures/,
         // made by scripts/make_trainer_fixtures.py).
-        .testTarget(name: "SpeedTrainerTests", dependencies: ["SpeedTrainer", "SpeedRuntime", "SpeedComm"],
+        .testTarget(name: "SpeedTrainerTests", dependencies: ["SpeedTrainer", "SpeedRuntime", "SpeedComm", "SpeedData",
+                                                            "SpeedTransformers"],
                     exclude: ["Fixtures"]),
         // Runs the built `swiftspeed` binary end to end (the dependency makes sure it is built); reads
         // its outputs with SpeedRuntime (safetensors).
