@@ -96,6 +96,9 @@ let package = Package(
         // The seed programs, in Swift (see Examples/*/ds_config.json).
         .executableTarget(name: "SimpleModelExample", dependencies: ["SwiftSpeed"], path: "Examples/SimpleModel",
                           exclude: ["ds_config.json"]),
+        // The seed's Trainer program: all-MiniLM-L6-v2 fine-tuned on real sentiment data with ZeRO-2.
+        .executableTarget(name: "HFTrainerExample", dependencies: ["SwiftSpeed"], path: "Examples/HFTrainer",
+                          exclude: ["ds_config.json"]),
         .executableTarget(name: "LinearClientOptimizerExample", dependencies: ["SwiftSpeed"],
                           path: "Examples/LinearClientOptimizer", exclude: ["ds_config.json"]),
         // Test helpers: finding mpirun and the `.needsMPI` trait (SWIFTSPEED_REQUIRE_ALL=1 makes a missing tool a failure).
