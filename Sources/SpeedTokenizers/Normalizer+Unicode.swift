@@ -70,6 +70,19 @@ extension Normalizer {
         c.value < 0x300 ? 0 : c.properties.canonicalCombiningClass.rawValue
     }
 
+    /// Hangul's algorithmic compositions, L + V and LV + T (Foundation's NFC misses LV + T for a precomposed LV).
+    static func hangul(_ a: Unicode.Scalar, _ b: Unicode.Scalar) -> Unicode.Scalar? {
+        let (s0, l0, v0, t0) = (UInt32(0xAC00), UInt32(0x1100), UInt32(0x1161), UInt32(0x11A7))
+        if (l0..<(l0 + 19)).contains(a.value) && (v0..<(v0 + 21)).contains(b.value) {
+            return Unicode.Scalar(s0 + ((a.value - l0) * 21 + (b.value - v0)) * 28)
+        }
+        if (s0..<(s0 + 11172)).contains(a.value) && (a.value - s0) % 28 == 0
+            && ((t0 + 1)..<(t0 + 28)).contains(b.value) {
+            return Unicode.Scalar(a.value + (b.value - t0))
+        }
+        return nil
+    }
+
     /// The crate's recomposition state machine over a decomposition stream.
     static func recomposed(_ input: [(Unicode.Scalar, Int)]) -> [(Unicode.Scalar, Int)] {
         var out: [(Unicode.Scalar, Int)] = []
@@ -80,6 +93,7 @@ extension Normalizer {
         var memo: [UInt64: Unicode.Scalar?] = [:]
         func pair(_ a: Unicode.Scalar, _ b: Unicode.Scalar) -> Unicode.Scalar? {
             if b.value < 0x300 { return nil }
+            if let h = hangul(a, b) { return h }
             let key = UInt64(a.value) << 32 | UInt64(b.value)
             if let hit = memo[key] { return hit }
             var view = String.UnicodeScalarView()
