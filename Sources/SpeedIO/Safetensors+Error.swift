@@ -44,6 +44,9 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable, Senda
         case notARegularFile(kind: String)
         /// The tensor's bytes do not have the CRC-32C the header's ``Safetensors/checksumKey`` metadata records.
         case checksumMismatch(recorded: UInt32, computed: UInt32)
+        /// The file became shorter than its header describes after it was opened (and mapped): it was truncated or
+        /// rewritten in place while being read. Reading the missing bytes of a mapping would crash the process.
+        case fileShrank(expectedSize: Int, size: Int)
     }
 
     /// The file involved.
@@ -102,6 +105,10 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable, Senda
         case .notARegularFile(let kind):
             return "is \(kind), not a regular file; safetensors and checkpoint files must be regular files "
                 + "(opening it is refused so that a read cannot block) — put the saved file back in its place"
+        case .fileShrank(let expected, let size):
+            return "the file is now \(size) bytes but its header describes \(expected): it was truncated or rewritten "
+                + "while being read (reading on would crash the process); let the writer finish, or replace files "
+                + "by writing a new one and renaming it over the old"
         case .checksumMismatch(let recorded, let computed):
             return "checksum mismatch: the header records CRC32C \(Self.hex(recorded)) for its data but the bytes "
                 + "give \(Self.hex(computed)); the file is corrupt; re-save or restore it"

@@ -80,8 +80,8 @@ extension Safetensors {
     }
 }
 
-/// An open file read with `pread`; closed when the last copy is released.
-private final class ReadOnlyFile {
+/// An open file read with `pread` (and mapped by ``MappedSafetensors``); closed when the last reference goes.
+final class ReadOnlyFile {
     let path: String
     let fd: Int32
     let size: Int
@@ -98,6 +98,15 @@ private final class ReadOnlyFile {
     }
 
     deinit { _ = close(fd) }
+
+    /// The file's size now (fstat), which a writer may have changed since it was opened.
+    func currentSize() throws -> Int {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw SafetensorsError(path: path, problem: .io(Self.reason("stat", errno)))
+        }
+        return Int(info.st_size)
+    }
 
     /// Reads the length field and the JSON header and validates them against the file size.
     func readHeader() throws -> SafetensorsHeader {

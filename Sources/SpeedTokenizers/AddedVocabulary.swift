@@ -34,11 +34,11 @@ struct AddedVocabulary: Sendable {
 
     var isEmpty: Bool { byId.isEmpty }
 
-    /// `s` cut into (text, nil) and (matched text, added token id) pieces, in order.
-    func split(_ s: Scalars, normalizedPass: Bool) -> [(Scalars, Int?)] {
+    /// `s` cut into (range, nil) and (matched range, added token id) pieces, in order.
+    func split(_ s: Scalars, normalizedPass: Bool) -> [(Range<Int>, Int?)] {
         let table = normalizedPass ? normalized : raw
-        guard !table.isEmpty, !s.isEmpty else { return [(s, nil)] }
-        var out: [(Scalars, Int?)] = []
+        guard !table.isEmpty, !s.isEmpty else { return [(0..<s.count, nil)] }
+        var out: [(Range<Int>, Int?)] = []
         var startOffset = 0
         var i = 0
         while i < s.count {
@@ -63,11 +63,11 @@ struct AddedVocabulary: Sendable {
                 while stop < s.count && s[stop].isWhitespaceHF { stop += 1 }
                 i = stop
             }
-            if startOffset < start { out.append((Array(s[startOffset..<start]), nil)) }
-            out.append((Array(s[start..<stop]), t.id))
+            if startOffset < start { out.append((startOffset..<start, nil)) }
+            out.append((start..<stop, t.id))
             startOffset = stop
         }
-        if startOffset < s.count { out.append((Array(s[startOffset...]), nil)) }
+        if startOffset < s.count { out.append((startOffset..<s.count, nil)) }
         return out
     }
 }

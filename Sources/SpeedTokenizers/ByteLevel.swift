@@ -34,6 +34,14 @@ enum ByteLevel {
         return out
     }
 
+    /// `encode` in place: each scalar becomes the alphabet code points of its bytes, all aligned to it.
+    static func encode(_ t: inout NormalizedText) {
+        t.flatMap { s in
+            if s.value < 0x80 { return [byteToScalar[Int(s.value)]] }
+            return UTF8.encode(s)!.map { byteToScalar[Int($0)] }
+        }
+    }
+
     /// Inverse of `encode`, decoding the bytes as UTF-8 (invalid sequences become U+FFFD, as HF's lossy decode).
     static func decode(_ text: String) -> String {
         var bytes: [UInt8] = []

@@ -43,14 +43,22 @@ indirect enum TokenDecoder: Sendable {
         case let .wordPiece(prefix, cleanup):
             return tokens.enumerated().map { i, t in
                 var t = t
-                if i != 0 { t = t.hasPrefix(prefix) ? String(t.dropFirst(prefix.count)) : " " + t }
+                // By scalar: "##" + a combining mark is one Character, and must still lose its "##".
+                if i != 0 {
+                    let (u, p) = (t.unicodeScalars, prefix.unicodeScalars)
+                    t = u.starts(with: p) ? String(u.dropFirst(p.count)) : " " + t
+                }
                 return cleanup ? TokenDecoder.cleanup(t) : t
             }
         case let .metaspace(replacement, prepend):
             return tokens.enumerated().map { i, t in
-                var t = t.replacingOccurrences(of: replacement, with: " ")
-                if i == 0 && prepend && t.hasPrefix(" ") { t.removeFirst() }
-                return t
+                let r = replacement.unicodeScalars
+                var u = Scalars(t.unicodeScalars)
+                if r.count == 1 { u = u.map { $0 == r.first! ? " " : $0 } } else {
+                    u = Scalars(t.replacingOccurrences(of: replacement, with: " ").unicodeScalars)
+                }
+                if i == 0 && prepend && u.first == " " { u.removeFirst() }
+                return String(u)
             }
         case .byteFallback:
             var out: [String] = []
@@ -78,12 +86,14 @@ indirect enum TokenDecoder: Sendable {
             return [tokens.joined()]
         case let .strip(content, start, stop):
             return tokens.map { t in
-                var s = Substring(t)
+                // HF strips the content character by character (scalars: " " + a combining mark stays two).
+                var s = Substring(t).unicodeScalars
+                let c = content.unicodeScalars
                 var k = 0
-                while k < start, s.hasPrefix(content) { s = s.dropFirst(content.count); k += 1 }
+                while k < start, s.starts(with: c) { s = s.dropFirst(c.count); k += 1 }
                 k = 0
-                while k < stop, s.hasSuffix(content) { s = s.dropLast(content.count); k += 1 }
-                return String(s)
+                while k < stop, s.reversed().starts(with: c.reversed()) { s = s.dropLast(c.count); k += 1 }
+                return String(String.UnicodeScalarView(s))
             }
         case let .replace(pattern, content):
             return tokens.map { String(Normalizer.replace(pattern, content.scalars).apply($0.scalars)) }

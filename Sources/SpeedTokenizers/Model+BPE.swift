@@ -1,4 +1,5 @@
-// The BPE model: merges by rank over a word's symbols, with byte fallback, unk fusing and a per-word cache.
+// The BPE model: merges by rank over a word's symbols (with their byte lengths, for offsets), with byte fallback, unk
+// fusing and a per-word cache of tokens and spans.
 // Invariant: merge ranks are keyed by the packed pair of ids `left << 32 | right`, and both merge paths (the scan for
 // short words, the heap for long ones) apply the lowest rank first, leftmost among equals, as HF does.
 import Foundation
@@ -14,11 +15,10 @@ final class BPEModel: TokenModel {
     let ignoreMerges: Bool
     let prefix: [UInt8]
     let suffix: [UInt8]
-    /// byte -> id of `<0xXX>`, when byte_fallback is on and the vocabulary has all 256.
-    let byteIds: [Int]?
-    private let cache = Mutex<[[UInt8]: [Int]]>([:])
+    /// byte -> id of `<0xXX>` (nil where the vocabulary lacks it), when byte_fallback is on.
+    let byteIds: [Int?]?
+    private let cache = Mutex<[[UInt8]: [ModelToken]]>([:])
     static let cacheCapacity = 10_000
-
     init(_ c: ModelConfig, key: String = "model") throws {
         vocab = try Vocabulary(c.vocab, key: "\(key).vocab")
         var merges: [UInt64: Merge] = [:]
@@ -52,53 +52,94 @@ final class BPEModel: TokenModel {
         ignoreMerges = c.ignoreMerges ?? false
         self.prefix = Array(prefix.utf8)
         suffix = Array((c.endOfWordSuffix ?? "").utf8)
-        if byteFallback {
-            let v = vocab
-            let ids = (0..<256).map { v.ids[Array(String(format: "<0x%02X>", $0).utf8)] }
-            byteIds = ids.allSatisfy { $0 != nil } ? ids.map { $0! } : nil
-        } else {
-            byteIds = nil
-        }
+        let v = vocab
+        byteIds = byteFallback ? (0..<256).map { v.ids[Array(String(format: "<0x%02X>", $0).utf8)] } : nil
     }
 
     var vocabularySize: Int { vocab.ids.count }
     func id(of token: [UInt8]) -> Int? { vocab.ids[token] }
     func token(of id: Int) -> String? { vocab.token(id) }
 
-    func tokenize(_ word: Scalars) -> [Int] {
+    func tokenize(_ word: Scalars) -> [ModelToken] {
         guard !word.isEmpty else { return [] }
         let key = utf8Key(word)
-        if ignoreMerges, let id = vocab.ids[key] { return [id] }
+        if ignoreMerges, let id = vocab.ids[key] { return [ModelToken(id, nil, 0..<word.count)] }
         if let hit = cache.withLock({ $0[key] }) { return hit }
-        var symbols: [Int] = []
+        // HF's merge_word: symbols with their UTF-8 lengths; an unknown scalar is its bytes' <0xXX> tokens (one byte
+        // each), else an unk (fused with the unk before it when fuse_unk), else dropped.
+        var symbols: [Int] = [], lens: [Int] = []
         symbols.reserveCapacity(word.count)
-        var lastWasUnk = false
+        lens.reserveCapacity(word.count)
+        var unk: (id: Int, len: Int)? = nil
         for (i, c) in word.enumerated() {
             let k = utf8Key(CollectionOfOne(c), prefix: i > 0 ? prefix : [], suffix: i == word.count - 1 ? suffix : [])
+            let byteLength = c.utf8.count
             if let id = vocab.ids[k] {
-                symbols.append(id); lastWasUnk = false
-            } else if let byteIds {
-                for b in UTF8.encode(c)! { symbols.append(byteIds[Int(b)]) }
-                lastWasUnk = false
-            } else if let unkId {
-                if !(fuseUnk && lastWasUnk) { symbols.append(unkId) }
-                lastWasUnk = true
+                if let u = unk { symbols.append(u.id); lens.append(u.len); unk = nil }
+                symbols.append(id); lens.append(byteLength)
+                continue
             }
+            if let byteIds, k.allSatisfy({ byteIds[Int($0)] != nil }) {
+                for b in k { symbols.append(byteIds[Int(b)]!); lens.append(1) }
+                continue
+            }
+            guard let unkId else { continue }
+            if let u = unk {
+                if fuseUnk { unk = (u.id, u.len + byteLength); continue }
+                symbols.append(u.id); lens.append(u.len)
+            }
+            unk = (unkId, byteLength)
         }
+        if let u = unk { symbols.append(u.id); lens.append(u.len) }
         if symbols.count > 48 {
-            symbols = mergeLong(symbols)
+            (symbols, lens) = mergeLong(symbols, lens)
         } else {
-            mergeShort(&symbols)
+            mergeShort(&symbols, &lens)
         }
+        let tokens = Self.tokens(symbols, byteLengths: lens, word: word)
         cache.withLock { c in
             if c.count >= BPEModel.cacheCapacity { c.removeAll(keepingCapacity: true) }
-            c[key] = symbols
+            c[key] = tokens
         }
-        return symbols
+        return tokens
+    }
+
+    /// Tokens with scalar spans from symbol byte lengths, as HF's offsets are byte sums mapped back to scalars: a
+    /// token starts in the scalar holding its first byte and ends after the scalar holding its last.
+    static func tokens(_ ids: [Int], byteLengths: [Int], word: Scalars) -> [ModelToken] {
+        var out: [ModelToken] = []
+        out.reserveCapacity(ids.count)
+        if word.allSatisfy({ $0.value < 0x80 }) {
+            var at = 0
+            for (id, n) in zip(ids, byteLengths) {
+                let lo = min(at, word.count), hi = min(at + n, word.count)
+                out.append(ModelToken(id, nil, lo..<max(lo, hi)))
+                at += n
+            }
+            return out
+        }
+        // starts[i]: byte offset of scalar i.
+        var starts = [Int](repeating: 0, count: word.count + 1)
+        for (i, c) in word.enumerated() { starts[i + 1] = starts[i] + c.utf8.count }
+        func scalar(containing byte: Int) -> Int {
+            var lo = 0, hi = word.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if starts[mid] <= byte { lo = mid } else { hi = mid - 1 }
+            }
+            return lo
+        }
+        var at = 0
+        for (id, n) in zip(ids, byteLengths) {
+            let lo = scalar(containing: at), hi = n > 0 ? scalar(containing: at + n - 1) + 1 : lo
+            out.append(ModelToken(id, nil, lo..<max(lo, hi)))
+            at += n
+        }
+        return out
     }
 
     /// Lowest rank first, leftmost among equal ranks: a scan per merge, fastest for ordinary words.
-    func mergeShort(_ symbols: inout [Int]) {
+    func mergeShort(_ symbols: inout [Int], _ lens: inout [Int]) {
         while symbols.count > 1 {
             var best: (rank: Int32, at: Int, id: Int32)? = nil
             for i in 0..<(symbols.count - 1) {
@@ -109,12 +150,14 @@ final class BPEModel: TokenModel {
             guard let b = best else { break }
             symbols[b.at] = Int(b.id)
             symbols.remove(at: b.at + 1)
+            lens[b.at] += lens[b.at + 1]
+            lens.remove(at: b.at + 1)
         }
     }
 
     /// The same order with a heap over (rank, position) and a linked list, O(n log n) for long words (HF's algorithm).
-    func mergeLong(_ initial: [Int]) -> [Int] {
-        var ids = initial
+    func mergeLong(_ initial: [Int], _ initialLens: [Int]) -> ([Int], [Int]) {
+        var ids = initial, lens = initialLens
         var next = Array(1...ids.count), prev = Array(-1..<(ids.count - 1))
         next[ids.count - 1] = -1
         var alive = [Bool](repeating: true, count: ids.count)
@@ -131,16 +174,17 @@ final class BPEModel: TokenModel {
             // Stale: one side was merged away or changed since this entry was pushed.
             guard alive[i], j >= 0, ids[i] == Int(e.left), ids[j] == Int(e.right) else { continue }
             ids[i] = Int(merges[UInt64(e.left) << 32 | UInt64(e.right)]!.id)
+            lens[i] += lens[j]
             alive[j] = false
             next[i] = next[j]
             if next[j] >= 0 { prev[next[j]] = i }
             if prev[i] >= 0 { push(prev[i]) }
             push(i)
         }
-        var out: [Int] = []
+        var out: [Int] = [], outLens: [Int] = []
         var i = 0
-        while i >= 0 { out.append(ids[i]); i = next[i] }
-        return out
+        while i >= 0 { out.append(ids[i]); outLens.append(lens[i]); i = next[i] }
+        return (out, outLens)
     }
 }
 

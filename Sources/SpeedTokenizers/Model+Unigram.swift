@@ -26,10 +26,9 @@ final class UnigramModel: TokenModel {
     func id(of token: [UInt8]) -> Int? { vocab.ids[token] }
     func token(of id: Int) -> String? { vocab.token(id) }
 
-    func tokenize(_ word: Scalars) -> [Int] { tokenizeWithValues(word).map(\.0) }
-
-    /// An unknown run's token is its own text, not the unk piece, as in HF.
-    func tokenizeWithValues(_ word: Scalars) -> [(Int, String?)] {
+    /// An unknown run's token is its own text, not the unk piece, as in HF; with byte_fallback the run becomes its
+    /// bytes' <0xXX> tokens, each spanning the whole run (HF gives them the run's offsets).
+    func tokenize(_ word: Scalars) -> [ModelToken] {
         let n = word.count
         guard n > 0 else { return [] }
         // best[i]: best score of word[0..<i], with the start and id of its last piece.
@@ -48,36 +47,35 @@ final class UnigramModel: TokenModel {
                 if s > best[i + 1].score { best[i + 1] = (s, i, unkId) }
             }
         }
-        var out: [(Int, String?)] = []
+        // Pieces from the end, consecutive unknown code points fused into one run.
+        var pieces: [(id: Int, span: Range<Int>)] = []
         var i = n
-        // Consecutive unknown code points fuse into one unk whose text spans them.
-        var unkEnd: Int? = nil
         while i > 0 {
             let b = best[i]
-            guard b.start >= 0 else { return unkId.map { [($0, String(word))] } ?? [] }
-            if b.id == unkId, byteFallback {
-                var bytes: [Int] = []
-                for s in word[b.start..<i] {
-                    for byte in UTF8.encode(s)! {
-                        if let id = vocab.ids[Array(String(format: "<0x%02X>", byte).utf8)] { bytes.append(id) }
-                    }
-                }
-                out.append(contentsOf: bytes.reversed().map { ($0, nil) })
-            } else if b.id == unkId {
-                if let end = unkEnd, out.last?.0 == unkId {
-                    out[out.count - 1] = (b.id, String(word[b.start..<end]))
-                } else {
-                    out.append((b.id, String(word[b.start..<i])))
-                    unkEnd = i
-                }
-                i = b.start
-                continue
-            } else {
-                out.append((b.id, nil))
+            guard b.start >= 0 else {
+                return unkId.map { [ModelToken($0, String(word), 0..<n)] } ?? []
             }
-            unkEnd = nil
+            if b.id == unkId, let last = pieces.last, last.id == unkId, last.span.lowerBound == i {
+                pieces[pieces.count - 1].span = b.start..<last.span.upperBound
+            } else {
+                pieces.append((b.id, b.start..<i))
+            }
             i = b.start
         }
-        return out.reversed()
+        var out: [ModelToken] = []
+        out.reserveCapacity(pieces.count)
+        for p in pieces.reversed() {
+            guard p.id == unkId else { out.append(ModelToken(p.id, nil, p.span)); continue }
+            if byteFallback {
+                let bytes = word[p.span].flatMap { UTF8.encode($0)! }
+                let ids = bytes.map { vocab.ids[Array(String(format: "<0x%02X>", $0).utf8)] }
+                if ids.allSatisfy({ $0 != nil }) {
+                    for id in ids { out.append(ModelToken(id!, nil, p.span)) }
+                    continue
+                }
+            }
+            out.append(ModelToken(p.id, String(word[p.span]), p.span))
+        }
+        return out
     }
 }

@@ -1,20 +1,27 @@
 // The models that turn one pre-tokenized word into ids: the protocol, WordPiece and WordLevel (BPE in Model+BPE.swift,
-// Unigram in Model+Unigram.swift).
+// Unigram in Model+Unigram.swift), each token with the scalars of the word it covers.
 // Invariant: vocabularies are keyed by UTF-8 bytes, so two canonically equivalent but different tokens stay distinct.
 import Foundation
 
+/// One token of a word: its id, the text HF reports when it is not the vocabulary's (Unigram's unknown pieces), and
+/// the scalars of the word it covers (a byte-fallback token covers the whole scalar its byte belongs to).
+struct ModelToken: Sendable, Equatable {
+    var id: Int
+    var value: String?
+    var start: Int
+    var end: Int
+
+    init(_ id: Int, _ value: String? = nil, _ span: Range<Int>) {
+        self.id = id; self.value = value; start = span.lowerBound; end = span.upperBound
+    }
+}
+
 protocol TokenModel: Sendable {
-    /// Ids of one word.
-    func tokenize(_ word: Scalars) -> [Int]
+    /// The tokens of one word.
+    func tokenize(_ word: Scalars) -> [ModelToken]
     func id(of token: [UInt8]) -> Int?
     func token(of id: Int) -> String?
     var vocabularySize: Int { get }
-    /// Ids with the token text HF reports when it is not the vocabulary's (Unigram's unknown pieces).
-    func tokenizeWithValues(_ word: Scalars) -> [(Int, String?)]
-}
-
-extension TokenModel {
-    func tokenizeWithValues(_ word: Scalars) -> [(Int, String?)] { tokenize(word).map { ($0, nil) } }
 }
 
 /// The `{token: id}` map and its inverse.
@@ -61,10 +68,11 @@ final class WordPieceModel: TokenModel {
     func id(of token: [UInt8]) -> Int? { vocab.ids[token] }
     func token(of id: Int) -> String? { vocab.token(id) }
 
-    func tokenize(_ word: Scalars) -> [Int] {
+    func tokenize(_ word: Scalars) -> [ModelToken] {
         guard !word.isEmpty else { return [] }
-        if word.count > maxChars { return [unkId] }
-        var out: [Int] = []
+        let whole = [ModelToken(unkId, nil, 0..<word.count)]
+        if word.count > maxChars { return whole }
+        var out: [ModelToken] = []
         var start = 0
         while start < word.count {
             var end = word.count
@@ -73,8 +81,8 @@ final class WordPieceModel: TokenModel {
                 if let id = vocab.ids[utf8Key(word[start..<end], prefix: start > 0 ? prefix : [])] { found = id; break }
                 end -= 1
             }
-            guard let id = found else { return [unkId] }
-            out.append(id)
+            guard let id = found else { return whole }
+            out.append(ModelToken(id, nil, start..<end))
             start = end
         }
         return out
@@ -94,8 +102,8 @@ final class WordLevelModel: TokenModel {
     var vocabularySize: Int { vocab.ids.count }
     func id(of token: [UInt8]) -> Int? { vocab.ids[token] }
     func token(of id: Int) -> String? { vocab.token(id) }
-    func tokenize(_ word: Scalars) -> [Int] {
-        if let id = vocab.ids[utf8Key(word)] { return [id] }
-        return unkId.map { [$0] } ?? []
+    func tokenize(_ word: Scalars) -> [ModelToken] {
+        if let id = vocab.ids[utf8Key(word)] ?? unkId { return [ModelToken(id, nil, 0..<word.count)] }
+        return []
     }
 }

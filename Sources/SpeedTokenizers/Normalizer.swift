@@ -1,6 +1,8 @@
-// Normalizers: BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, ByteLevel, Sequence.
-// Invariant: each normalizer maps code points to code points exactly as HF's NormalizedString does (lowercase is per
-// code point, with no final-sigma context; StripAccents removes marks but does not decompose).
+// Normalizers: BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, ByteLevel,
+// Precompiled, Sequence, each rewriting a NormalizedText and its alignment to the original text.
+// Invariant: each normalizer maps code points and alignments exactly as HF's NormalizedString does (lowercase is per
+// code point, with no final-sigma context; StripAccents removes marks but does not decompose; BERT's accent strip
+// removes only Mn after NFD; NF* go through HF's (char, change) stream, so reordered marks swap alignments as in HF).
 import Foundation
 
 indirect enum Normalizer: Sendable {
@@ -38,70 +40,67 @@ indirect enum Normalizer: Sendable {
         }
     }
 
+    /// The normalized scalars of `s` (for added tokens' content, where alignment does not matter).
     func apply(_ s: Scalars) -> Scalars {
+        var t = NormalizedText(s)
+        apply(&t)
+        return t.scalars
+    }
+
+    /// Normalizes `t` in place, keeping each scalar's alignment to the original text as HF's NormalizedString does.
+    func apply(_ t: inout NormalizedText) {
         switch self {
         case let .bert(clean, chinese, strip, lower):
-            var out = s
             if clean {
-                out = out.compactMap { c in
-                    if c.value == 0 || c.value == 0xFFFD || Normalizer.isControl(c) { return nil }
-                    return c.isWhitespaceHF ? " " : c
+                t.filter { c in !(c.value == 0 || c.value == 0xFFFD || Normalizer.isControl(c)) }
+                if t.scalars.contains(where: { $0 != " " && $0.isWhitespaceHF }) {
+                    t.scalars = t.scalars.map { $0.isWhitespaceHF ? " " : $0 }
                 }
             }
-            if chinese {
-                var padded: Scalars = []
-                padded.reserveCapacity(out.count)
-                for c in out {
-                    if Normalizer.isChinese(c) { padded.append(" "); padded.append(c); padded.append(" ") } else { padded.append(c) }
-                }
-                out = padded
+            if chinese && t.scalars.contains(where: Normalizer.isChinese) {
+                t.flatMap { Normalizer.isChinese($0) ? [" ", $0, " "] : nil }
             }
-            if strip { out = Normalizer.nfd(out).filter { !$0.isMarkHF } }
-            if lower { out = Normalizer.lower(out) }
-            return out
-        case .nfc: return String(s).precomposedStringWithCanonicalMapping.scalars
-        case .nfd: return Normalizer.nfd(s)
-        case .nfkc: return String(s).precomposedStringWithCompatibilityMapping.scalars
-        case .nfkd: return String(s).decomposedStringWithCompatibilityMapping.scalars
-        case .lowercase: return Normalizer.lower(s)
-        case .stripAccents: return s.filter { !$0.isMarkHF }
-        case let .replace(pattern, content):
-            var out: Scalars = []
-            var last = 0
-            for r in pattern.matches(in: s) {
-                out.append(contentsOf: s[last..<r.lowerBound])
-                out.append(contentsOf: content)
-                last = r.upperBound
+            if strip {
+                Normalizer.decompose(&t, compatibility: false)
+                t.filter { $0.properties.generalCategory != .nonspacingMark }
             }
-            out.append(contentsOf: s[last...])
-            return out
-        case .prepend(let p): return s.isEmpty ? s : p + s
+            if lower { Normalizer.lower(&t) }
+        case .nfc: Normalizer.compose(&t, compatibility: false)
+        case .nfd: Normalizer.decompose(&t, compatibility: false)
+        case .nfkc: Normalizer.compose(&t, compatibility: true)
+        case .nfkd: Normalizer.decompose(&t, compatibility: true)
+        case .lowercase: Normalizer.lower(&t)
+        case .stripAccents: t.filter { !$0.isMarkHF }
+        case let .replace(pattern, content): t.replace(pattern.matches(in: t.scalars), with: content)
+        case .prepend(let p): t.prepend(p)
         case let .strip(left, right):
-            var lo = 0, hi = s.count
-            if left { while lo < hi && s[lo].isWhitespaceHF { lo += 1 } }
-            if right { while hi > lo && s[hi - 1].isWhitespaceHF { hi -= 1 } }
-            return Array(s[lo..<hi])
-        case .byteLevel: return ByteLevel.encode(s)
-        case .sequence(let ns): return ns.reduce(s) { $1.apply($0) }
+            var lo = 0, hi = t.count
+            if left { while lo < hi && t.scalars[lo].isWhitespaceHF { lo += 1 } }
+            if right { while hi > lo && t.scalars[hi - 1].isWhitespaceHF { hi -= 1 } }
+            t.keep(lo..<hi)
+        case .byteLevel: ByteLevel.encode(&t)
+        case .sequence(let ns): for n in ns { n.apply(&t) }
         }
     }
 
-    static func nfd(_ s: Scalars) -> Scalars {
-        if s.allSatisfy({ $0.value < 0x80 }) { return s }
-        return String(s).decomposedStringWithCanonicalMapping.scalars
+    static func lower(_ t: inout NormalizedText) {
+        if t.scalars.allSatisfy({ $0.value < 0x80 }) {
+            for i in t.scalars.indices where t.scalars[i].value >= 0x41 && t.scalars[i].value <= 0x5A {
+                t.scalars[i] = Unicode.Scalar(t.scalars[i].value + 32)!
+            }
+            return
+        }
+        t.flatMap { c in
+            if c.value < 0x80 { return c.value >= 0x41 && c.value <= 0x5A ? [Unicode.Scalar(c.value + 32)!] : nil }
+            let m = c.properties.lowercaseMapping.unicodeScalars
+            return m.count == 1 && m.first == c ? nil : Array(m)
+        }
     }
 
     static func lower(_ s: Scalars) -> Scalars {
-        var out: Scalars = []
-        out.reserveCapacity(s.count)
-        for c in s {
-            if c.value < 0x80 {
-                out.append(c.value >= 0x41 && c.value <= 0x5A ? Unicode.Scalar(c.value + 32)! : c)
-            } else {
-                out.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
-            }
-        }
-        return out
+        var t = NormalizedText(s)
+        lower(&t)
+        return t.scalars
     }
 
     /// BERT's control characters: Cc, Cf, Cs, Co, Cn, except tab, newline and carriage return.

@@ -1,14 +1,18 @@
-// Post-processors: BertProcessing, RobertaProcessing, TemplateProcessing, ByteLevel (ids unchanged), Sequence.
+// Post-processors: BertProcessing, RobertaProcessing, TemplateProcessing, ByteLevel (ids unchanged, offsets trimmed),
+// Sequence. Special tokens they add get offsets 0..<0 and no word or sequence id.
 // Invariant: with `addSpecialTokens == false` every processor only concatenates the two sequences, keeping their type
 // ids (0 for the first, 1 for the pair), as HF does.
 import Foundation
 
 indirect enum PostProcessor: Sendable {
     case bert(cls: TokenAndId, sep: TokenAndId)
-    case roberta(cls: TokenAndId, sep: TokenAndId)
+    case roberta(cls: TokenAndId, sep: TokenAndId, trim: OffsetTrim?)
     case template(single: [TemplatePiece], pair: [TemplatePiece], specials: [String: TemplateSpecialToken])
-    case byteLevel
+    case byteLevel(trim: OffsetTrim?)
     case sequence([PostProcessor])
+
+    /// ByteLevel's `trim_offsets` (nil when off), with its `add_prefix_space`.
+    struct OffsetTrim: Sendable { let addPrefixSpace: Bool }
 
     init(_ c: PostProcessorConfig, key: String = "post_processor") throws {
         switch c.type {
@@ -16,7 +20,8 @@ indirect enum PostProcessor: Sendable {
             guard let cls = c.cls, let sep = c.sep else {
                 throw TokenizerError.invalid(key: key, reason: "\(c.type) needs \"cls\" and \"sep\" as [token, id]")
             }
-            self = c.type == "BertProcessing" ? .bert(cls: cls, sep: sep) : .roberta(cls: cls, sep: sep)
+            self = c.type == "BertProcessing" ? .bert(cls: cls, sep: sep)
+                : .roberta(cls: cls, sep: sep, trim: PostProcessor.trim(c))
         case "TemplateProcessing":
             let specials = c.specialTokens ?? [:]
             for piece in (c.single ?? []) + (c.pair ?? []) {
@@ -25,12 +30,26 @@ indirect enum PostProcessor: Sendable {
                 }
             }
             self = .template(single: c.single ?? [], pair: c.pair ?? [], specials: specials)
-        case "ByteLevel": self = .byteLevel
+        case "ByteLevel": self = .byteLevel(trim: PostProcessor.trim(c))
         case "Sequence":
             self = .sequence(try (c.processors ?? []).enumerated().map {
                 try PostProcessor($0.element, key: "\(key).processors[\($0.offset)]")
             })
         default: throw TokenizerError.unsupported(key: key, type: c.type)
+        }
+    }
+
+    /// `trim_offsets` and `add_prefix_space` (both true unless the file says otherwise, as in HF).
+    static func trim(_ c: PostProcessorConfig) -> OffsetTrim? {
+        (c.trimOffsets ?? true) ? OffsetTrim(addPrefixSpace: c.addPrefixSpace ?? true) : nil
+    }
+
+    /// The trims this processor applies to each sequence before adding special tokens (a Sequence's in order).
+    var trims: [OffsetTrim] {
+        switch self {
+        case .roberta(_, _, let trim), .byteLevel(let trim): return trim.map { [$0] } ?? []
+        case .sequence(let ps): return ps.flatMap(\.trims)
+        case .bert, .template: return []
         }
     }
 
@@ -47,6 +66,16 @@ indirect enum PostProcessor: Sendable {
     }
 
     func process(_ a: Encoding, _ b: Encoding?, addSpecialTokens: Bool) -> Encoding {
+        var (a, b) = (a, b)
+        for t in trims {
+            a.trimOffsets(addPrefixSpace: t.addPrefixSpace)
+            b?.trimOffsets(addPrefixSpace: t.addPrefixSpace)
+        }
+        return add(a, b, addSpecialTokens: addSpecialTokens)
+    }
+
+    /// The sequences with this processor's special tokens (offsets already trimmed).
+    private func add(_ a: Encoding, _ b: Encoding?, addSpecialTokens: Bool) -> Encoding {
         var out = Encoding()
         if case .roberta = self {
             // RoBERTa gives every token type id 0, with or without special tokens.
@@ -75,7 +104,7 @@ indirect enum PostProcessor: Sendable {
         case let .bert(cls, sep):
             special(cls, 0); seq(a, nil); special(sep, 0)
             if let b { seq(b, nil); special(sep, 1) }
-        case let .roberta(cls, sep):
+        case let .roberta(cls, sep, _):
             special(cls, 0); seq(a, nil); special(sep, 0)
             if let b { special(sep, 0); seq(b, 0); special(sep, 0) }
         case let .template(single, pair, specials):
@@ -90,9 +119,9 @@ indirect enum PostProcessor: Sendable {
             out.append(a)
             if let b { out.append(b) }
         case .sequence(let ps):
-            // Only one processor of a sequence adds tokens (ByteLevel only trims offsets, which are not tracked).
-            let adding = ps.first { if case .byteLevel = $0 { return false } else { return true } } ?? .byteLevel
-            return adding.process(a, b, addSpecialTokens: true)
+            // Only one processor of a sequence adds tokens (ByteLevel only trims offsets, done in `process`).
+            let adding = ps.first { if case .byteLevel = $0 { return false } else { return true } } ?? .byteLevel(trim: nil)
+            return adding.add(a, b, addSpecialTokens: true)
         }
         return out
     }

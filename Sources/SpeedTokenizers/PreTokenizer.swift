@@ -1,7 +1,8 @@
 // Pre-tokenizers: ByteLevel, BertPreTokenizer, Whitespace, WhitespaceSplit, Metaspace, Split, Digits, Punctuation,
-// Sequence. Each splits a list of pieces into finer pieces; the model then runs on each piece alone.
+// Sequence. Each splits a list of pieces (NormalizedText, alignment kept) into finer pieces; the model then runs on
+// each piece alone, and each final piece is one word (HF's word ids).
 // Invariant: splitting never reorders or drops code points except where HF's behavior is `Removed` (whitespace in
-// BERT and WhitespaceSplit); ByteLevel is the only one that rewrites text (bytes to its alphabet).
+// BERT and WhitespaceSplit); ByteLevel and Metaspace rewrite text, through NormalizedText's HF-aligned edits.
 import Foundation
 
 /// How a Split keeps its delimiters (HF's `SplitDelimiterBehavior`).
@@ -10,8 +11,13 @@ enum SplitBehavior: String, Sendable {
     case mergedWithNext = "MergedWithNext", contiguous = "Contiguous"
 }
 
-/// Splits `s` at the `matches` (sorted, non-overlapping) with HF's delimiter behaviors.
-func split(_ s: Scalars, matches: [Range<Int>], behavior: SplitBehavior, invert: Bool = false) -> [Scalars] {
+/// The pieces of `s` split at the `matches` (sorted, non-overlapping) with HF's delimiter behaviors.
+func split(_ s: NormalizedText, matches: [Range<Int>], behavior: SplitBehavior, invert: Bool = false) -> [NormalizedText] {
+    splitRanges(count: s.count, matches: matches, behavior: behavior, invert: invert).map { s.slice($0) }
+}
+
+/// The non-empty ranges of `0..<count` that splitting at `matches` gives.
+func splitRanges(count: Int, matches: [Range<Int>], behavior: SplitBehavior, invert: Bool = false) -> [Range<Int>] {
     // (range, isMatch) covering s.
     var parts: [(Range<Int>, Bool)] = []
     var last = 0
@@ -20,7 +26,7 @@ func split(_ s: Scalars, matches: [Range<Int>], behavior: SplitBehavior, invert:
         parts.append((m, true))
         last = m.upperBound
     }
-    if last < s.count { parts.append((last..<s.count, false)) }
+    if last < count { parts.append((last..<count, false)) }
     if invert { parts = parts.map { ($0.0, !$0.1) } }
     var out: [Range<Int>] = []
     var previousMatch = false
@@ -44,7 +50,7 @@ func split(_ s: Scalars, matches: [Range<Int>], behavior: SplitBehavior, invert:
         }
         out.reverse()
     }
-    return out.filter { !$0.isEmpty }.map { Array(s[$0]) }
+    return out.filter { !$0.isEmpty }
 }
 
 indirect enum PreTokenizer: Sendable {
@@ -88,77 +94,94 @@ indirect enum PreTokenizer: Sendable {
         }
     }
 
-    /// Splits each piece; `first` says the first piece starts the input (Metaspace's `prepend_scheme: first`).
-    func apply(_ pieces: [Scalars], first: Bool) -> [Scalars] {
+    /// Splits each piece into finer ones (empty pieces are dropped, as HF's PreTokenizedString drops them).
+    func apply(_ pieces: [NormalizedText]) -> [NormalizedText] {
         switch self {
-        case .sequence(let ps): return ps.reduce(pieces) { $1.apply($0, first: first) }
+        case .sequence(let ps): return ps.reduce(pieces) { $1.apply($0) }
         default:
-            var out: [Scalars] = []
-            for (i, p) in pieces.enumerated() { out.append(contentsOf: apply(p, first: first && i == 0)) }
+            var out: [NormalizedText] = []
+            out.reserveCapacity(pieces.count)
+            for p in pieces { out.append(contentsOf: apply(p).filter { !$0.isEmpty }) }
             return out
         }
     }
 
-    private func apply(_ s: Scalars, first: Bool) -> [Scalars] {
+    private func apply(_ s: NormalizedText) -> [NormalizedText] {
         switch self {
         case let .byteLevel(addPrefixSpace, useRegex):
             var t = s
-            if addPrefixSpace && t.first != " " { t.insert(" ", at: 0) }
-            let words = useRegex ? ByteLevel.split(t).map { Array(t[$0]) } : [t]
-            return words.map { ByteLevel.encode($0) }
+            if addPrefixSpace && t.scalars.first != " " { t.prepend([" "]) }
+            var words = useRegex ? ByteLevel.split(t.scalars).map { t.slice($0) } : [t]
+            for i in words.indices { ByteLevel.encode(&words[i]) }
+            return words
         case .bert:
-            var out: [Scalars] = []
-            var cur: Scalars = []
-            for c in s {
-                if c.isWhitespaceHF {
-                    if !cur.isEmpty { out.append(cur); cur = [] }
-                } else if c.isBertPunctuation {
-                    if !cur.isEmpty { out.append(cur); cur = [] }
-                    out.append([c])
-                } else {
-                    cur.append(c)
+            var out: [Range<Int>] = []
+            var start = 0
+            let c = s.scalars
+            for i in c.indices {
+                if c[i].isWhitespaceHF {
+                    if start < i { out.append(start..<i) }
+                    start = i + 1
+                } else if c[i].isBertPunctuation {
+                    if start < i { out.append(start..<i) }
+                    out.append(i..<(i + 1))
+                    start = i + 1
                 }
             }
-            if !cur.isEmpty { out.append(cur) }
-            return out
+            if start < c.count { out.append(start..<c.count) }
+            return out.map { s.slice($0) }
         case .whitespace:
             // `\w+|[^\w\s]+`
-            var out: [Scalars] = []
+            var out: [Range<Int>] = []
+            let c = s.scalars
             var i = 0
-            while i < s.count {
-                if s[i].isWhitespaceHF { i += 1; continue }
-                let word = s[i].isWordHF
+            while i < c.count {
+                if c[i].isWhitespaceHF { i += 1; continue }
+                let word = c[i].isWordHF
                 var j = i + 1
-                while j < s.count && !s[j].isWhitespaceHF && s[j].isWordHF == word { j += 1 }
-                out.append(Array(s[i..<j])); i = j
+                while j < c.count && !c[j].isWhitespaceHF && c[j].isWordHF == word { j += 1 }
+                out.append(i..<j); i = j
             }
-            return out
+            return out.map { s.slice($0) }
         case .whitespaceSplit:
-            return s.split(whereSeparator: { $0.isWhitespaceHF }).map(Array.init)
+            var out: [Range<Int>] = []
+            var start: Int? = nil
+            for (i, c) in s.scalars.enumerated() {
+                if c.isWhitespaceHF {
+                    if let b = start { out.append(b..<i); start = nil }
+                } else if start == nil {
+                    start = i
+                }
+            }
+            if let b = start { out.append(b..<s.count) }
+            return out.map { s.slice($0) }
         case let .metaspace(replacement, prepend, doSplit):
-            var t = s.map { $0 == " " ? replacement : $0 }
-            if (prepend == "always" || (prepend == "first" && first)) && t.first != replacement && !t.isEmpty {
-                t.insert(replacement, at: 0)
+            var t = s
+            let spaces = t.scalars.indices.filter { t.scalars[$0] == " " }.map { $0..<($0 + 1) }
+            t.replace(spaces, with: [replacement])
+            // "first": only the piece that starts the input (HF: its original offset is 0).
+            if (prepend == "always" || (prepend == "first" && t.base == 0)) && t.scalars.first != replacement {
+                t.prepend([replacement])
             }
             guard doSplit else { return [t] }
-            let ms = t.indices.filter { t[$0] == replacement }.map { $0..<($0 + 1) }
+            let ms = t.scalars.indices.filter { t.scalars[$0] == replacement }.map { $0..<($0 + 1) }
             return PreTokenizers.split(t, matches: ms, behavior: .mergedWithNext)
         case let .split(pattern, behavior, invert):
-            return PreTokenizers.split(s, matches: pattern.matches(in: s), behavior: behavior, invert: invert)
+            return PreTokenizers.split(s, matches: pattern.matches(in: s.scalars), behavior: behavior, invert: invert)
         case .digits(let individual):
-            let ms = s.indices.filter { s[$0].isNumberHF }.map { $0..<($0 + 1) }
+            let ms = s.scalars.indices.filter { s.scalars[$0].isNumberHF }.map { $0..<($0 + 1) }
             return PreTokenizers.split(s, matches: ms, behavior: individual ? .isolated : .contiguous)
         case .punctuation(let behavior):
-            let ms = s.indices.filter { s[$0].isBertPunctuation }.map { $0..<($0 + 1) }
+            let ms = s.scalars.indices.filter { s.scalars[$0].isBertPunctuation }.map { $0..<($0 + 1) }
             return PreTokenizers.split(s, matches: ms, behavior: behavior)
-        case .sequence: return apply([s], first: first)
+        case .sequence: return apply([s])
         }
     }
 }
 
 /// Namespace so the free `split` reads unambiguously inside PreTokenizer (whose case is also named `split`).
 enum PreTokenizers {
-    static func split(_ s: Scalars, matches: [Range<Int>], behavior: SplitBehavior, invert: Bool = false) -> [Scalars] {
+    static func split(_ s: NormalizedText, matches: [Range<Int>], behavior: SplitBehavior, invert: Bool = false) -> [NormalizedText] {
         SpeedTokenizers.split(s, matches: matches, behavior: behavior, invert: invert)
     }
 }

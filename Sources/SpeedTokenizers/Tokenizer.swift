@@ -177,8 +177,8 @@ public final class Tokenizer: Sendable {
     /// ```
     public func encode(_ text: String, pair: String? = nil, addSpecialTokens: Bool = true,
                        truncation: Truncation? = nil) -> Encoding {
-        var a = encodeSequence(text, typeId: 0)
-        var b = pair.map { encodeSequence($0, typeId: 1) }
+        var a = encodeSequence(text, typeId: 0, sequence: 0)
+        var b = pair.map { encodeSequence($0, typeId: 1, sequence: 1) }
         if let truncation {
             truncation.apply(&a, &b, added: addSpecialTokens ? (postProcessor?.addedTokens(pair: b != nil) ?? 0) : 0)
         }
@@ -226,29 +226,36 @@ public final class Tokenizer: Sendable {
     }
 
     /// One sequence without special tokens: added tokens, then normalizer, pre-tokenizer and model on the rest.
-    func encodeSequence(_ text: String, typeId: Int) -> Encoding {
+    /// Offsets are tracked from the original text through every step; each added token and each pre-tokenizer
+    /// piece is one word.
+    func encodeSequence(_ text: String, typeId: Int, sequence: Int) -> Encoding {
         var out = Encoding()
-        var first = true
-        for (piece, addedId) in added.split(text.scalars, normalizedPass: false) where !piece.isEmpty {
-            if let addedId { emitAdded(addedId, piece, typeId, &out); first = false; continue }
-            let normalized = normalizer?.apply(piece) ?? piece
-            for (sub, subId) in added.split(normalized, normalizedPass: true) where !sub.isEmpty {
-                if let subId { emitAdded(subId, sub, typeId, &out); first = false; continue }
-                let words = preTokenizer?.apply([sub], first: first) ?? [sub]
-                first = false
-                for w in words where !w.isEmpty {
-                    for (id, value) in model.tokenizeWithValues(w) {
-                        out.append(id: id, token: value ?? token(of: id) ?? "", typeId: typeId, special: false)
+        let scalars = text.scalars
+        var word = 0
+        func emitAdded(_ id: Int, _ matched: ArraySlice<Unicode.Scalar>, _ span: Range<Int>) {
+            // An added token's token is the text it matched (with what lstrip/rstrip took), as in HF.
+            out.append(id: id, token: String(matched), typeId: typeId, special: false, offsets: span, word: word,
+                       sequence: sequence)
+            word += 1
+        }
+        for (range, addedId) in added.split(scalars, normalizedPass: false) where !range.isEmpty {
+            if let addedId { emitAdded(addedId, scalars[range], range); continue }
+            var piece = range.count == scalars.count ? NormalizedText(scalars) : NormalizedText(Array(scalars[range]), base: range.lowerBound)
+            normalizer?.apply(&piece)
+            let subs = added.split(piece.scalars, normalizedPass: true)
+            for (sub, subId) in subs where !sub.isEmpty {
+                if let subId { emitAdded(subId, piece.scalars[sub], piece.original(sub)); continue }
+                let text = subs.count == 1 ? piece : piece.slice(sub)
+                for w in preTokenizer?.apply([text]) ?? [text] where !w.isEmpty {
+                    for t in model.tokenize(w.scalars) {
+                        out.append(id: t.id, token: t.value ?? token(of: t.id) ?? "", typeId: typeId, special: false,
+                                   offsets: w.original(t.start..<t.end), word: word, sequence: sequence)
                     }
+                    word += 1
                 }
             }
         }
         return out
-    }
-
-    /// An added token's token is the text it matched (with what lstrip/rstrip took), as in HF.
-    private func emitAdded(_ id: Int, _ matched: Scalars, _ typeId: Int, _ out: inout Encoding) {
-        out.append(id: id, token: String(matched), typeId: typeId, special: false)
     }
 
     // MARK: Decoding

@@ -1,6 +1,7 @@
 // A Hugging Face model folder: config.json plus model.safetensors or sharded files with their index.
-// Invariant: every tensor is read once, straight into its storage (pread, no staging buffer); a file dtype that
-// differs from the training dtype is converted when the model copies it in, so no extra full-size copy is kept.
+// Invariant: loading maps the weight files (withMappedWeights) and copies each tensor from the mapping straight into
+// its parameter, converting dtype on the way, so the weights are read once and no file-sized heap copy exists; the
+// mappings end when withMappedWeights returns. `weights()` (eager, every tensor on the heap) is for inspection.
 
 import Foundation
 import SpeedCore
@@ -93,6 +94,38 @@ public struct PretrainedFolder: Sendable {
         return out
     }
 
+    /// Maps every weight file for the duration of `body` and gives it each tensor by its name in the files;
+    /// no tensor data is read until a ``MappedWeight`` is copied. The files are unmapped when `body` returns.
+    ///
+    /// ```swift
+    /// try folder.withMappedWeights { weights in
+    ///     try weights["transformer.wte.weight"]!.copy(into: model.transformer.wte.weight)
+    /// }
+    /// ```
+    /// - Throws: ``PretrainedError`` for a missing shard or a tensor in two shards, `SafetensorsError` for a
+    ///   malformed file, or what `body` throws.
+    public func withMappedWeights<R>(_ body: ([String: MappedWeight]) throws -> R) throws -> R {
+        var files: [MappedSafetensors] = []
+        defer { for f in files { f.close() } }
+        var out: [String: MappedWeight] = [:]
+        for url in try weightFiles() {
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw PretrainedError.missingFile(path: url.path,
+                    fix: "\(Self.indexName) names this shard; copy the complete folder again.")
+            }
+            let file = try MappedSafetensors(url)
+            files.append(file)
+            for entry in file.header.entries {
+                guard out[entry.name] == nil else {
+                    throw PretrainedError.invalidJSON(path: url.path, key: entry.name,
+                                                      problem: "the tensor is in more than one shard; re-save the model")
+                }
+                out[entry.name] = MappedWeight(file: file, entry: entry)
+            }
+        }
+        return try body(out)
+    }
+
     /// Decodes config.json into `T`, naming the key on failure.
     public func decodeConfig<T: Decodable>(_ type: T.Type) throws -> T {
         try Self.decode(type, from: configData, path: url.appendingPathComponent(Self.configName).path)
@@ -112,4 +145,23 @@ public struct PretrainedFolder: Sendable {
             throw PretrainedError.invalidJSON(path: path, key: nil, problem: "\(error)")
         }
     }
+}
+
+/// One tensor of a mapped weight file (``PretrainedFolder/withMappedWeights(_:)``): its shape and dtype from the
+/// header, its bytes copied on demand.
+///
+/// ```swift
+/// let w: MappedWeight = weights["lm_head.weight"]!
+/// w.shape                       // [32000, 4096]
+/// try w.copy(into: head.weight) // BF16 in the file, F32 in the model: converted on the way
+/// ```
+public struct MappedWeight {
+    public let file: MappedSafetensors
+    public let entry: SafetensorsHeader.Entry
+
+    public var shape: [Int] { entry.shape }
+    public var dtype: SafetensorsDType { entry.dtype }
+
+    /// Copies the tensor into `destination` (see ``MappedSafetensors/copy(_:into:verify:)``).
+    public func copy(into destination: Tensor) throws { try file.copy(entry.name, into: destination) }
 }

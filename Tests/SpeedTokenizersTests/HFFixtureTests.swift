@@ -20,8 +20,16 @@ struct Expected: Decodable {
         var special_tokens_mask: [Int]
         var decoded: String
         var decoded_with_special: String
+        var offsets: [[Int]]
+        var word_ids: [Int?]
+        var sequence_ids: [Int?]
     }
-    struct Row: Decodable { var ids: [Int]; var type_ids: [Int]; var attention_mask: [Int]; var special_tokens_mask: [Int]? }
+    struct Row: Decodable {
+        var ids: [Int]; var type_ids: [Int]; var attention_mask: [Int]; var special_tokens_mask: [Int]?
+        var offsets: [[Int]]; var word_ids: [Int?]; var sequence_ids: [Int?]
+    }
+    /// One text through a probe tokenizer: the normalized text and each normalized character's offsets.
+    struct Probe: Decodable { var text: String; var normalized: String; var offsets: [[Int]] }
     struct Batch: Decodable {
         var texts: [String]
         var pairs: [String]
@@ -32,8 +40,12 @@ struct Expected: Decodable {
     }
     var tokenizers_version: String
     var cases: [String: [Case]]
+    var probes: [String: [Probe]]
     var batches: [String: Batch]
 }
+
+/// Offsets as the fixture's `[start, end]` pairs.
+func pairs(_ offsets: [Range<Int>]) -> [[Int]] { offsets.map { [$0.lowerBound, $0.upperBound] } }
 
 let expected: Expected = try! JSONDecoder().decode(Expected.self, from: Data(contentsOf: fixtures.appendingPathComponent("expected.json")))
 
@@ -62,6 +74,9 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
                 #expect(e.typeIds == c.type_ids, "\(label): type ids")
                 #expect(e.attentionMask == c.attention_mask, "\(label): attention mask")
                 #expect(e.specialTokensMask == c.special_tokens_mask, "\(label): special tokens mask")
+                #expect(pairs(e.offsets) == c.offsets, "\(label): offsets\n  \(e.tokens)")
+                #expect(e.wordIds == c.word_ids, "\(label): word ids")
+                #expect(e.sequenceIds == c.sequence_ids, "\(label): sequence ids")
             }
             #expect(tok.decode(c.ids) == c.decoded, "\(label): decode")
             #expect(tok.decode(c.ids, skipSpecialTokens: false) == c.decoded_with_special, "\(label): decode with specials")
@@ -84,5 +99,27 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
         #expect(pairs.map(\.ids) == b.pair_batch.map(\.ids))
         #expect(pairs.map(\.attentionMask) == b.pair_batch.map(\.attention_mask))
         #expect(pairs.map(\.typeIds) == b.pair_batch.map(\.type_ids))
+        #expect(single.map { SpeedTokenizersTests.pairs($0.offsets) } == b.batch.map(\.offsets))
+        #expect(single.map(\.wordIds) == b.batch.map(\.word_ids))
+        #expect(single.map(\.sequenceIds) == b.batch.map(\.sequence_ids))
+        #expect(pairs.map { SpeedTokenizersTests.pairs($0.offsets) } == b.pair_batch.map(\.offsets))
+        #expect(pairs.map(\.wordIds) == b.pair_batch.map(\.word_ids))
+        #expect(pairs.map(\.sequenceIds) == b.pair_batch.map(\.sequence_ids))
+    }
+
+    /// Each normalizer on its own (and in sequences): one token per normalized character, so every character's
+    /// alignment to the original text is compared with HF's.
+    @Test(arguments: ["nfd", "nfkd", "nfc", "nfkc", "lowercase", "strip-accents", "nfd-strip-accents", "bert", "bert-cased",
+                      "replace", "prepend", "strip", "byte-level", "mixed"])
+    func normalizerAlignmentsMatchHuggingFace(_ name: String) throws {
+        let tok = try Tokenizer(contentsOf: fixtures.appendingPathComponent("probes/\(name).json"))
+        let probes = try #require(expected.probes[name])
+        for p in probes {
+            let e = tok.encode(p.text)
+            let label = "\(name) \(p.text.debugDescription): normalized \(p.normalized.debugDescription)"
+            #expect(e.tokens.count == p.normalized.unicodeScalars.count, "\(label): \(e.tokens.count) tokens")
+            #expect(pairs(e.offsets) == p.offsets, "\(name) \(p.text.debugDescription) -> \(p.normalized.debugDescription)")
+        }
+        #expect(probes.count > 20)
     }
 }

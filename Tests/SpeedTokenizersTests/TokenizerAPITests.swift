@@ -57,9 +57,12 @@ import Testing
         for length in [49, 80, 300, 2000] {
             let word = ByteLevel.encode((0..<length).map { _ in alphabet.randomElement(using: &rng)! })
             let initial = word.map { model.vocab.ids[utf8Key(CollectionOfOne($0))]! }
-            var short = initial
-            model.mergeShort(&short)
-            #expect(model.mergeLong(initial) == short, "length \(length)")
+            let lens = initial.indices.map { $0 % 3 + 1 }
+            var (short, shortLens) = (initial, lens)
+            model.mergeShort(&short, &shortLens)
+            let (long, longLens) = model.mergeLong(initial, lens)
+            #expect(long == short, "length \(length)")
+            #expect(longLens == shortLens, "length \(length)")
         }
         // A 200,000-character "word" (a base64 blob, say) stays fast with the heap.
         let blob = String(repeating: "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", count: 6000)
