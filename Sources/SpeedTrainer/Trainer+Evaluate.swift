@@ -52,7 +52,7 @@ extension Trainer {
     /// Runs the model over `table` in order; the loss is the batch-size-weighted mean (transformers' eval_loss).
     func predictionLoop(_ table: DatasetTable, prefix: String, keepPredictions: Bool = false) throws -> PredictionOutput {
         let table = try prepared(table, what: "\(prefix)_dataset")
-        let engine = try self.engine ?? trainDataset.map { try makeEngine(trainRows: try prepared($0, what: "train_dataset").count) }
+        let engine = try self.engine ?? trainDataset.map { try makeEngine(trainRows: $0.count) }
         let started = Date()
         let wasTraining = model.isTraining
         engine?.eval() ?? model.eval()

@@ -42,6 +42,12 @@ struct Finetune: ParsableCommand {
     @Option(parsing: .unconditional, help: "CPU worker threads (default: all cores).") var threads: Int?
     @Argument(parsing: .allUnrecognized, help: "TrainingArguments flags (see below).") var trainingArguments: [String] = []
 
+    func validate() throws {
+        if let n = numLabels, n < 1 { throw ValidationError("--num_labels must be at least 1, got \(n)") }
+        if let n = maxLength, n < 1 { throw ValidationError("--max_length must be at least 1 token, got \(n)") }
+        if let n = threads, n < 1 { throw ValidationError("--threads must be at least 1, got \(n)") }
+    }
+
     func run() throws {
         var logger = Logger(label: "swiftspeed")
         logger.logLevel = json ? .warning : .info
@@ -85,21 +91,23 @@ struct Finetune: ParsableCommand {
         }
 
         let device: Device = threads.map { Device.cpu(threads: $0) } ?? .cpu
-        let tokenizer = try Tokenizer(contentsOf: dir)
+        // Rows that are already token ids need no tokenizer; text rows get the folder's (its error says what is missing).
+        let loadedTokenizer = Result { try Tokenizer(contentsOf: dir) }
+        let tokenizer = try? loadedTokenizer.get()
         var evalTable = try eval.map { try loadDataset($0.hasSuffix(".csv") ? "csv" : "json", dataFiles: .files([$0]), split: "train") }
         var labelCount: Int?
         if task == .sequenceClassification {
             (trainTable, evalTable, labelCount) = try encodeLabels(trainTable, evalTable)
         }
-        let limit = maxLength ?? tokenizer.config?.modelMaxLength.map { Int(Swift.min($0, 1e9)) }
+        let limit = maxLength ?? tokenizer?.config?.modelMaxLength.map { Int(Swift.min($0, 1e9)) }
             ?? configInt("max_position_embeddings") ?? configInt("n_positions")
         func prepare(_ t: DatasetTable) throws -> DatasetTable {
             t.columnNames.contains("input_ids") ? t
-                : try t.tokenized(with: tokenizer, textColumn: textColumn, pairColumn: textPairColumn, maxLength: limit)
+                : try t.tokenized(with: loadedTokenizer.get(), textColumn: textColumn, pairColumn: textPairColumn, maxLength: limit)
         }
         trainTable = try prepare(trainTable)
         evalTable = try evalTable.map(prepare)
-        let padId = tokenizer.config?.padToken.flatMap { tokenizer.id(of: $0) } ?? configInt("pad_token_id")
+        let padId = tokenizer?.config?.padToken.flatMap { tokenizer?.id(of: $0) } ?? configInt("pad_token_id")
             ?? configInt("eos_token_id") ?? 0
 
         let net: any PretrainedModel
