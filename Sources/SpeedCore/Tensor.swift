@@ -16,7 +16,8 @@ public final class Tensor {
     public package(set) var storage: Storage
     /// Element offset into `storage`.
     public package(set) var offset: Int
-    public let shape: [Int]
+    /// `package` settable so tensor parallelism can shard a parameter in place (``adopt(_:)``), keeping its identity.
+    public package(set) var shape: [Int]
     /// `package` settable so the runtime can convert parameters to bf16/fp16 in place.
     public package(set) var dtype: DType
 
@@ -92,6 +93,16 @@ public final class Tensor {
         self.storage = storage
         self.offset = offset
         self.dtype = dtype
+    }
+
+    /// Makes this tensor view `other`'s data — storage, offset, shape and dtype — keeping its own identity,
+    /// `requiresGrad` and hooks (tensor parallelism replaces a parameter by its shard this way, before training).
+    package func adopt(_ other: Tensor) {
+        precondition(grad == nil && gradFn == nil, "adopt: \(shape) tensor has a gradient or history; shard parameters before training")
+        storage = other.storage
+        offset = other.offset
+        shape = other.shape
+        dtype = other.dtype
     }
 
     /// Drops this tensor's data, keeping shape and identity (ZeRO-3's released parameter): it points

@@ -68,22 +68,24 @@ public struct GPTConfig: Codable, Sendable, Hashable {
 public final class CausalSelfAttention: Module {
     public let qkv: Linear    // C -> 3C
     public let proj: Linear   // C -> C
-    public let heads: Int
+    /// The heads this rank computes: all of them, or its share once tensor-parallel sharded.
+    public internal(set) var heads: Int
+    public let headDim: Int
 
     public init(_ c: GPTConfig, dtype: DType, device: Device, rng: inout RandomStream) {
         qkv = Linear(c.embedDim, 3 * c.embedDim, std: 0.02, dtype: dtype, device: device, rng: &rng)
         proj = Linear(c.embedDim, c.embedDim, std: 0.02 / Double(2 * c.layers).squareRoot(), dtype: dtype,
                       device: device, rng: &rng)
         heads = c.heads
+        headDim = c.embedDim / c.heads
         super.init()
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
-        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let d = c / heads
-        let packed = qkv(x).reshape([b, t, 3, heads, d])          // [B, T, 3, H, D]
+        let (b, t, d) = (x.shape[0], x.shape[1], headDim)
+        let packed = qkv(x).reshape([b, t, 3, heads, d])          // [B, T, 3, H, D] (H this rank's heads)
         let y = Tensor.attention(packed: packed, causal: true)    // [B, T, H, D]
-        return proj(y.reshape([b, t, c]))
+        return proj(y.reshape([b, t, heads * d]))
     }
 }
 
@@ -165,15 +167,24 @@ public final class GPT: Module, ActivationCheckpointable {
     }
 
     public override func forward(_ ids: Tensor) -> Tensor {
-        Tensor.matmul(hidden(ids), wte.weight, transposeB: true)   // [B, T, V]
+        let h = hidden(ids)                                          // [B, T, C]
+        guard let (_, comm) = wte.vocabularyShard else { return Tensor.matmul(h, wte.weight, transposeB: true) }   // [B, T, V]
+        let local = Tensor.matmul(h.copyToTensorParallelRegion(comm), wte.weight, transposeB: true)   // [B, T, V/tp]
+        let sizes = TensorParallelSplit.ranges(config.vocabSize, parts: comm.size).map(\.count)
+        return local.gatherFromTensorParallelRegion(comm, sizes: sizes)                              // [B, T, V]
     }
 
     /// The tied output projection reads the embedding's weight outside `wte`'s own forward.
     public override var externalParameters: [Tensor] { [wte.weight] }
 
     /// Mean next-token cross-entropy of `ids [B, T]` against `targets [B, T]`.
+    /// Tensor-parallel sharded, the logits stay sharded (vocab-parallel cross-entropy, no gather).
     public func loss(_ ids: Tensor, targets: Tensor) -> Tensor {
-        self(ids).crossEntropy(targets: targets)
+        guard let (range, comm) = wte.vocabularyShard else { return self(ids).crossEntropy(targets: targets) }
+        for hook in forwardPreHooks { hook(self) }
+        let h = hidden(ids)                                                                          // [B, T, C]
+        let local = Tensor.matmul(h.copyToTensorParallelRegion(comm), wte.weight, transposeB: true)   // [B, T, V/tp]
+        return local.vocabParallelCrossEntropy(targets: targets, vocabRange: range, comm: comm)
     }
 }
 

@@ -30,7 +30,44 @@ public final class Linear: Module {
         super.init()
     }
 
-    public override func forward(_ x: Tensor) -> Tensor { Tensor.linear(x, weight: weight, bias: bias) }
+    /// Set by ``shard(_:_:blocks:unit:)``: this layer holds one tensor-parallel shard and exchanges partial results.
+    public private(set) var tensorParallel: TensorParallelShard?
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        guard let tp = tensorParallel else { return Tensor.linear(x, weight: weight, bias: bias) }
+        switch tp.style {
+        case .column:
+            return Tensor.linear(x.copyToTensorParallelRegion(tp.comm), weight: weight, bias: bias)
+        case .row:
+            // The bias is whole on every rank, so it is added once, after the partial products are summed.
+            let y = Tensor.linear(x, weight: weight, bias: nil).reduceFromTensorParallelRegion(tp.comm)
+            return bias.map { y + $0 } ?? y
+        }
+    }
+
+    /// Keeps this rank's shard of the weight (Megatron's ColumnParallelLinear / RowParallelLinear): `.column` splits
+    /// the output features — each of `blocks` (fused q/k/v: three equal blocks; default one) in `unit`s (a head's
+    /// size) — and the bias with them; `.row` splits the input features and keeps the bias whole.
+    /// - Throws: ``TensorParallelError`` naming `name` when a block does not divide into `comm.size` shards.
+    ///
+    /// ```swift
+    /// try attn.qkv.shard(.column, comm, blocks: [c, c, c], unit: headDim, name: "blocks.0.attn.qkv")
+    /// try attn.proj.shard(.row, comm, unit: headDim, name: "blocks.0.attn.proj")
+    /// ```
+    public func shard(_ style: TensorParallelStyle, _ comm: any TensorParallelCommunicator, blocks: [Int]? = nil,
+                      unit: Int = 1, name: String) throws {
+        precondition(tensorParallel == nil, "Linear.shard: \(name) is already sharded")
+        let axis = style == .column ? 0 : 1
+        let blocks = blocks ?? [weight.shape[axis]]
+        let w = try TensorParallelSplit.shard(weight, axis: axis, blocks: blocks, unit: unit, rank: comm.rank,
+                                              parts: comm.size, layer: name)
+        if style == .column, let bias {
+            TensorParallelSplit.replace(bias, with: try TensorParallelSplit.shard(
+                bias, axis: 0, blocks: blocks, unit: unit, rank: comm.rank, parts: comm.size, layer: name))
+        }
+        TensorParallelSplit.replace(weight, with: w)
+        tensorParallel = TensorParallelShard(style, comm)
+    }
 }
 
 /// A lookup table `[count, dim]` indexed by integer ids.
@@ -47,8 +84,39 @@ public final class Embedding: Module {
         super.init()
     }
 
+    /// Set by ``shardVocabulary(_:name:)``: this rank holds rows `range` of the whole table (Megatron's
+    /// VocabParallelEmbedding).
+    public private(set) var vocabularyShard: (range: Range<Int>, comm: any TensorParallelCommunicator)?
+
     /// `ids` (int32/int64, any shape) → `ids.shape + [dim]`.
-    public override func forward(_ ids: Tensor) -> Tensor { Tensor.embedding(weight, ids: ids, paddingIndex: paddingIndex) }
+    public override func forward(_ ids: Tensor) -> Tensor {
+        guard let (range, comm) = vocabularyShard else {
+            return Tensor.embedding(weight, ids: ids, paddingIndex: paddingIndex)
+        }
+        // Ids outside this shard look up local row 0 and are zeroed; the all-reduce sums the one owner's row in.
+        let all = ids.scalars(as: Int.self)
+        let local = Tensor(all.map { range.contains($0) ? Int32($0 - range.lowerBound) : 0 }, shape: ids.shape, device: ids.device)
+        let here = Tensor(all.map { range.contains($0) ? 1.0 : 0.0 }, shape: ids.shape + [1], dtype: weight.dtype, device: ids.device)
+        let pad = paddingIndex.flatMap { range.contains($0) ? $0 - range.lowerBound : nil }
+        return (Tensor.embedding(weight, ids: local, paddingIndex: pad) * here).reduceFromTensorParallelRegion(comm)
+    }
+
+    /// Keeps this rank's rows of the table (the vocabulary split as ``TensorParallelSplit/ranges(_:parts:)`` does,
+    /// uneven when it does not divide) and looks ids up across the group.
+    ///
+    /// ```swift
+    /// try model.wte.shardVocabulary(comm, name: "wte")   // [V, C] -> [V/tp, C]
+    /// ```
+    public func shardVocabulary(_ comm: any TensorParallelCommunicator, name: String) throws {
+        precondition(vocabularyShard == nil, "Embedding.shardVocabulary: \(name) is already sharded")
+        let ranges = TensorParallelSplit.ranges(weight.shape[0], parts: comm.size)
+        guard ranges.allSatisfy({ !$0.isEmpty }) else {
+            throw TensorParallelError("\(name): \(weight.shape[0]) rows do not split into \(comm.size) tensor-parallel shards; choose a smaller autotp_size")
+        }
+        let mine = ranges[comm.rank]
+        TensorParallelSplit.replace(weight, with: noGrad { weight.slice(axis: 0, mine) })
+        vocabularyShard = (mine, comm)
+    }
 }
 
 /// Layer normalisation over the last axis with learnable scale and shift.
