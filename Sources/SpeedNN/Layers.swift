@@ -32,6 +32,9 @@ public final class Linear: Module {
 
     /// Set by ``shard(_:_:blocks:unit:)``: this layer holds one tensor-parallel shard and exchanges partial results.
     public private(set) var tensorParallel: TensorParallelShard?
+    /// How `weight` and `bias` were cut (nil unsharded; the bias of a row-parallel layer stays whole).
+    public private(set) var weightLayout: TensorParallelLayout?
+    public private(set) var biasLayout: TensorParallelLayout?
 
     public override func forward(_ x: Tensor) -> Tensor {
         guard let tp = tensorParallel else { return Tensor.linear(x, weight: weight, bias: bias) }
@@ -59,13 +62,15 @@ public final class Linear: Module {
         precondition(tensorParallel == nil, "Linear.shard: \(name) is already sharded")
         let axis = style == .column ? 0 : 1
         let blocks = blocks ?? [weight.shape[axis]]
-        let w = try TensorParallelSplit.shard(weight, axis: axis, blocks: blocks, unit: unit, rank: comm.rank,
-                                              parts: comm.size, layer: name)
+        let layout = TensorParallelLayout(axis: axis, blocks: blocks, unit: unit)
+        let w = try layout.shard(weight, rank: comm.rank, parts: comm.size, name: name)
         if style == .column, let bias {
-            TensorParallelSplit.replace(bias, with: try TensorParallelSplit.shard(
-                bias, axis: 0, blocks: blocks, unit: unit, rank: comm.rank, parts: comm.size, layer: name))
+            let b = TensorParallelLayout(axis: 0, blocks: blocks, unit: unit)
+            TensorParallelSplit.replace(bias, with: try b.shard(bias, rank: comm.rank, parts: comm.size, name: name))
+            biasLayout = b
         }
         TensorParallelSplit.replace(weight, with: w)
+        weightLayout = layout
         tensorParallel = TensorParallelShard(style, comm)
     }
 }
@@ -80,6 +85,7 @@ public final class Embedding: Module {
                 device: Device = .cpu, rng: inout RandomStream) {
         weight = Tensor.randn([count, dim], std: std, dtype: dtype, device: device, rng: &rng)
         weight.requiresGrad = true
+        wholeRows = count
         self.paddingIndex = paddingIndex.flatMap { (0..<count).contains($0) ? $0 : nil }
         super.init()
     }
@@ -87,6 +93,8 @@ public final class Embedding: Module {
     /// Set by ``shardVocabulary(_:name:)``: this rank holds rows `range` of the whole table (Megatron's
     /// VocabParallelEmbedding).
     public private(set) var vocabularyShard: (range: Range<Int>, comm: any TensorParallelCommunicator)?
+    /// The whole table's rows (the vocabulary), also once sharded.
+    public private(set) var wholeRows: Int
 
     /// `ids` (int32/int64, any shape) → `ids.shape + [dim]`.
     public override func forward(_ ids: Tensor) -> Tensor {
@@ -114,6 +122,7 @@ public final class Embedding: Module {
             throw TensorParallelError("\(name): \(weight.shape[0]) rows do not split into \(comm.size) tensor-parallel shards; choose a smaller autotp_size")
         }
         let mine = ranges[comm.rank]
+        wholeRows = weight.shape[0]
         TensorParallelSplit.replace(weight, with: noGrad { weight.slice(axis: 0, mine) })
         vocabularyShard = (mine, comm)
     }

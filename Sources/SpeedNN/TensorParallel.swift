@@ -46,6 +46,85 @@ public struct TensorParallelShard: Sendable {
     }
 }
 
+/// How one parameter of a sharded model is cut, as data: enough to cut the whole tensor for any rank and to join the
+/// shards again (checkpoints saved at one tensor-parallel size and loaded at another, consolidation to one file).
+///
+/// ```swift
+/// let qkv = TensorParallelLayout(axis: 0, blocks: [768, 768, 768], unit: 64)   // whole heads of q, k and v
+/// let mine = try qkv.shard(whole, rank: 1, parts: 2)
+/// let back = qkv.merge([shard0, shard1])                                        // == whole
+/// ```
+public struct TensorParallelLayout: Codable, Sendable, Equatable {
+    /// The axis that is split (0: a Linear's output features or an embedding's rows, 1: a Linear's input features).
+    public var axis: Int
+    /// The whole tensor's `axis` as consecutive blocks split separately (fused q/k/v: three); one block otherwise.
+    public var blocks: [Int]
+    /// Shards hold whole units (a head's size); 1 for plain features.
+    public var unit: Int
+    /// A single block split as ``TensorParallelSplit/ranges(_:parts:)`` (the first shards one longer when it does not
+    /// divide: a vocabulary); false requires every block to divide into whole units per shard.
+    public var uneven: Bool
+
+    public init(axis: Int, blocks: [Int], unit: Int = 1, uneven: Bool = false) {
+        precondition(!uneven || blocks.count == 1, "TensorParallelLayout: an uneven split has one block, got \(blocks)")
+        self.axis = axis; self.blocks = blocks; self.unit = unit; self.uneven = uneven
+    }
+
+    /// Rank `rank`'s shard of `whole` (a new tensor).
+    /// - Throws: ``TensorParallelError`` when a block does not divide into `parts` shards of whole units.
+    public func shard(_ whole: Tensor, rank: Int, parts: Int, name: String = "tensor") throws -> Tensor {
+        if uneven {
+            let ranges = TensorParallelSplit.ranges(whole.shape[axis], parts: parts)
+            guard ranges.allSatisfy({ !$0.isEmpty }) else {
+                throw TensorParallelError("\(name): \(whole.shape[axis]) rows do not split into \(parts) tensor-parallel shards; choose a smaller autotp_size")
+            }
+            return noGrad { whole.slice(axis: axis, ranges[rank]).copy() }
+        }
+        return try TensorParallelSplit.shard(whole, axis: axis, blocks: blocks, unit: unit, rank: rank, parts: parts, layer: name)
+    }
+
+    /// The whole tensor from every rank's shard (rank order): the inverse of ``shard(_:rank:parts:name:)``.
+    public func merge(_ shards: [Tensor]) -> Tensor {
+        let parts = shards.count
+        if uneven || blocks.count == 1 { return noGrad { Tensor.concat(shards, axis: axis) } }
+        var pieces: [Tensor] = []
+        var start = Array(repeating: 0, count: parts)
+        for n in blocks {
+            let per = n / parts
+            for r in 0..<parts {
+                pieces.append(shards[r].slice(axis: axis, start[r]..<(start[r] + per)))
+                start[r] += per
+            }
+        }
+        return noGrad { Tensor.concat(pieces, axis: axis) }
+    }
+}
+
+extension Module {
+    /// Every sharded parameter's layout, by its `namedParameters()` name; parameters not listed are replicated
+    /// (whole and equal on every rank of the tensor-parallel group).
+    public func tensorParallelLayouts() -> [String: TensorParallelLayout] {
+        var out: [String: TensorParallelLayout] = [:]
+        for (path, m) in namedModules() {
+            let prefix = path.isEmpty ? "" : path + "."
+            if let linear = m as? Linear, let layout = linear.weightLayout {
+                out[prefix + "weight"] = layout
+                if let bias = linear.biasLayout { out[prefix + "bias"] = bias }
+            } else if let e = m as? Embedding, e.vocabularyShard != nil {
+                out[prefix + "weight"] = TensorParallelLayout(axis: 0, blocks: [e.wholeRows], uneven: true)
+            } else if let custom = m as? TensorParallelLayoutProviding {
+                for (name, layout) in custom.ownTensorParallelLayouts { out[prefix + name] = layout }
+            }
+        }
+        return out
+    }
+}
+
+/// A layer of its own kind (GPT-2's Conv1D, …) that reports how its sharded parameters are cut, by own name.
+public protocol TensorParallelLayoutProviding: Module {
+    var ownTensorParallelLayouts: [String: TensorParallelLayout] { get }
+}
+
 /// A model that can shard itself over a tensor-parallel group in place (DeepSpeed's AutoTP rules for one
 /// architecture). Conforming is how a custom model joins AutoTP; ``TensorParallelPlan`` covers models whose only
 /// sharded layers are `Linear`s found by name.

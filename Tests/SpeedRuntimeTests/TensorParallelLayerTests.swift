@@ -73,6 +73,29 @@ import Testing
         for (rank, problems) in results.enumerated() { #expect(problems.isEmpty, "rank \(rank): \(problems)") }
     }
 
+    /// The layouts a sharded GPT reports cut the whole weights into exactly the shards each rank holds, and join back.
+    @Test func layoutsShardAndMergeTheWholeWeights() throws {
+        var rng = RandomStream(seed: 1)
+        let whole = Dictionary(uniqueKeysWithValues: GPT(Self.config, rng: &rng).namedParameters().map { ($0.0, $0.1) })
+        let ranks = try LocalProcessGroup.run(size: 2) { group -> [String: TensorParallelLayout] in
+            var rng = RandomStream(seed: 1)
+            let model = GPT(Self.config, rng: &rng)
+            try model.shardForTensorParallel(TensorParallelGroup(group))
+            return model.tensorParallelLayouts()
+        }
+        #expect(ranks[0] == ranks[1])
+        let layouts = ranks[0]
+        #expect(Set(layouts.keys) == Set(whole.keys.filter { $0.contains("qkv") || $0.contains("mlp.fc") || $0.hasSuffix("proj.weight") || $0 == "wte.weight" }))
+        for (name, layout) in layouts {
+            let w = whole[name]!
+            let shards = try (0..<2).map { try layout.shard(w, rank: $0, parts: 2, name: name) }
+            for (rank, s) in shards.enumerated() {
+                #expect(s.scalars == (try Self.expectedShard(name, w, rank: rank, parts: 2)).scalars, "\(name) rank \(rank)")
+            }
+            #expect(layout.merge(shards).scalars == w.scalars, "\(name)")
+        }
+    }
+
     @Test func headsThatDoNotSplitAreRefusedByName() throws {
         let results = try LocalProcessGroup.run(size: 3) { group -> String in
             var rng = RandomStream(seed: 1)
