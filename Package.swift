@@ -69,7 +69,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")]),
         // Pipeline parallelism: DeepSpeed's PipelineModule / LayerSpec / TiedLayerSpec, the 1F1B schedule as data,
         // the pipe × data topology and the PipelineEngine over ProcessGroup send/receive.
-        .target(name: "SpeedPipeline", dependencies: ["SpeedCore", "SpeedNN", "SpeedComm", "SpeedRuntime", "SpeedIO"]),
+        .target(name: "SpeedPipeline", dependencies: ["SpeedCore", "SpeedNN", "SpeedComm", "SpeedRuntime", "SpeedIO", "SpeedTransformers"]),
         // Hugging Face models: config.json + safetensors folders, the model registry, GPT-2 and BERT with HF names.
         .target(name: "SpeedTransformers", dependencies: ["SpeedCore", "SpeedNN", "SpeedIO"]),
         // Hugging Face's Trainer: TrainingArguments, the DeepSpeed "auto" integration, HF schedules and decay groups,
@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "SpeedTransformersTests", dependencies: ["SpeedTransformers", "SpeedTestSupport"],
                     exclude: ["Fixtures"]),
         // Schedules against a send/receive simulator; 2, 4 and 2 × 2 (ZeRO-1) in-process pipelines against one process.
-        .testTarget(name: "SpeedPipelineTests", dependencies: ["SpeedPipeline", "SpeedRuntime", "SpeedComm", "SpeedNN",
+        .testTarget(name: "SpeedPipelineTests", dependencies: ["SpeedPipeline", "SpeedRuntime", "SpeedComm", "SpeedNN", "SpeedTransformers", "SpeedIO",
                                                               "SpeedTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeedRuntimeTests", dependencies: ["SpeedRuntime", "SpeedIO", "SpeedData", "SpeedTestSupport"]),
         // TrainingArguments, the DeepSpeed "auto" fill and decay groups against Python transformers/torch (Fixtures/,

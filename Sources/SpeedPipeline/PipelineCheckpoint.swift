@@ -35,6 +35,18 @@ public enum PipelineCheckpoint {
         return FileManager.default.fileExists(atPath: meta.path) ? choice.folder : nil
     }
 
+    /// The Hugging Face folder a pipeline checkpoint's model came from (``PipelineModule/modelOrigin``), or nil.
+    /// - Throws: ``PipelineError/checkpoint(_:)`` when `directory` holds no pipeline checkpoint.
+    public static func modelOrigin(directory: String, tag: String? = nil) throws -> PipelineModule.ModelOrigin? {
+        guard let folder = try folder(directory: directory, tag: tag) else {
+            throw PipelineError.checkpoint("\(directory) holds no pipeline checkpoint (no pipeline.json in its \(tag ?? "latest") tag)")
+        }
+        let url = folder.appendingPathComponent("pipeline.json")
+        do { return try JSONDecoder().decode(PipelineCheckpointMeta.self, from: Data(contentsOf: url)).modelOrigin } catch {
+            throw PipelineError.checkpoint("\(url.path) is missing or unreadable (\(error))")
+        }
+    }
+
     /// Every model parameter's fp32 master weights (the optimizer shards', not the 16-bit copies), named as in
     /// the unpartitioned model, stage by stage in layer order.
     ///

@@ -20,6 +20,8 @@ struct PipelineCheckpointMeta: Codable, Equatable {
     var parts: [Int]
     var layerTypes: [String]
     var globalSteps: Int
+    /// The Hugging Face folder the model came from (absent for other models and older checkpoints).
+    var modelOrigin: PipelineModule.ModelOrigin?
 }
 
 extension PipelineEngine {
@@ -74,7 +76,8 @@ extension PipelineEngine {
         }
         if world.rank == 0 {
             let meta = PipelineCheckpointMeta(stages: numStages, dataParallel: grid.dataParallelSize, parts: module.parts,
-                                              layerTypes: module.layers.map(\.typeName), globalSteps: globalSteps)
+                                              layerTypes: module.layers.map(\.typeName), globalSteps: globalSteps,
+                                              modelOrigin: module.modelOrigin)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
             try AtomicFile.write(try encoder.encode(meta), to: folder.appendingPathComponent("pipeline.json"))

@@ -24,6 +24,16 @@ public struct PipelineModule: Sendable {
     public let lossFunction: @Sendable (Tensor, Tensor) -> Tensor
     /// `numStages + 1` boundaries: stage s owns layers `parts[s] ..< parts[s + 1]`.
     public let parts: [Int]
+    /// The Hugging Face folder the layers came from and its config.json text (``HFPipe`` sets it), saved with every
+    /// checkpoint so `swiftspeed zero-to-fp32` writes a folder that loads with `from_pretrained`; nil otherwise.
+    public var modelOrigin: ModelOrigin?
+
+    /// Where a pipeline's weights came from.
+    public struct ModelOrigin: Sendable, Codable, Equatable {
+        public var source: String
+        public var config: String
+        public init(source: String, config: String) { self.source = source; self.config = config }
+    }
 
     /// - Throws: ``PipelineError/configuration(_:)`` for an unknown partition method or a `type:` regex that
     ///   matches no layer.

@@ -64,7 +64,7 @@ public struct GPT2Config: Codable, Sendable, Equatable {
     }
 
     /// Rejects what this implementation does not compute, naming the config.json key.
-    func validate(path: String) throws -> Activation {
+    package func validate(path: String) throws -> Activation {
         guard nEmbd % nHead == 0 else {
             throw PretrainedError.unsupported(path: path, key: "n_head", value: "\(nHead)",
                                               supported: "a divisor of n_embd (\(nEmbd))")
@@ -140,7 +140,7 @@ public final class GPT2Block: Module {
     @ModuleInfo(key: "ln_2") public var ln2: LayerNorm
     public let mlp: GPT2MLP
 
-    init(_ c: GPT2Config, act: Activation, dtype: DType, device: Device, rng: inout RandomStream) {
+    package init(_ c: GPT2Config, act: Activation, dtype: DType, device: Device, rng: inout RandomStream) {
         attn = GPT2Attention(c, dtype: dtype, device: device, rng: &rng)
         mlp = GPT2MLP(c, act: act, dtype: dtype, device: device, rng: &rng)
         super.init()
@@ -148,7 +148,7 @@ public final class GPT2Block: Module {
         ln2 = LayerNorm(c.nEmbd, eps: c.layerNormEpsilon, dtype: dtype, device: device)
     }
 
-    func forward(_ x: Tensor, blocked: Tensor?) -> Tensor {
+    package func forward(_ x: Tensor, blocked: Tensor?) -> Tensor {
         let h = x + attn.forward(ln1(x), blocked: blocked)
         return h + mlp(ln2(h))
     }
@@ -282,7 +282,7 @@ public final class GPT2LMHeadModel: Module, PretrainedModel {
 
     /// Mean cross-entropy of `logits[:, t]` against `labels[:, t + 1]`, ignoring −100 (the last
     /// position has no target): transformers' `ForCausalLMLoss`.
-    static func causalLoss(_ logits: Tensor, labels: Tensor) -> Tensor {
+    public static func causalLoss(_ logits: Tensor, labels: Tensor) -> Tensor {
         let (b, t) = (labels.shape[0], labels.shape[1])
         let host = labels.scalars(as: Int.self)
         var shifted = [Int](repeating: -100, count: b * t)

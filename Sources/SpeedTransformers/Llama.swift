@@ -195,7 +195,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     public var headSize: Int { headDim ?? hiddenSize / numAttentionHeads }
 
     /// Rejects what this implementation does not compute, naming the config.json key.
-    func validate(path: String) throws {
+    package func validate(path: String) throws {
         guard numAttentionHeads % kvHeads == 0 else {
             throw PretrainedError.unsupported(path: path, key: "num_key_value_heads", value: "\(kvHeads)",
                                               supported: "a divisor of num_attention_heads (\(numAttentionHeads))")
@@ -246,7 +246,7 @@ public final class LlamaRMSNorm: Module {
     public let weight: Tensor
     let eps: Double
 
-    init(_ dim: Int, eps: Double, dtype: DType, device: Device) {
+    package init(_ dim: Int, eps: Double, dtype: DType, device: Device) {
         weight = Tensor.ones([dim], dtype: dtype, device: device)
         weight.requiresGrad = true
         self.eps = eps
@@ -258,11 +258,11 @@ public final class LlamaRMSNorm: Module {
 
 /// Rotary tables for one forward: `cos`, `sin` `[B, T, D/2]` (fp32; fp64 for an fp64 model) at any positions (a
 /// KV cache's continue from its length).
-struct Rotary {
+package struct Rotary {
     let cos: Tensor
     let sin: Tensor
 
-    init(_ config: LlamaConfig, positions: [Int], batch: Int, tokens: Int, dtype: DType, device: Device) {
+    package init(_ config: LlamaConfig, positions: [Int], batch: Int, tokens: Int, dtype: DType, device: Device) {
         let inv = config.inverseFrequencies()
         let half = config.headSize / 2
         var c = [Float](repeating: 0, count: batch * tokens * half), s = c
@@ -371,7 +371,7 @@ public final class LlamaDecoderLayer: Module {
     @ModuleInfo(key: "input_layernorm") public var inputLayernorm: LlamaRMSNorm
     @ModuleInfo(key: "post_attention_layernorm") public var postAttentionLayernorm: LlamaRMSNorm
 
-    init(_ c: LlamaConfig, layer: Int, dtype: DType, device: Device, rng: inout RandomStream) {
+    package init(_ c: LlamaConfig, layer: Int, dtype: DType, device: Device, rng: inout RandomStream) {
         mlp = LlamaMLP(c, dtype: dtype, device: device, rng: &rng)
         super.init()
         selfAttn = LlamaAttention(c, layer: layer, dtype: dtype, device: device, rng: &rng)
@@ -379,7 +379,7 @@ public final class LlamaDecoderLayer: Module {
         postAttentionLayernorm = LlamaRMSNorm(c.hiddenSize, eps: c.rmsNormEps, dtype: dtype, device: device)
     }
 
-    func forward(_ x: Tensor, rotary: Rotary, keyPadding: Tensor?) -> Tensor {
+    package func forward(_ x: Tensor, rotary: Rotary, keyPadding: Tensor?) -> Tensor {
         let h = x + selfAttn.forward(inputLayernorm(x), rotary: rotary, keyPadding: keyPadding)
         return h + mlp(postAttentionLayernorm(h))
     }
@@ -424,7 +424,7 @@ public final class LlamaModel: Module, PretrainedModel {
     }
 
     /// config.json decoded, with Qwen2's q/k/v biases switched on by its `model_type`.
-    static func decodeConfig(_ folder: PretrainedFolder) throws -> LlamaConfig {
+    package static func decodeConfig(_ folder: PretrainedFolder) throws -> LlamaConfig {
         var config = try folder.decodeConfig(LlamaConfig.self)
         if folder.modelType == "qwen2" { config.qkvBias = true }
         return config

@@ -43,18 +43,7 @@ struct ZeroToFP32: ParsableCommand {
             }
             let file = out.appendingPathComponent("model.safetensors")
             let count = try ckpt.writeFP32(to: file)
-            if let config = ckpt.modelConfig {
-                // The model came from a Hugging Face folder: its config.json and tokenizer make OUT_DIR loadable.
-                try AtomicFile.write(Data(config.utf8), to: out.appendingPathComponent("config.json"))
-                for name in PretrainedJob.tokenizerFiles {
-                    guard let source = ckpt.modelSource.map({ URL(fileURLWithPath: $0).appendingPathComponent(name) }),
-                          FileManager.default.fileExists(atPath: source.path) else { continue }
-                    let target = out.appendingPathComponent(name)
-                    try? FileManager.default.removeItem(at: target)
-                    try FileManager.default.copyItem(at: source, to: target)
-                }
-                note("wrote \(out.path)/config.json: the folder loads with from_pretrained (the model came from \(ckpt.modelSource ?? "a Hugging Face folder"))")
-            }
+            if let config = ckpt.modelConfig { try writeFolderFiles(config: config, source: ckpt.modelSource, into: out) }
             let megabytes = (Double(count * 4) / 1e5).rounded() / 10
             print("wrote \(file.path): \(ckpt.parameterNames.count) tensors, \(count) fp32 parameters (\(megabytes) MB) "
                 + "from \(ckpt.folder.path) (ZeRO stage \(ckpt.zeroStage), \(ckpt.shards.count) shard\(ckpt.shards.count == 1 ? "" : "s"), "
@@ -68,6 +57,19 @@ struct ZeroToFP32: ParsableCommand {
         }
     }
 
+    /// The model came from a Hugging Face folder: its config.json and tokenizer files make `out` loadable.
+    func writeFolderFiles(config: String, source: String?, into out: URL) throws {
+        try AtomicFile.write(Data(config.utf8), to: out.appendingPathComponent("config.json"))
+        for name in PretrainedJob.tokenizerFiles {
+            guard let from = source.map({ URL(fileURLWithPath: $0).appendingPathComponent(name) }),
+                  FileManager.default.fileExists(atPath: from.path) else { continue }
+            let target = out.appendingPathComponent(name)
+            try? FileManager.default.removeItem(at: target)
+            try FileManager.default.copyItem(at: from, to: target)
+        }
+        FileHandle.standardError.write(Data("note: wrote \(out.path)/config.json: the folder loads with from_pretrained (the model came from \(source ?? "a Hugging Face folder"))\n".utf8))
+    }
+
     /// A `--pipeline-stages` checkpoint: every stage's fp32 masters under the unpartitioned model's names.
     func runPipeline() throws {
         do {
@@ -76,6 +78,9 @@ struct ZeroToFP32: ParsableCommand {
             try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
             let file = out.appendingPathComponent("model.safetensors")
             try Safetensors.write(weights.map { ($0.name, $0.tensor) }, metadata: ["format": "pt"], to: file)
+            if let origin = try PipelineCheckpoint.modelOrigin(directory: checkpointDir, tag: tag) {
+                try writeFolderFiles(config: origin.config, source: origin.source, into: out)
+            }
             let count = weights.reduce(0) { $0 + $1.tensor.count }
             print("wrote \(file.path): \(weights.count) tensors, \(count) fp32 parameters (\((Double(count * 4) / 1e5).rounded() / 10) MB) from the pipeline checkpoint in \(checkpointDir)")
         } catch let error as PipelineError {
