@@ -112,6 +112,8 @@ static const Symbol nccl_symbols[] = {
     REQ(SSNCCL, ncclBroadcast, "ncclBroadcast"),
     REQ(SSNCCL, ncclGroupStart, "ncclGroupStart"),
     REQ(SSNCCL, ncclGroupEnd, "ncclGroupEnd"),
+    REQ(SSNCCL, ncclSend, "ncclSend"),
+    REQ(SSNCCL, ncclRecv, "ncclRecv"),
 };
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))

@@ -1,7 +1,7 @@
 // The GPU process group: NCCL collectives on device buffers, bootstrapped by an MPI broadcast of rank 0's unique id.
 // Invariant: every NCCL call is issued on the CUDA backend's stream (the legacy default stream), so collectives are
-// ordered with the kernels that produce and consume their buffers and the host never waits for them; host tensors
-// and point-to-point messages go through the MPI group it was built from.
+// ordered with the kernels that produce and consume their buffers and the host never waits for them (device-to-device
+// sends and receives too); host tensors go through the MPI group it was built from.
 
 import CSpeedCUDA
 import SpeedComm
@@ -160,13 +160,27 @@ public final class NCCLProcessGroup: ProcessGroup, @unchecked Sendable {
                   "ncclBroadcast of \(tensor.count) \(tensor.dtype) from rank \(root)")
     }
 
-    /// Point-to-point goes through MPI (host staging for device tensors).
+    /// Device tensors go GPU to GPU with `ncclSend`, queued on the stream (the host does not wait); host tensors
+    /// through MPI. NCCL has no tags: messages between two ranks arrive in the order they were sent, which is
+    /// what the pipeline's schedule relies on (activations flow one way, gradients the other).
     public func send(_ tensor: Tensor, to destination: Int, tag: Int) throws {
-        try mpi.send(tensor, to: destination, tag: tag)
+        guard onDevice(tensor) else { return try mpi.send(tensor, to: destination, tag: tag) }
+        precondition(destination >= 0 && destination < size && destination != rank,
+                     "send: destination \(destination) is not another rank of a group of size \(size) (this is rank \(rank))")
+        guard tensor.count > 0 else { return }
+        try backend.context.makeCurrent()
+        try check(nccl.api.ncclSend!(address(tensor), tensor.count, Self.type(tensor.dtype), Int32(destination), comm, nil),
+                  "ncclSend of \(tensor.count) \(tensor.dtype) to rank \(destination)")
     }
 
     public func receive(_ tensor: Tensor, from source: Int, tag: Int) throws {
-        try mpi.receive(tensor, from: source, tag: tag)
+        guard onDevice(tensor) else { return try mpi.receive(tensor, from: source, tag: tag) }
+        precondition(source >= 0 && source < size && source != rank,
+                     "receive: source \(source) is not another rank of a group of size \(size) (this is rank \(rank))")
+        guard tensor.count > 0 else { return }
+        try backend.context.makeCurrent()
+        try check(nccl.api.ncclRecv!(address(tensor), tensor.count, Self.type(tensor.dtype), Int32(source), comm, nil),
+                  "ncclRecv of \(tensor.count) \(tensor.dtype) from rank \(source)")
     }
 
     /// Waits for this rank's queued GPU work, then for every rank.

@@ -331,5 +331,35 @@ EXPORT SSNCCLresult ncclBroadcast(const void* send, void* recv, size_t count, in
     return mpi(MPI_Bcast(recv, (int)bytes, MPI_BYTE, root, c->mpi), call);
 }
 
+// Point-to-point as blocking MPI messages on the communicator's split: FIFO per peer pair, as NCCL orders them.
+// Blocking is stricter than a GPU stream (whose host call returns at once), so a program that passes here never
+// relies on buffering.
+EXPORT SSNCCLresult ncclSend(const void* send, size_t count, int dtype, int peer, SSNCCLcomm comm, SSCUstream) {
+    const char* call = "ncclSend";
+    if (SSNCCLresult r = check_call(call, comm, dtype, 0, false, count, false)) return r;
+    const Comm* c = (const Comm*)comm;
+    if (peer < 0 || peer >= c->size || peer == c->rank) return fail(kInvalidArgument, call, "peer %d of %d ranks (this is rank %d)", peer, c->size, c->rank);
+    const size_t bytes = count * type_size(dtype);
+    if (SSNCCLresult r = check_buffers(call, send, bytes, send, bytes)) return r;
+    if (count == 0) return kSuccess;
+    return mpi(MPI_Send(send, (int)bytes, MPI_BYTE, peer, 0, c->mpi), call);
+}
+
+EXPORT SSNCCLresult ncclRecv(void* recv, size_t count, int dtype, int peer, SSNCCLcomm comm, SSCUstream) {
+    const char* call = "ncclRecv";
+    if (SSNCCLresult r = check_call(call, comm, dtype, 0, false, count, false)) return r;
+    const Comm* c = (const Comm*)comm;
+    if (peer < 0 || peer >= c->size || peer == c->rank) return fail(kInvalidArgument, call, "peer %d of %d ranks (this is rank %d)", peer, c->size, c->rank);
+    const size_t bytes = count * type_size(dtype);
+    if (SSNCCLresult r = check_buffers(call, recv, bytes, recv, bytes)) return r;
+    if (count == 0) return kSuccess;
+    MPI_Status status;
+    if (SSNCCLresult r = mpi(MPI_Recv(recv, (int)bytes, MPI_BYTE, peer, 0, c->mpi, &status), call)) return r;
+    int got = 0;
+    MPI_Get_count(&status, MPI_BYTE, &got);
+    return (size_t)got == bytes ? kSuccess
+        : fail(kInvalidArgument, call, "rank %d sent %d bytes; this receive expects %zu (count or dtype differ)", peer, got, bytes);
+}
+
 EXPORT SSNCCLresult ncclGroupStart(void) { return kSuccess; }
 EXPORT SSNCCLresult ncclGroupEnd(void) { return kSuccess; }

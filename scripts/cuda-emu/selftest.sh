@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite's GPU step on machines without a GPU: builds the host emulator (NVRTC stand-in, so no CUDA
 # toolkit is needed), then runs `swiftspeed selftest --device cuda` (every op forward + backward and gpt-mini
-# training vs the CPU), the NCCL process group's collectives, and ZeRO-3 on 2 emulated GPUs vs one CPU process.
+# training vs the CPU), the NCCL process group's collectives, ZeRO-3 and a 2-stage pipeline on 2 emulated GPUs vs one CPU process.
 # Invariant: uses the release binary the suite just built ($SWIFTSPEED_BIN overrides) and a throw-away kernel cache; exits non-zero on a mismatch.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -34,4 +34,19 @@ for c, g in zip(cpu, gpu):
     rel = abs(c["grad_norm"] - g["grad_norm"]) / c["grad_norm"]
     assert c["loss"] == g["loss"] and rel < 1e-3, f"step {c['step']}: cpu {c['loss']} / {c['grad_norm']}, 2 emulated GPUs {g['loss']} / {g['grad_norm']}"
 print(f"cuda-emu: ZeRO-3 on 2 emulated GPUs (NCCL) matches one CPU process: losses {[g['loss'] for g in gpu]}")
+PY
+
+# A 2-stage pipeline on 2 emulated GPUs: activations and gradients cross the stage boundary GPU to GPU (ncclSend /
+# ncclRecv), the tied embedding's gradient is all-reduced over NCCL; same losses as one CPU process (1e-3 relative).
+pipe() { "$@" --model gpt-mini --config configs/zero-stage1.json --synthetic --steps 2 --json; }
+cpu=$(pipe "$bin" train --device cpu)
+gpu=$(pipe mpirun --oversubscribe -n 2 "$bin" train --device cuda:0 --pipeline-stages 2)
+python3 - "$cpu" "$gpu" <<'PY'
+import json, sys
+cpu, gpu = [[json.loads(l) for l in text.splitlines() if l.startswith("{")] for text in sys.argv[1:3]]
+assert len(cpu) == len(gpu) == 2, f"expected 2 steps each, got {len(cpu)} and {len(gpu)}"
+for c, g in zip(cpu, gpu):
+    rel = abs(c["loss"] - g["loss"]) / c["loss"]
+    assert rel < 1e-3, f"step {c['step']}: cpu loss {c['loss']}, 2-stage pipeline on 2 emulated GPUs {g['loss']}"
+print(f"cuda-emu: a 2-stage pipeline on 2 emulated GPUs (NCCL send/receive) matches one CPU process: losses {[g['loss'] for g in gpu]}")
 PY

@@ -273,6 +273,9 @@ typedef struct SSNCCL {
                                   SSNCCLcomm comm, SSCUstream stream);
     SSNCCLresult (*ncclGroupStart)(void);
     SSNCCLresult (*ncclGroupEnd)(void);
+    /// Point-to-point (NCCL >= 2.7): `count` elements to / from rank `peer`, in issue order per peer pair.
+    SSNCCLresult (*ncclSend)(const void *send, size_t count, int dtype, int peer, SSNCCLcomm comm, SSCUstream stream);
+    SSNCCLresult (*ncclRecv)(void *recv, size_t count, int dtype, int peer, SSNCCLcomm comm, SSCUstream stream);
 } SSNCCL;
 
 #endif
