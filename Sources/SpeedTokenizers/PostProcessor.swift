@@ -1,7 +1,8 @@
 // Post-processors: BertProcessing, RobertaProcessing, TemplateProcessing, ByteLevel (ids unchanged, offsets trimmed),
 // Sequence. Special tokens they add get offsets 0..<0 and no word or sequence id.
-// Invariant: with `addSpecialTokens == false` every processor only concatenates the two sequences, keeping their type
-// ids (0 for the first, 1 for the pair), as HF does.
+// Invariant: with `addSpecialTokens == false` every processor but TemplateProcessing only concatenates the two sequences,
+// keeping their type ids (0 for the first, 1 for the pair; RoBERTa: all 0); a template still lays out its sequences with
+// its own type ids and leaves out only its special tokens, as HF's `apply_template` does.
 import Foundation
 
 indirect enum PostProcessor: Sendable {
@@ -89,10 +90,14 @@ indirect enum PostProcessor: Sendable {
             if !addSpecialTokens { return out }
             out = Encoding()
         }
-        guard addSpecialTokens else {
-            out.append(a)
-            if let b { out.append(b) }
-            return out
+        if !addSpecialTokens {
+            switch self {
+            case .template, .sequence: break
+            default:
+                out.append(a)
+                if let b { out.append(b) }
+                return out
+            }
         }
         func special(_ t: TokenAndId, _ type: Int) { out.append(id: t.id, token: t.token, typeId: type, special: true) }
         func seq(_ e: Encoding, _ type: Int?) {
@@ -110,6 +115,7 @@ indirect enum PostProcessor: Sendable {
         case let .template(single, pair, specials):
             for piece in b == nil ? single : pair {
                 if let s = piece.specialToken, let t = specials[s.id] {
+                    guard addSpecialTokens else { continue }
                     for (id, tok) in zip(t.ids, t.tokens) { out.append(id: id, token: tok, typeId: s.typeId, special: true) }
                 } else if let s = piece.sequence {
                     if s.id == "A" { seq(a, s.typeId) } else if let b { seq(b, s.typeId) }
@@ -121,7 +127,7 @@ indirect enum PostProcessor: Sendable {
         case .sequence(let ps):
             // Only one processor of a sequence adds tokens (ByteLevel only trims offsets, done in `process`).
             let adding = ps.first { if case .byteLevel = $0 { return false } else { return true } } ?? .byteLevel(trim: nil)
-            return adding.add(a, b, addSpecialTokens: true)
+            return adding.add(a, b, addSpecialTokens: addSpecialTokens)
         }
         return out
     }

@@ -89,7 +89,7 @@ public struct PatternConfig: Codable, Sendable {
 }
 
 /// A `normalizer`: BertNormalizer, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, ByteLevel,
-/// Sequence.
+/// Precompiled, Sequence.
 ///
 /// ```swift
 /// var n = NormalizerConfig(type: "Sequence")
@@ -107,11 +107,13 @@ public struct NormalizerConfig: Codable, Sendable {
     public var stripLeft: Bool?
     public var stripRight: Bool?
     public var normalizers: [NormalizerConfig]?
+    /// `Precompiled`'s SentencePiece charsmap, base64 as in tokenizer.json.
+    public var precompiledCharsmap: String?
 
     enum CodingKeys: String, CodingKey {
         case type, lowercase, pattern, content, prepend, normalizers
         case cleanText = "clean_text", handleChineseChars = "handle_chinese_chars", stripAccents = "strip_accents"
-        case stripLeft = "strip_left", stripRight = "strip_right"
+        case stripLeft = "strip_left", stripRight = "strip_right", precompiledCharsmap = "precompiled_charsmap"
     }
     public init(type: String) { self.type = type }
 }

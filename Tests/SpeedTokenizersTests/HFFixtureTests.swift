@@ -59,7 +59,7 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
 }
 
 @Suite struct HFFixtureTests {
-    @Test(arguments: ["gpt2", "bert", "bpe-small", "wordpiece-small", "unigram-small", "llama-bpe-small", "llama3-bpe-small", "wordlevel-small"])
+    @Test(arguments: ["gpt2", "bert", "bpe-small", "wordpiece-small", "unigram-small", "llama-bpe-small", "llama3-bpe-small", "wordlevel-small", "unigram-spm"])
     func idsMatchHuggingFace(_ name: String) throws {
         let tok = try fixtureTokenizer(name)
         let cases = try #require(expected.cases[name])
