@@ -1,5 +1,5 @@
 // Normalizers: BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace, Prepend, Strip, ByteLevel,
-// Precompiled, Sequence, each rewriting a NormalizedText and its alignment to the original text.
+// Precompiled, Nmt, Sequence, each rewriting a NormalizedText and its alignment to the original text.
 // Invariant: each normalizer maps code points and alignments exactly as HF's NormalizedString does (lowercase is per
 // code point, with no final-sigma context; StripAccents removes marks but does not decompose; BERT's accent strip
 // removes only Mn after NFD; NF* go through HF's (char, change) stream, so reordered marks swap alignments as in HF).
@@ -12,6 +12,9 @@ indirect enum Normalizer: Sendable {
     case prepend(Scalars)
     case strip(left: Bool, right: Bool)
     case byteLevel
+    /// SentencePiece's NMT rules (HF's `Nmt`): C0/C1 controls dropped, tab/newlines, zero-width and line separators,
+    /// U+2581, BOM and U+FFFD become spaces.
+    case nmt
     case precompiled(PrecompiledCharsmap)
     case sequence([Normalizer])
 
@@ -33,6 +36,7 @@ indirect enum Normalizer: Sendable {
         case "Prepend": self = .prepend((c.prepend ?? "").scalars)
         case "Strip": self = .strip(left: c.stripLeft ?? true, right: c.stripRight ?? true)
         case "ByteLevel": self = .byteLevel
+        case "Nmt": self = .nmt
         case "Precompiled":
             guard let map = c.precompiledCharsmap else {
                 throw TokenizerError.invalid(key: "\(key).precompiled_charsmap", reason: "Precompiled needs the base64 precompiled_charsmap of its SentencePiece model; re-save the tokenizer with `tokenizer.save(path)`")
@@ -85,8 +89,20 @@ indirect enum Normalizer: Sendable {
             if right { while hi > lo && t.scalars[hi - 1].isWhitespaceHF { hi -= 1 } }
             t.keep(lo..<hi)
         case .byteLevel: ByteLevel.encode(&t)
+        case .nmt:
+            t.filter { c in
+                switch c.value { case 0x01...0x08, 0x0B, 0x0E...0x1F, 0x7F, 0x8F, 0x9F: false; default: true }
+            }
+            if t.scalars.contains(where: Normalizer.nmtSpace) { t.scalars = t.scalars.map { Normalizer.nmtSpace($0) ? " " : $0 } }
         case .precompiled(let map): map.apply(&t)
         case .sequence(let ns): for n in ns { n.apply(&t) }
+        }
+    }
+
+    static func nmtSpace(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x09, 0x0A, 0x0C, 0x0D, 0x1680, 0x200B...0x200F, 0x2028, 0x2029, 0x2581, 0xFEFF, 0xFFFD: true
+        default: false
         }
     }
 

@@ -1,5 +1,5 @@
 // Pre-tokenizers: ByteLevel, BertPreTokenizer, Whitespace, WhitespaceSplit, Metaspace, Split, Digits, Punctuation,
-// Sequence. Each splits a list of pieces (NormalizedText, alignment kept) into finer pieces; the model then runs on
+// CharDelimiterSplit, Sequence. Each splits a list of pieces (NormalizedText, alignment kept) into finer pieces; the model then runs on
 // each piece alone, and each final piece is one word (HF's word ids).
 // Invariant: splitting never reorders or drops code points except where HF's behavior is `Removed` (whitespace in
 // BERT and WhitespaceSplit); ByteLevel and Metaspace rewrite text, through NormalizedText's HF-aligned edits.
@@ -62,6 +62,8 @@ indirect enum PreTokenizer: Sendable {
     case split(Pattern, SplitBehavior, invert: Bool)
     case digits(individual: Bool)
     case punctuation(SplitBehavior)
+    /// HF's `CharDelimiterSplit`: split on one character, which is removed.
+    case charDelimiter(Unicode.Scalar)
     case sequence([PreTokenizer])
 
     init(_ c: PreTokenizerConfig, key: String = "pre_tokenizer") throws {
@@ -86,6 +88,11 @@ indirect enum PreTokenizer: Sendable {
             self = .split(try Pattern(p, key: "\(key).pattern"), try behavior(.removed), invert: c.invert ?? false)
         case "Digits": self = .digits(individual: c.individualDigits ?? false)
         case "Punctuation": self = .punctuation(try behavior(.isolated))
+        case "CharDelimiterSplit":
+            guard let d = c.delimiter, d.unicodeScalars.count == 1 else {
+                throw TokenizerError.invalid(key: "\(key).delimiter", reason: "CharDelimiterSplit needs a one-character delimiter, got \(c.delimiter.map { "\"\($0)\"" } ?? "none")")
+            }
+            self = .charDelimiter(d.unicodeScalars.first!)
         case "Sequence":
             self = .sequence(try (c.pretokenizers ?? []).enumerated().map {
                 try PreTokenizer($0.element, key: "\(key).pretokenizers[\($0.offset)]")
@@ -174,6 +181,9 @@ indirect enum PreTokenizer: Sendable {
         case .punctuation(let behavior):
             let ms = s.scalars.indices.filter { s.scalars[$0].isBertPunctuation }.map { $0..<($0 + 1) }
             return PreTokenizers.split(s, matches: ms, behavior: behavior)
+        case .charDelimiter(let d):
+            let ms = s.scalars.indices.filter { s.scalars[$0] == d }.map { $0..<($0 + 1) }
+            return PreTokenizers.split(s, matches: ms, behavior: .removed)
         case .sequence: return apply([s])
         }
     }

@@ -132,10 +132,12 @@ public struct PreTokenizerConfig: Codable, Sendable {
     public var behavior: String?
     public var invert: Bool?
     public var individualDigits: Bool?
+    /// CharDelimiterSplit's one-character delimiter.
+    public var delimiter: String?
     public var pretokenizers: [PreTokenizerConfig]?
 
     enum CodingKeys: String, CodingKey {
-        case type, replacement, split, pattern, behavior, invert, pretokenizers
+        case type, replacement, split, pattern, behavior, invert, pretokenizers, delimiter
         case addPrefixSpace = "add_prefix_space", trimOffsets = "trim_offsets", useRegex = "use_regex"
         case prependScheme = "prepend_scheme", individualDigits = "individual_digits"
     }
