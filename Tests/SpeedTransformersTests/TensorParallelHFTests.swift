@@ -9,7 +9,9 @@ import Foundation
 import SpeedComm
 import SpeedCore
 import SpeedNN
+import SpeedIO
 import SpeedRuntime
+import SpeedTestSupport
 import Testing
 @testable import SpeedTransformers
 
@@ -192,6 +194,27 @@ import Testing
             #expect(text.hasPrefix(message), "\(text)")
             #expect(whole)
         }
+    }
+
+    /// A sharded model's savePretrained gathers the shards into the unsharded folder (the fixture's own weights,
+    /// exactly); the plain form refuses, since its state dict is one rank's shards.
+    @Test func shardedModelSavesTheUnshardedFolder() throws {
+        let dir = IOTestDirectory()
+        let out = dir.url.appendingPathComponent("saved")
+        let fixture = "tiny-qwen2-gqa"           // uneven vocabulary shards, fused-free q/k/v with biases
+        let refusals = try LocalProcessGroup.run(size: 2) { group -> String in
+            let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(fixture))
+            try model.applyTensorParallel(TensorParallelGroup(group))
+            var refusal = "no error"
+            do { try model.savePretrained(out) } catch { refusal = "\(error)" }
+            try model.savePretrained(out, tensorParallelWriter: group.rank == 0)
+            return refusal
+        }
+        #expect(refusals.allSatisfy { $0.contains("Qwen2ForCausalLM is tensor-parallel sharded over 2 ranks") }, "\(refusals)")
+        let (saved, _) = try Safetensors.read(out.appendingPathComponent("model.safetensors"))
+        let (original, _) = try Safetensors.read(fixtures.appendingPathComponent(fixture).appendingPathComponent("model.safetensors"))
+        #expect(Set(saved.keys) == Set(original.keys.filter { $0 != "lm_head.weight" }))   // tied: not stored
+        for (name, w) in saved { #expect(w.shape == original[name]?.shape && w.scalars == original[name]?.scalars, "\(name)") }
     }
 
     @Test func aModelWithoutRulesIsRefusedByType() throws {
