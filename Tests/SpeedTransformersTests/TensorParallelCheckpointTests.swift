@@ -197,5 +197,23 @@ import Testing
         let rank1 = try ZeroCheckpoint(directory: path, mpRank: 1)
         #expect(rank1.tensorParallelRank == 1 && rank1.tensorParallelSize == 2)
         #expect(rank1.parameterShapes.first { $0 == [32, 48] } != nil)    // c_attn [32, 96] cut in half (whole heads)
+
+        // A layout edited out of range is refused by name, by the reader and by a load at another size (no trap).
+        for mp in 0..<2 {
+            let file = dir.url.appendingPathComponent("t").appendingPathComponent(ZeroCheckpoint.modelStatesFile(mpRank: mp))
+            let (tensors, saved) = try Safetensors.read(file)
+            var metadata = saved
+            metadata.removeValue(forKey: Safetensors.checksumKey)
+            let text = try #require(metadata["swiftspeed"])
+            metadata["swiftspeed"] = text.replacingOccurrences(of: #""axis":1"#, with: #""axis":7"#)
+            #expect(metadata["swiftspeed"] != text)
+            try Safetensors.write(tensors, metadata: metadata, checksums: true, to: file)
+        }
+        #expect(throws: CheckpointError.self) { try TensorParallelCheckpoint(directory: path) }
+        do { _ = try TensorParallelCheckpoint(directory: path) } catch {
+            #expect("\(error)".contains("does not fit its saved parameters"), "\(error)")
+        }
+        let one = try Self.engine("tiny-gpt2", tp: nil, dp: SingleProcessGroup(), stage: 0)
+        #expect(throws: CheckpointError.self) { try one.loadCheckpoint(path) }
     }
 }

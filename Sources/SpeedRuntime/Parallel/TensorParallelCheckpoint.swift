@@ -90,10 +90,21 @@ public struct TensorParallelCheckpoint {
             }
             metas.append(m)
         }
+        let layouts = size == 1 ? [:] : first.tensorParallel?.layouts ?? [:]
+        let shapes = Dictionary(zip(first.parameterNames, first.parameterShapes)) { a, _ in a }
+        for (name, layout) in layouts {
+            // Metadata is input: a layout must describe one of the saved parameters with sane sizes.
+            let ok = shapes[name].map { layout.axis >= 0 && layout.axis < $0.count } ?? false
+                && !layout.blocks.isEmpty && layout.blocks.allSatisfy { $0 > 0 && $0 <= CheckpointLimits.maxCount }
+                && layout.unit >= 1 && layout.unit <= CheckpointLimits.maxCount
+            guard ok else {
+                throw CheckpointError("\(folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile).path): the tensor-parallel layout of \(name) (axis \(layout.axis), blocks \(layout.blocks), unit \(layout.unit)) does not fit its saved parameters; the file is corrupt or was edited — re-save the checkpoint")
+            }
+        }
         self.folder = folder
         self.note = note
         self.metas = metas
-        self.layouts = size == 1 ? [:] : first.tensorParallel?.layouts ?? [:]
+        self.layouts = layouts
     }
 
     /// Joins parameter `name`'s shards (one per mp rank, rank order), after checking they fit its layout.
