@@ -117,7 +117,9 @@ let package = Package(
         // ids against Hugging Face tokenizers' (Fixtures/, made by scripts/make_tokenizer_fixtures.py).
         .testTarget(name: "SpeedTokenizersTests", dependencies: ["SpeedTokenizers"], exclude: ["Fixtures"]),
         // GPT-2 and BERT against logits from Python transformers (tiny random fixtures, all-MiniLM-L6-v2).
-        .testTarget(name: "SpeedTransformersTests", dependencies: ["SpeedTransformers", "SpeedTestSupport"],
+        // … and their AutoTP rules and tensor-parallel checkpoints against one process (in-process ranks).
+        .testTarget(name: "SpeedTransformersTests", dependencies: ["SpeedTransformers", "SpeedComm", "SpeedRuntime",
+                                                                  "SpeedTestSupport"],
                     exclude: ["Fixtures"]),
         // Schedules against a send/receive simulator; 2, 4 and 2 × 2 (ZeRO-1) in-process pipelines against one process.
         .testTarget(name: "SpeedPipelineTests", dependencies: ["SpeedPipeline", "SpeedRuntime", "SpeedComm", "SpeedNN", "SpeedTransformers", "SpeedIO",

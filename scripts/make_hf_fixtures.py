@@ -179,6 +179,29 @@ def mistral_window():
          {"logits": out.logits, "loss": out.loss, "unpadded_logits": full.logits, "sdpa_logits": sdpa.logits})
 
 
+def qwen2_gqa():
+    """Qwen2 for tensor parallelism: 8 query heads over 4 key/value heads (splits over 2 and 4 ranks), q/k/v biases,
+    tied embeddings and an odd vocabulary (101: uneven vocab-parallel shards), a right-padded row."""
+    torch.manual_seed(11)
+    config = Qwen2Config(vocab_size=101, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=64,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6}, tie_word_embeddings=True,
+                         attn_implementation="eager")
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():  # non-zero biases and norm weights, so a dropped or mis-split one shows
+        for pname, p in model.named_parameters():
+            if pname.endswith("bias") or pname.endswith("norm.weight"):
+                p.add_(0.1 * torch.randn_like(p))
+    ids = torch.tensor([[5, 17, 42, 3, 100, 0, 64, 8], [1, 2, 3, 4, 5, 6, 7, 9]])
+    labels = ids.clone()
+    labels[1, 6:] = -100
+    mask = torch.tensor([[1] * 8, [1] * 6 + [0] * 2])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    save(model, "tiny-qwen2-gqa", {"input_ids": ids, "labels": labels, "attention_mask": mask},
+         {"logits": out.logits, "loss": out.loss})
+
+
 def bert_padded():
     """BertModel on a batch padded to three lengths (8, 5, 2): every position's hidden state, padded ones included,
     and the pooler output."""
@@ -244,5 +267,6 @@ if __name__ == "__main__":
         llama_variants()
         mistral_window()
         bert_padded()
+        qwen2_gqa()
         if args.minilm:
             minilm(args.minilm)

@@ -127,7 +127,20 @@ package enum CheckpointDirectory {
             let model = folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile)
             let meta: ModelStateSummary = try ZeroCheckpoint.decode(Safetensors.header(model).metadata["swiftspeed"], file: model.path)
             try ZeroCheckpoint.validate(meta, file: model.path)
-            _ = try ZeroCheckpoint.Shards(folder: folder)
+            // A tensor-parallel checkpoint: every mp rank's model states and optimizer shards.
+            let size = meta.tensorParallel?.size ?? 1
+            try CheckpointLimits.check("tensorParallel.size", size, min: 1, max: CheckpointLimits.maxWorldSize, file: model.path)
+            for mp in 0..<size {
+                if mp > 0 {
+                    let file = folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile(mpRank: mp))
+                    let other: ModelStateSummary = try ZeroCheckpoint.decode(Safetensors.header(file).metadata["swiftspeed"], file: file.path)
+                    try ZeroCheckpoint.validate(other, file: file.path)
+                    guard other.tensorParallel == TensorParallelSummary(rank: mp, size: size) else {
+                        throw CheckpointError("\(file.path) is not tensor-parallel rank \(mp) of \(size): the folder mixes files from different saves")
+                    }
+                }
+                _ = try ZeroCheckpoint.Shards(folder: folder, mpRank: mp)
+            }
             return meta.globalSteps
         }
     }

@@ -26,6 +26,15 @@ package struct ModelStateSummary: Codable {
     package var modelSource: String?
     /// Persistent module buffers stored in the model-states file beside the weights (nil before they were).
     package var bufferNames: [String]?
+    /// Set when the model was tensor-parallel sharded: which `mp_rank` file this is and how many there are (the
+    /// runtime stores each sharded parameter's layout beside them).
+    package var tensorParallel: TensorParallelSummary?
+}
+
+/// A model-states file's place among a tensor-parallel checkpoint's `mp_rank_XX` files.
+package struct TensorParallelSummary: Codable, Equatable {
+    package var rank: Int
+    package var size: Int
 }
 
 /// Optimizer-partition state stored in each rank's optim-states file (key `swiftspeed`).

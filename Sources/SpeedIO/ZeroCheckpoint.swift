@@ -21,12 +21,22 @@ import SpeedCore
 /// try ckpt.writeFP32(to: URL(fileURLWithPath: "out/model.safetensors"))
 /// ```
 public struct ZeroCheckpoint {
-    /// The model-states file of a tag (written by rank 0).
-    public static let modelStatesFile = "mp_rank_00_model_states.safetensors"
+    /// The model-states file of a tag (written by rank 0); tensor-parallel rank 0's in a tensor-parallel checkpoint.
+    public static let modelStatesFile = modelStatesFile(mpRank: 0)
     /// The name of the flat fp32 master-weight slice in every optimizer shard.
     public static let masterName = "fp32_flat_partition"
     /// Rank `rank`'s optimizer-states file.
-    public static func optimStatesFile(rank: Int) -> String { "zero_pp_rank_\(rank)_mp_rank_00_optim_states.safetensors" }
+    public static func optimStatesFile(rank: Int) -> String { optimStatesFile(rank: rank, mpRank: 0) }
+    /// Tensor-parallel rank `mpRank`'s model-states file (DeepSpeed's `mp_rank_XX_model_states.pt`), written by the
+    /// first data-parallel rank of that tensor-parallel rank.
+    public static func modelStatesFile(mpRank: Int) -> String { "mp_rank_\(twoDigits(mpRank))_model_states.safetensors" }
+    /// Data-parallel rank `rank`'s optimizer shard of tensor-parallel rank `mpRank`
+    /// (DeepSpeed's `zero_pp_rank_D_mp_rank_XX_optim_states.pt`).
+    public static func optimStatesFile(rank: Int, mpRank: Int) -> String {
+        "zero_pp_rank_\(rank)_mp_rank_\(twoDigits(mpRank))_optim_states.safetensors"
+    }
+
+    static func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
 
     /// The checkpoint directory (the one holding `latest`).
     public let directory: URL
@@ -56,6 +66,9 @@ public struct ZeroCheckpoint {
     public var modelDType: String { model.dtype }
     /// Optimizer steps taken when it was saved.
     public var globalSteps: Int { model.globalSteps }
+    /// The tensor-parallel degree of the run that saved it (1: not tensor-parallel) and the rank this view reads.
+    public var tensorParallelSize: Int { model.tensorParallel?.size ?? 1 }
+    public var tensorParallelRank: Int { model.tensorParallel?.rank ?? 0 }
     /// Why ``folder`` is not `directory/tag` when it is not: the complete copy an interrupted save left.
     public let note: String?
     /// Whether every optimizer shard records CRC-32C checksums (false for checkpoints saved before they did).
@@ -69,10 +82,13 @@ public struct ZeroCheckpoint {
     /// ```
     /// - Parameter verify: check every tensor read against the CRC-32C its file records (files saved
     ///   before checkpoints recorded checksums are read unchecked; see ``checksummed``).
+    /// - Parameter mpRank: the tensor-parallel rank whose files to read (its `mp_rank_XX` model states and optimizer
+    ///   shards: that rank's shard of every split parameter). nil (the default) wants the whole model and refuses a
+    ///   tensor-parallel checkpoint, whose whole weights only `TensorParallelCheckpoint` (SpeedRuntime) rebuilds.
     /// - Throws: ``CheckpointError`` naming the missing or inconsistent file and what to do about it
     ///   (a missing, empty or non-file `latest` included: pass a tag); `SafetensorsError` for a file that
     ///   is not valid safetensors, not a regular file, or whose data fails its checksum.
-    public init(directory: String, tag: String? = nil, verify: Bool = true) throws {
+    public init(directory: String, tag: String? = nil, mpRank: Int? = nil, verify: Bool = true) throws {
         let root = URL(fileURLWithPath: directory)
         guard CheckpointDirectory.isDirectory(root) else {
             throw CheckpointError("checkpoint directory \(root.path) does not exist (pass the folder given to saveCheckpoint / --save-dir)")
@@ -81,13 +97,31 @@ public struct ZeroCheckpoint {
             throw CheckpointError("\(root.appendingPathComponent(CheckpointDirectory.latestFile).path) does not exist, so there is no default tag; pass a tag\(CheckpointDirectory.tagList(root))")
         }
         let folder = choice.folder
-        let modelURL = folder.appendingPathComponent(Self.modelStatesFile)
+        var modelURL = folder.appendingPathComponent(Self.modelStatesFile)
         guard FileManager.default.fileExists(atPath: modelURL.path) else {
             throw CheckpointError("\(modelURL.path) is missing: rank 0 writes it with the parameter names and shapes, and the checkpoint cannot be read without it; copy it from the machine that ran rank 0")
         }
-        let model: ModelStateSummary = try Self.decode(Safetensors.header(modelURL).metadata["swiftspeed"], file: modelURL.path)
+        var model: ModelStateSummary = try Self.decode(Safetensors.header(modelURL).metadata["swiftspeed"], file: modelURL.path)
         try Self.validate(model, file: modelURL.path)
-        let shards = try Shards(folder: folder, verify: verify)
+        let size = model.tensorParallel?.size ?? 1
+        guard let mp = mpRank ?? (size == 1 ? 0 : nil) else {
+            throw CheckpointError("\(folder.path) is a tensor-parallel checkpoint (autotp_size \(size)): each parameter is split over mp_rank_00 … mp_rank_\(Self.twoDigits(size - 1)); read its whole weights with TensorParallelCheckpoint (swiftspeed zero-to-fp32 does), or pass mpRank for one rank's shards")
+        }
+        guard (0..<size).contains(mp) else {
+            throw CheckpointError("\(folder.path): tensor-parallel rank \(mp) does not exist; the checkpoint was saved by \(size) tensor-parallel rank(s)")
+        }
+        if mp > 0 {
+            modelURL = folder.appendingPathComponent(Self.modelStatesFile(mpRank: mp))
+            guard FileManager.default.fileExists(atPath: modelURL.path) else {
+                throw CheckpointError("\(modelURL.path) is missing: \(Self.modelStatesFile) says \(size) tensor-parallel ranks saved this checkpoint, and the first data-parallel rank of each writes its own model states; copy it from the machine that ran tensor-parallel rank \(mp)")
+            }
+            model = try Self.decode(Safetensors.header(modelURL).metadata["swiftspeed"], file: modelURL.path)
+            guard model.tensorParallel == TensorParallelSummary(rank: mp, size: size) else {
+                throw CheckpointError("\(modelURL.path) says it is tensor-parallel rank \(model.tensorParallel?.rank ?? 0) of \(model.tensorParallel?.size ?? 1), not rank \(mp) of \(size): the folder mixes files from different saves — re-save the checkpoint")
+            }
+        }
+        try Self.validate(model, file: modelURL.path)
+        let shards = try Shards(folder: folder, mpRank: mp, verify: verify)
         let needed = model.parameterShapes.reduce(0) { $0 + Self.elementCount($1) }
         guard shards.paddedCount >= needed else {
             throw CheckpointError("\(folder.path): the optimizer shards hold \(shards.paddedCount) elements but \(Self.modelStatesFile) lists \(model.parameterNames.count) parameters of \(needed) elements; the shards and the model states come from different runs — re-save the checkpoint")
@@ -199,15 +233,15 @@ public struct ZeroCheckpoint {
         /// The number of shard files (1 for stage 0 or a one-rank run).
         public var count: Int { files.count }
 
-        /// Reads and checks the header of every `zero_pp_rank_<r>_mp_rank_00_optim_states.safetensors`
+        /// Reads and checks the header of every `zero_pp_rank_<r>_mp_rank_<mpRank>_optim_states.safetensors`
         /// in `folder` (no tensor data); `verify` says whether later reads check the data's checksums.
         ///
         /// ```swift
         /// let shards = try ZeroCheckpoint.Shards(folder: URL(fileURLWithPath: "ckpt/global_step4"))
         /// shards.ranges   // [0..<1028, 1028..<2056]
         /// ```
-        public init(folder: URL, verify: Bool = true) throws {
-            let first = folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: 0))
+        public init(folder: URL, mpRank: Int = 0, verify: Bool = true) throws {
+            let first = folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: 0, mpRank: mpRank))
             guard FileManager.default.fileExists(atPath: first.path) else {
                 throw CheckpointError("\(first.path) is missing: rank 0's optimizer shard holds the fp32 master weights and says how many shards there are; without it the checkpoint's fp32 weights cannot be rebuilt (load it module-only, or copy the file from the machine that ran rank 0)")
             }
@@ -218,7 +252,7 @@ public struct ZeroCheckpoint {
             var rank = 0
             var checksummed = true
             while rank < worldSize {
-                let url = folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: rank))
+                let url = folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: rank, mpRank: mpRank))
                 guard FileManager.default.fileExists(atPath: url.path) else {
                     throw CheckpointError("\(url.path) is missing: shard 0 says \(worldSize) ranks saved this checkpoint, so zero_pp_rank_0 … zero_pp_rank_\(worldSize - 1) must all be present; every rank writes its own shard — copy the missing file from the machine that ran rank \(rank)")
                 }
@@ -280,7 +314,7 @@ public struct ZeroCheckpoint {
             guard end == metas[0].paddedCount else {
                 throw CheckpointError("\(folder.path): the \(worldSize) optimizer shards cover \(end) elements but their metadata says the flat buffer has \(metas[0].paddedCount) (sizes do not add up): shards are missing or truncated — re-save the checkpoint")
             }
-            let extra = folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: worldSize))
+            let extra = folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: worldSize, mpRank: mpRank))
             if FileManager.default.fileExists(atPath: extra.path) {
                 throw CheckpointError("\(folder.path) holds \(extra.lastPathComponent) but shard 0 says only \(worldSize) rank(s) saved the checkpoint: the folder mixes files from different saves — re-save the checkpoint, or remove the stray shard files")
             }
@@ -348,6 +382,10 @@ public struct ZeroCheckpoint {
         try CheckpointLimits.check("globalSteps", meta.globalSteps, file: file)
         try CheckpointLimits.check("dpWorldSize", meta.dpWorldSize, min: 1, max: CheckpointLimits.maxWorldSize, file: file)
         try CheckpointLimits.check("zeroStage", meta.zeroStage, max: 3, file: file)
+        if let tp = meta.tensorParallel {
+            try CheckpointLimits.check("tensorParallel.size", tp.size, min: 1, max: CheckpointLimits.maxWorldSize, file: file)
+            try CheckpointLimits.check("tensorParallel.rank", tp.rank, max: tp.size - 1, file: file)
+        }
         guard meta.parameterNames.count == meta.parameterShapes.count else {
             throw CheckpointError("\(file) lists \(meta.parameterNames.count) parameter names but \(meta.parameterShapes.count) shapes; the file is corrupt — re-save the checkpoint")
         }

@@ -57,15 +57,19 @@ public final class Linear: Module {
     /// try attn.qkv.shard(.column, comm, blocks: [c, c, c], unit: headDim, name: "blocks.0.attn.qkv")
     /// try attn.proj.shard(.row, comm, unit: headDim, name: "blocks.0.attn.proj")
     /// ```
+    /// `uneven` (one block, `.column` only) cuts as ``TensorParallelSplit/ranges(_:parts:)`` does, the first shards one
+    /// longer when the features do not divide: an untied LM head split like its vocabulary-parallel embedding.
     public func shard(_ style: TensorParallelStyle, _ comm: any TensorParallelCommunicator, blocks: [Int]? = nil,
-                      unit: Int = 1, name: String) throws {
+                      unit: Int = 1, uneven: Bool = false, name: String) throws {
         precondition(tensorParallel == nil, "Linear.shard: \(name) is already sharded")
+        precondition(!uneven || (style == .column && blocks == nil && unit == 1),
+                     "Linear.shard: \(name): an uneven split is a plain column split, got \(style), blocks \(blocks ?? []), unit \(unit)")
         let axis = style == .column ? 0 : 1
         let blocks = blocks ?? [weight.shape[axis]]
-        let layout = TensorParallelLayout(axis: axis, blocks: blocks, unit: unit)
+        let layout = TensorParallelLayout(axis: axis, blocks: blocks, unit: unit, uneven: uneven)
         let w = try layout.shard(weight, rank: comm.rank, parts: comm.size, name: name)
         if style == .column, let bias {
-            let b = TensorParallelLayout(axis: 0, blocks: blocks, unit: unit)
+            let b = TensorParallelLayout(axis: 0, blocks: blocks, unit: unit, uneven: uneven)
             TensorParallelSplit.replace(bias, with: try b.shard(bias, rank: comm.rank, parts: comm.size, name: name))
             biasLayout = b
         }

@@ -123,6 +123,30 @@ extension Module {
 /// A layer of its own kind (GPT-2's Conv1D, …) that reports how its sharded parameters are cut, by own name.
 public protocol TensorParallelLayoutProviding: Module {
     var ownTensorParallelLayouts: [String: TensorParallelLayout] { get }
+    /// The group this layer is sharded over (nil while unsharded); the default is nil.
+    var ownTensorParallelCommunicator: (any TensorParallelCommunicator)? { get }
+}
+
+extension TensorParallelLayoutProviding {
+    public var ownTensorParallelCommunicator: (any TensorParallelCommunicator)? { nil }
+}
+
+extension Module {
+    /// The tensor-parallel group this module's sharded layers exchange over (the first one found: a sharded `Linear`,
+    /// a vocabulary-sharded `Embedding` or a ``TensorParallelLayoutProviding`` layer); nil for an unsharded module.
+    ///
+    /// ```swift
+    /// try model.shardForTensorParallel(comm)
+    /// model.tensorParallelCommunicator()?.size   // comm.size
+    /// ```
+    public func tensorParallelCommunicator() -> (any TensorParallelCommunicator)? {
+        for (_, m) in namedModules() {
+            if let linear = m as? Linear, let tp = linear.tensorParallel { return tp.comm }
+            if let e = m as? Embedding, let shard = e.vocabularyShard { return shard.comm }
+            if let custom = m as? TensorParallelLayoutProviding, let comm = custom.ownTensorParallelCommunicator { return comm }
+        }
+        return nil
+    }
 }
 
 /// A model that can shard itself over a tensor-parallel group in place (DeepSpeed's AutoTP rules for one

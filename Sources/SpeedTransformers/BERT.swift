@@ -136,10 +136,13 @@ public final class BertEmbeddings: Module {
 public final class BertSelfAttention: Module {
     public let query: Linear, key: Linear, value: Linear
     let dropout: Dropout
-    let heads: Int
+    /// This rank's heads: `num_attention_heads`, or that `/ tp` once tensor-parallel sharded.
+    var heads: Int
+    let headDim: Int
 
     init(_ c: BertConfig, dtype: DType, device: Device, rng: inout RandomStream) {
         let (n, std) = (c.hiddenSize, c.initializerRange)
+        headDim = c.hiddenSize / c.numAttentionHeads
         query = Linear(n, n, std: std, dtype: dtype, device: device, rng: &rng)
         key = Linear(n, n, std: std, dtype: dtype, device: device, rng: &rng)
         value = Linear(n, n, std: std, dtype: dtype, device: device, rng: &rng)
@@ -150,8 +153,8 @@ public final class BertSelfAttention: Module {
 
     /// `x [B, T, C]`; `keyPadding` (`[B, T]` int32, 0 = padding) or nil.
     func forward(_ x: Tensor, keyPadding: Tensor?) -> Tensor {
-        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let d = c / heads
+        let (b, t) = (x.shape[0], x.shape[1])
+        let d = headDim, c = heads * headDim   // this rank's heads' width (hidden_size unsharded)
         if isTraining && dropout.p > 0 {
             let blocked = HFAttention.blocked(attentionMask: keyPadding, batch: b, tokens: t, causal: false, device: x.device)
             let y = HFAttention.attend(HFAttention.heads(query(x), heads), HFAttention.heads(key(x), heads),

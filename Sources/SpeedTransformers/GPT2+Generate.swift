@@ -34,8 +34,8 @@ public final class KVCache {
 extension GPT2Attention {
     /// `x [B, t, C]`: the next `t` positions after the cache's, attending to the cache and causally within the chunk.
     func forward(_ x: Tensor, layer: Int, cache: KVCache) -> Tensor {
-        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let d = c / heads, p = cache.length
+        let (b, t) = (x.shape[0], x.shape[1])
+        let d = headDim, c = heads * headDim, p = cache.length   // this rank's heads (all of them unsharded)
         let parts = cAttn(x).split([c, c, c], axis: 2)
         let q = HFAttention.heads(parts[0], heads)
         let (k, v) = cache.append(layer: layer, HFAttention.heads(parts[1], heads), HFAttention.heads(parts[2], heads))

@@ -79,11 +79,14 @@ public final class GPT2Attention: Module {
     @ModuleInfo(key: "c_proj") public var cProj: Conv1D
     @ModuleInfo(key: "attn_dropout") var attnDropout: Dropout
     @ModuleInfo(key: "resid_dropout") var residDropout: Dropout
-    let heads: Int
+    /// This rank's heads: `n_head`, or `n_head / tp` once tensor-parallel sharded.
+    var heads: Int
+    let headDim: Int
     let scaled: Bool
 
     init(_ c: GPT2Config, dtype: DType, device: Device, rng: inout RandomStream) {
         heads = c.nHead
+        headDim = c.nEmbd / c.nHead
         scaled = c.scaleAttnWeights
         super.init()
         let std = c.initializerRange
@@ -95,10 +98,10 @@ public final class GPT2Attention: Module {
 
     /// `x [B, T, C]`; `blocked` (causal + padding, `[B, 1, T, T]`) selects the composed path.
     func forward(_ x: Tensor, blocked: Tensor?) -> Tensor {
-        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let d = c / heads
+        let (b, t) = (x.shape[0], x.shape[1])
+        let d = headDim, c = heads * headDim   // this rank's heads' width (all of n_embd unsharded)
         let scale = scaled ? 1 / Double(d).squareRoot() : 1
-        let qkv = cAttn(x)
+        let qkv = cAttn(x)                       // [B, T, 3c]: [q | k | v] of this rank's heads
         let y: Tensor
         if blocked == nil && !(isTraining && attnDropout.p > 0) {
             y = Tensor.attention(packed: qkv.reshape([b, t, 3, heads, d]), causal: true, scale: scale).reshape([b, t, c])
@@ -274,6 +277,15 @@ public final class GPT2LMHeadModel: Module, PretrainedModel {
     public override func forward(_ inputs: ModuleInputs) -> ModuleOutputs {
         let hidden = transformer.hidden(inputs)
         var out = ModuleOutputs()
+        if let (range, comm) = transformer.wte.vocabularyShard {
+            // Tensor-parallel: each rank's vocabulary shard of the logits; the loss never gathers them.
+            let local = Tensor.matmul(hidden.copyToTensorParallelRegion(comm), transformer.wte.weight, transposeB: true)   // [B, T, V/tp]
+            if let labels = inputs.labels {
+                out.loss = local.vocabParallelCrossEntropy(targets: Self.causalTargets(labels), vocabRange: range, comm: comm)
+            }
+            out.logits = local.gatherFromTensorParallelRegion(comm, sizes: TensorParallelSplit.ranges(config.vocabSize, parts: comm.size).map(\.count))
+            return out
+        }
         let logits = Tensor.matmul(hidden, transformer.wte.weight, transposeB: true)
         if let labels = inputs.labels { out.loss = Self.causalLoss(logits, labels: labels) }
         out.logits = logits
@@ -283,11 +295,16 @@ public final class GPT2LMHeadModel: Module, PretrainedModel {
     /// Mean cross-entropy of `logits[:, t]` against `labels[:, t + 1]`, ignoring −100 (the last
     /// position has no target): transformers' `ForCausalLMLoss`.
     public static func causalLoss(_ logits: Tensor, labels: Tensor) -> Tensor {
+        logits.crossEntropy(targets: causalTargets(labels), ignoreIndex: -100)
+    }
+
+    /// `labels [B, T]` shifted one position left, −100 in the last column: position t's target is token t + 1.
+    static func causalTargets(_ labels: Tensor) -> Tensor {
         let (b, t) = (labels.shape[0], labels.shape[1])
         let host = labels.scalars(as: Int.self)
         var shifted = [Int](repeating: -100, count: b * t)
         for i in 0..<b { for j in 0..<(t - 1) { shifted[i * t + j] = host[i * t + j + 1] } }
-        return logits.crossEntropy(targets: Tensor(shifted, shape: [b, t], device: labels.device), ignoreIndex: -100)
+        return Tensor(shifted, shape: [b, t], device: labels.device)
     }
 }
 

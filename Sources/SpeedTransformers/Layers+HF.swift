@@ -26,7 +26,58 @@ public final class Conv1D: Module {
         super.init()
     }
 
-    public override func forward(_ x: Tensor) -> Tensor { Tensor.matmul(x, weight) + bias }
+    /// Set by ``shard(_:_:blocks:unit:name:)``: this layer holds one tensor-parallel shard.
+    public private(set) var tensorParallel: TensorParallelShard?
+    /// How `weight` and `bias` were cut (nil unsharded; a row-parallel layer's bias stays whole).
+    public private(set) var weightLayout: TensorParallelLayout?
+    public private(set) var biasLayout: TensorParallelLayout?
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        guard let tp = tensorParallel else { return Tensor.matmul(x, weight) + bias }
+        switch tp.style {
+        case .column:
+            return Tensor.matmul(x.copyToTensorParallelRegion(tp.comm), weight) + bias        // [..., out/tp]
+        case .row:
+            // The bias is whole on every rank: added once, after the partial products are summed.
+            return Tensor.matmul(x, weight).reduceFromTensorParallelRegion(tp.comm) + bias    // [..., out]
+        }
+    }
+
+    /// Keeps this rank's shard, as `Linear.shard` does but for the `[in, out]` layout: `.column` splits the output
+    /// features (axis 1 of the weight; each of `blocks` — fused q/k/v: three — in `unit`s, a head's size) and the
+    /// bias with them; `.row` splits the input features (axis 0) and keeps the bias whole.
+    /// - Throws: ``TensorParallelError`` naming `name` when a block does not divide into `comm.size` shards.
+    ///
+    /// ```swift
+    /// try attn.cAttn.shard(.column, comm, blocks: [c, c, c], unit: headDim, name: "h.0.attn.c_attn")
+    /// try attn.cProj.shard(.row, comm, unit: headDim, name: "h.0.attn.c_proj")
+    /// ```
+    public func shard(_ style: TensorParallelStyle, _ comm: any TensorParallelCommunicator, blocks: [Int]? = nil,
+                      unit: Int = 1, name: String) throws {
+        precondition(tensorParallel == nil, "Conv1D.shard: \(name) is already sharded")
+        let axis = style == .column ? 1 : 0
+        let layout = TensorParallelLayout(axis: axis, blocks: blocks ?? [weight.shape[axis]], unit: unit)
+        let w = try layout.shard(weight, rank: comm.rank, parts: comm.size, name: name)
+        if style == .column {
+            let b = TensorParallelLayout(axis: 0, blocks: layout.blocks, unit: unit)
+            TensorParallelSplit.replace(bias, with: try b.shard(bias, rank: comm.rank, parts: comm.size, name: name))
+            biasLayout = b
+        }
+        TensorParallelSplit.replace(weight, with: w)
+        weightLayout = layout
+        tensorParallel = TensorParallelShard(style, comm)
+    }
+}
+
+extension Conv1D: TensorParallelLayoutProviding {
+    public var ownTensorParallelLayouts: [String: TensorParallelLayout] {
+        var out: [String: TensorParallelLayout] = [:]
+        if let weightLayout { out["weight"] = weightLayout }
+        if let biasLayout { out["bias"] = biasLayout }
+        return out
+    }
+
+    public var ownTensorParallelCommunicator: (any TensorParallelCommunicator)? { tensorParallel?.comm }
 }
 
 /// A config.json `activation_function` / `hidden_act` value.

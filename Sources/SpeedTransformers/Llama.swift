@@ -289,8 +289,9 @@ public final class LlamaAttention: Module {
     @ModuleInfo(key: "v_proj") public var vProj: Linear
     @ModuleInfo(key: "o_proj") public var oProj: Linear
     let attnDropout: Dropout
-    let heads: Int
-    let kvHeads: Int
+    /// This rank's query and key/value heads (`/ tp` once tensor-parallel sharded: whole kv groups per rank).
+    var heads: Int
+    var kvHeads: Int
     let headDim: Int
     /// This layer's sliding window (nil: full causal attention).
     let window: Int?
@@ -509,6 +510,15 @@ public class LlamaForCausalLM: Module, PretrainedModel {
     public override func forward(_ inputs: ModuleInputs) -> ModuleOutputs {
         let hidden = model.hidden(inputs)
         var out = ModuleOutputs()
+        if let (local, range, comm) = vocabParallelLogits(hidden) {
+            // Tensor-parallel: each rank's vocabulary shard of the logits; the loss never gathers them.
+            if let labels = inputs.labels {
+                out.loss = local.vocabParallelCrossEntropy(targets: GPT2LMHeadModel.causalTargets(labels), vocabRange: range,
+                                                           comm: comm)
+            }
+            out.logits = local.gatherFromTensorParallelRegion(comm, sizes: TensorParallelSplit.ranges(config.vocabSize, parts: comm.size).map(\.count))
+            return out
+        }
         let logits = lmHead.map { $0(hidden) } ?? Tensor.matmul(hidden, model.embedTokens.weight, transposeB: true)
         if let labels = inputs.labels { out.loss = GPT2LMHeadModel.causalLoss(logits, labels: labels) }
         out.logits = logits

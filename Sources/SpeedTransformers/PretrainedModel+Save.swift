@@ -17,8 +17,30 @@ extension PretrainedModel {
     /// try model.savePretrained(URL(fileURLWithPath: "out/tiny-gpt2"))
     /// // Python: GPT2LMHeadModel.from_pretrained("out/tiny-gpt2")
     /// ```
-    /// - Throws: ``PretrainedError`` or `SafetensorsError` naming the file that failed.
+    /// - Throws: ``PretrainedError`` or `SafetensorsError` naming the file that failed; `TensorParallelError` for a
+    ///   tensor-parallel sharded model (its state dict is one rank's shards: use
+    ///   ``savePretrained(_:maxShardSize:tensorParallelWriter:)`` on every rank).
     public func savePretrained(_ dir: URL, maxShardSize: Int = 5_000_000_000) throws {
+        if let comm = tensorParallelCommunicator(), comm.size > 1 {
+            throw TensorParallelError("\(type(of: self)) is tensor-parallel sharded over \(comm.size) ranks, so its state dict holds this rank's shards only: call savePretrained(_:tensorParallelWriter:) on every rank of the group (it gathers the shards; the writer saves), or save a checkpoint and consolidate it with swiftspeed zero-to-fp32")
+        }
+        try writePretrained(dir, entries: stateDict(), maxShardSize: maxShardSize)
+    }
+
+    /// ``savePretrained(_:maxShardSize:)`` for a tensor-parallel sharded model: gathers the unsharded weights
+    /// (``Module/tensorParallelGatheredStateDict()``, collective — every rank of the group calls it) and writes them
+    /// where `tensorParallelWriter` is true (one rank); the folder is the unsharded model's.
+    ///
+    /// ```swift
+    /// try model.savePretrained(URL(fileURLWithPath: "out"), tensorParallelWriter: comm.rank == 0)
+    /// ```
+    public func savePretrained(_ dir: URL, maxShardSize: Int = 5_000_000_000, tensorParallelWriter: Bool) throws {
+        let whole = tensorParallelGatheredStateDict()
+        guard tensorParallelWriter else { return }
+        try writePretrained(dir, entries: whole, maxShardSize: maxShardSize)
+    }
+
+    private func writePretrained(_ dir: URL, entries unsorted: StateDict, maxShardSize: Int) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var config = try configJSON()
         // The dynamic type: a subclass (Qwen2ForCausalLM held as LlamaForCausalLM) still names itself.
@@ -28,7 +50,7 @@ extension PretrainedModel {
         let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(Array(json) + [UInt8(ascii: "\n")], to: configURL)
 
-        let entries = stateDict().sorted { $0.key < $1.key }
+        let entries = unsorted.sorted { $0.key < $1.key }
         // Greedy shards in name order, like transformers' split_torch_state_dict_into_shards.
         var shards: [[(String, Tensor)]] = [[]]
         var size = 0

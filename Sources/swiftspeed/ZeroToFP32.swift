@@ -17,10 +17,11 @@ struct ZeroToFP32: ParsableCommand {
         commandName: "zero-to-fp32",
         abstract: "Consolidate a checkpoint's ZeRO shards into full fp32 weights (OUT_DIR/model.safetensors).",
         discussion: """
-            Works for checkpoints of any ZeRO stage (0-3) saved by any number of ranks. The weights are the \
-            exact fp32 master weights from the optimizer shards (not the 16-bit model weights); optimizer \
-            moments are dropped. The output has the parameter names of the model and metadata format=pt, \
-            so Hugging Face's loaders read it.
+            Works for checkpoints of any ZeRO stage (0-3) saved by any number of ranks, tensor-parallel ones \
+            (autotp_size, mp_rank_XX files) included: their shards are joined into the unsharded model. The \
+            weights are the exact fp32 master weights from the optimizer shards (not the 16-bit model weights); \
+            optimizer moments are dropped. The output has the parameter names of the model and metadata \
+            format=pt, so Hugging Face's loaders read it.
             """)
 
     @Argument(help: "The checkpoint directory (the --save-dir / saveCheckpoint folder holding 'latest').") var checkpointDir: String
@@ -31,22 +32,19 @@ struct ZeroToFP32: ParsableCommand {
     func run() throws {
         do {
             if try PipelineCheckpoint.folder(directory: checkpointDir, tag: tag) != nil { return try runPipeline() }
-            let ckpt = try ZeroCheckpoint(directory: checkpointDir, tag: tag, verify: !noVerify)
-            func note(_ text: String) { FileHandle.standardError.write(Data("note: \(text)\n".utf8)) }
+            let ckpt = try ZeroCheckpoint(directory: checkpointDir, tag: tag, mpRank: 0, verify: !noVerify)
             if let recovered = ckpt.note { note(recovered) }
             if !ckpt.checksummed { note("\(ckpt.folder.path) was saved without checksums (before SwiftSpeed recorded them); its data is not verified") }
-            let out = URL(fileURLWithPath: outputDir)
-            do {
-                try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-            } catch {
-                throw CheckpointError("cannot create the output folder \(out.path): \(fileErrorText(error))")
-            }
+            let out = try outputFolder()
             let file = out.appendingPathComponent("model.safetensors")
-            let count = try ckpt.writeFP32(to: file)
-            if let config = ckpt.modelConfig { try writeFolderFiles(config: config, source: ckpt.modelSource, into: out) }
+            let tp = ckpt.tensorParallelSize > 1 ? try TensorParallelCheckpoint(directory: checkpointDir, tag: tag, verify: !noVerify) : nil
+            let count = try tp?.writeFP32(to: file, verify: !noVerify) ?? ckpt.writeFP32(to: file)
+            try writeHFFiles(out, config: ckpt.modelConfig, source: ckpt.modelSource)
             let megabytes = (Double(count * 4) / 1e5).rounded() / 10
+            let shards = ckpt.shards.count * ckpt.tensorParallelSize
+            let layout = tp.map { "tensor-parallel \($0.size) × " } ?? ""
             print("wrote \(file.path): \(ckpt.parameterNames.count) tensors, \(count) fp32 parameters (\(megabytes) MB) "
-                + "from \(ckpt.folder.path) (ZeRO stage \(ckpt.zeroStage), \(ckpt.shards.count) shard\(ckpt.shards.count == 1 ? "" : "s"), "
+                + "from \(ckpt.folder.path) (\(layout)ZeRO stage \(ckpt.zeroStage), \(shards) shard\(shards == 1 ? "" : "s"), "
                 + "saved in \(ckpt.modelDType))")
         } catch let error as CheckpointError {
             printError("\(error)")
@@ -57,8 +55,22 @@ struct ZeroToFP32: ParsableCommand {
         }
     }
 
-    /// The model came from a Hugging Face folder: its config.json and tokenizer files make `out` loadable.
-    func writeFolderFiles(config: String, source: String?, into out: URL) throws {
+    func note(_ text: String) { FileHandle.standardError.write(Data("note: \(text)\n".utf8)) }
+
+    /// OUTPUT_DIR, created if missing.
+    func outputFolder() throws -> URL {
+        let out = URL(fileURLWithPath: outputDir)
+        do {
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        } catch {
+            throw CheckpointError("cannot create the output folder \(out.path): \(fileErrorText(error))")
+        }
+        return out
+    }
+
+    /// The model came from a Hugging Face folder: its config.json and tokenizer make `out` loadable.
+    func writeHFFiles(_ out: URL, config: String?, source: String?) throws {
+        guard let config else { return }
         try AtomicFile.write(Data(config.utf8), to: out.appendingPathComponent("config.json"))
         for name in PretrainedJob.tokenizerFiles {
             guard let from = source.map({ URL(fileURLWithPath: $0).appendingPathComponent(name) }),
@@ -67,7 +79,7 @@ struct ZeroToFP32: ParsableCommand {
             try? FileManager.default.removeItem(at: target)
             try FileManager.default.copyItem(at: from, to: target)
         }
-        FileHandle.standardError.write(Data("note: wrote \(out.path)/config.json: the folder loads with from_pretrained (the model came from \(source ?? "a Hugging Face folder"))\n".utf8))
+        note("wrote \(out.path)/config.json: the folder loads with from_pretrained (the model came from \(source ?? "a Hugging Face folder"))")
     }
 
     /// A `--pipeline-stages` checkpoint: every stage's fp32 masters under the unpartitioned model's names.
@@ -79,7 +91,7 @@ struct ZeroToFP32: ParsableCommand {
             let file = out.appendingPathComponent("model.safetensors")
             try Safetensors.write(weights.map { ($0.name, $0.tensor) }, metadata: ["format": "pt"], to: file)
             if let origin = try PipelineCheckpoint.modelOrigin(directory: checkpointDir, tag: tag) {
-                try writeFolderFiles(config: origin.config, source: origin.source, into: out)
+                try writeHFFiles(out, config: origin.config, source: origin.source)
             }
             let count = weights.reduce(0) { $0 + $1.tensor.count }
             print("wrote \(file.path): \(weights.count) tensors, \(count) fp32 parameters (\((Double(count * 4) / 1e5).rounded() / 10) MB) from the pipeline checkpoint in \(checkpointDir)")

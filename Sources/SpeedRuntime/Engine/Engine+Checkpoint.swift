@@ -1,5 +1,6 @@
-// DeepSpeed-layout checkpoints in safetensors + JSON: <dir>/<tag>/mp_rank_00_model_states.safetensors,
-// <dir>/<tag>/zero_pp_rank_<r>_mp_rank_00_optim_states.safetensors and <dir>/latest.
+// DeepSpeed-layout checkpoints in safetensors + JSON: <dir>/<tag>/mp_rank_<mp>_model_states.safetensors,
+// <dir>/<tag>/zero_pp_rank_<r>_mp_rank_<mp>_optim_states.safetensors (mp: the tensor-parallel rank, 00 without
+// tensor parallelism) and <dir>/latest.
 // Invariant: a tag's files (each tensor with its CRC-32C) are written into `.<tag>.partial`, which replaces
 // `<tag>` only when complete (CheckpointDirectory's swap), `latest` is written last, and a load reads, checksums
 // and validates every file before it changes anything — a truncated or corrupt checkpoint is refused, never
@@ -43,6 +44,9 @@ struct ModelStateMeta: Codable {
     var bufferNames: [String]? = nil
     /// ``Engine/accumulationPhase`` (nil before forced boundaries existed: 0).
     var accumulationPhase: Int? = nil
+    /// Set by a tensor-parallel engine: this file's mp rank, the degree and each sharded parameter's cut (nil: the
+    /// weights are whole).
+    var tensorParallel: TensorParallelMeta? = nil
 
     /// Refuses counters out of range or inconsistent with one another (a resume must neither crash on
     /// `globalSteps: -5` nor train zero steps on `globalSteps: 2^62`), naming the field and `file`.
@@ -80,16 +84,21 @@ extension Engine {
         for m in monitors { m.flush() }
         let started = now()
         let rank = group.rank
+        // Tensor-parallel: each tensor-parallel rank writes its own mp_rank files (its shards), the job's first rank
+        // prepares and commits the folder.
+        let tp = tensorParallel
+        let mp = tp?.rank ?? 0
+        let leader = rank == 0 && mp == 0
         let partitioned = partition != 0..<flat.paddedCount
         let root = URL(fileURLWithPath: dir)
         let target = root.appendingPathComponent(tag)
         // Every rank writes into one sibling folder; it replaces `<tag>` only once all files are complete.
         let folder = CheckpointDirectory.partialFolder(root, tag)
-        if rank == 0 {
+        if leader {
             let (_, repairs) = try CheckpointDirectory.preparePartial(root, tag: tag)
             for repair in repairs { logger.warning("[SwiftSpeed] \(dir): \(repair)") }
         }
-        try group.barrier()
+        try barrierAcrossTensorParallel()
         // Stage 3 gathers the full weights (collectively) so the model states are never empty.
         let weights: [(String, Tensor)] = try withGatheredParameters {
             rank == 0 ? zip(flat.names, flat.params.map { partitioner == nil ? $0.detach() : $0.copy() }).map { ($0, $1) } : []
@@ -104,9 +113,12 @@ extension Engine {
                 lrScheduler: scheduler?.state, lossScaler: lossScaler,
                 dropoutStreams: Dictionary(uniqueKeysWithValues: dropout), clientState: clientState, config: config,
                 modelConfig: modelOrigin?.config, modelSource: modelOrigin?.source, bufferNames: buffers.map(\.0),
-                accumulationPhase: accumulationPhase)
+                accumulationPhase: accumulationPhase,
+                tensorParallel: tp.map { tp in
+                    TensorParallelMeta(rank: tp.rank, size: tp.size, layouts: tp.layouts.filter { flat.names.contains($0.key) })
+                })
             try Safetensors.write(weights + buffers, metadata: ["swiftspeed": try Self.json(meta)], checksums: true,
-                                  to: folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile))
+                                  to: folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile(mpRank: mp)))
             CheckpointDirectory.crashHook(after: .wroteModelStates)
         }
         if partitioned || rank == 0 {
@@ -118,16 +130,16 @@ extension Engine {
             var optimTensors: [(String, Tensor)] = [(ZeroCheckpoint.masterName, master ?? weightShard)]
             optimTensors += zip(optimizer.stateNames, optimizerState).map { ($0, $1) }
             try Safetensors.write(optimTensors, metadata: ["swiftspeed": try Self.json(optimMeta)], checksums: true,
-                                  to: folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: optimMeta.rank)))
+                                  to: folder.appendingPathComponent(ZeroCheckpoint.optimStatesFile(rank: optimMeta.rank, mpRank: mp)))
         }
-        try group.barrier()
+        try barrierAcrossTensorParallel()
         CheckpointDirectory.crashHook(after: .wroteShards)
-        if rank == 0 {
+        if leader {
             try CheckpointDirectory.commit(folder, to: target)
             try CheckpointDirectory.writeLatest(root, tag: tag)
             logger.info("[SwiftSpeed] saved checkpoint \(target.path) in \(((now() - started) * 100).rounded() / 100) s")
         }
-        try group.barrier()
+        try barrierAcrossTensorParallel()
         return target.path
     }
 
@@ -158,11 +170,31 @@ extension Engine {
         if let note = choice.note { logger.warning("[SwiftSpeed] \(note)") }
         let folder = choice.folder
         // 1. Read and validate everything.
-        let modelURL = folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile)
-        let (weights, metadata) = try Safetensors.read(modelURL, verify: verify)
-        let meta: ModelStateMeta = try ZeroCheckpoint.decode(metadata["swiftspeed"], file: modelURL.path)
+        var modelURL = folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile)
+        var meta: ModelStateMeta = try ZeroCheckpoint.decode(Safetensors.header(modelURL).metadata["swiftspeed"], file: modelURL.path)
         try meta.validate(file: modelURL.path)
-        var checksummed = metadata[Safetensors.checksumKey] != nil
+        // Saved at this tensor-parallel size with these layouts: read this rank's own mp_rank files. Otherwise
+        // (TP=2 → 1 or 4, …): join every saved shard and cut this rank's (the whole model passes through memory).
+        let tp = tensorParallel
+        let savedTP = meta.tensorParallel.map { ($0.size, $0.layouts) } ?? (1, [:])
+        let reshard: TensorParallelCheckpoint? = savedTP.0 == (tp?.size ?? 1) && (savedTP.0 == 1 || savedTP.1 == tp!.layouts.filter { flat.names.contains($0.key) })
+            ? nil : try TensorParallelCheckpoint(folder: folder)
+        let weights: [String: Tensor]
+        var checksummed: Bool
+        if let reshard {
+            (weights, checksummed) = try reshardedModelStates(reshard, verify: verify)
+            logger.info("[SwiftSpeed] \(folder.path) was saved at tensor-parallel size \(reshard.size); resharding it for tensor-parallel rank \(tp?.rank ?? 0) of \(tp?.size ?? 1)")
+        } else {
+            if let mp = tp?.rank, mp > 0 { modelURL = folder.appendingPathComponent(ZeroCheckpoint.modelStatesFile(mpRank: mp)) }
+            let (tensors, metadata) = try Safetensors.read(modelURL, verify: verify)
+            meta = try ZeroCheckpoint.decode(metadata["swiftspeed"], file: modelURL.path)
+            try meta.validate(file: modelURL.path)
+            if let tp, meta.tensorParallel?.rank != tp.rank {
+                throw CheckpointError("\(modelURL.path) says it is tensor-parallel rank \(meta.tensorParallel?.rank ?? 0), not \(tp.rank): the folder mixes files from different saves — re-save the checkpoint")
+            }
+            weights = tensors
+            checksummed = metadata[Safetensors.checksumKey] != nil
+        }
         var problems: [String] = []
         for (name, p) in zip(flat.names, flat.params) {
             guard let w = weights[name] else { problems.append("missing \(name)"); continue }
@@ -186,8 +218,15 @@ extension Engine {
         // This rank's partition of the fp32 weights and optimizer buffers, read from whichever shards
         // overlap it, whatever world size and stage saved them (resume on a different W or stage).
         var optim: (tensors: [String: Tensor], meta: OptimStateMeta)?
-        if wantOptim {
-            let shards = try ZeroCheckpoint.Shards(folder: folder, verify: verify)
+        if wantOptim, let reshard {
+            let (tensors, stateNames, optimMeta, summed) = try reshardedOptimizerPartition(reshard, verify: verify)
+            checksummed = checksummed && summed
+            guard stateNames == optimizer.stateNames else {
+                throw CheckpointError("checkpoint optimizer state \(stateNames) (\(optimMeta.optimizer)) does not match \(optimizer.typeName)'s \(optimizer.stateNames)")
+            }
+            optim = (tensors, optimMeta)
+        } else if wantOptim {
+            let shards = try ZeroCheckpoint.Shards(folder: folder, mpRank: tp?.rank ?? 0, verify: verify)
             checksummed = checksummed && shards.checksummed
             guard shards.stateNames == optimizer.stateNames else {
                 throw CheckpointError("checkpoint optimizer state \(shards.stateNames) (\(shards.optimizer)) does not match \(optimizer.typeName)'s \(optimizer.stateNames)")
