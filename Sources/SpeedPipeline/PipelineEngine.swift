@@ -1,7 +1,7 @@
 // DeepSpeed's PipelineEngine: one stage of a pipe × data grid, training a PipelineModule with the 1F1B schedule.
 // Invariant: every rank of the job constructs it with the same module and config and calls trainBatch/evalBatch
 // the same number of times; each stage's weights and optimizer state live in an ordinary Engine over the stage's
-// data-parallel group (ZeRO 0/1), whose norm is made global over the stages through `crossStageSquaredNorm`.
+// data-parallel group (ZeRO 0/1), whose norm is made global over the stages (`modelParallelNormGroups`).
 
 import Logging
 import SpeedComm
@@ -80,6 +80,9 @@ public final class PipelineEngine {
         guard config.zeroOptimization.stage < 2 else {
             throw PipelineError.configuration("ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism (zero_optimization.stage is \(config.zeroOptimization.stage)); use stage 0 or 1, as DeepSpeed requires")
         }
+        guard !config.tensorParallel.isEnabled else {
+            throw PipelineError.configuration("tensor_parallel.autotp_size \(config.tensorParallel.autotpSize) with pipeline parallelism is not supported yet; use tensor parallelism with data parallelism (no --pipeline-stages), or set autotp_size to 0")
+        }
         guard world.size % stages == 0 else {
             throw PipelineError.configuration("\(world.size) ranks do not split into \(stages) pipeline stages; launch a multiple of \(stages) ranks")
         }
@@ -136,19 +139,8 @@ public final class PipelineEngine {
                 if let i = flat.params.firstIndex(where: { $0 === w }) { duplicates.append(flat.range(of: i)) }
             }
         }
-        let pipe = grid.pipeGroup
-        let grads = flat.grads
-        engine.crossStageSquaredNorm = { local in
-            var mine = local
-            if let grads {
-                for r in duplicates {
-                    mine -= noGrad { grads.slice(axis: 0, r).cast(to: .float32).sumOfSquares() }.item()
-                }
-            }
-            let t = Tensor([mine], shape: [1], dtype: .float64)
-            try pipe.allReduce(t, op: .sum)
-            return t.item()
-        }
+        engine.normExcludedRanges += duplicates
+        engine.modelParallelNormGroups.append(grid.pipeGroup)
     }
 
     // MARK: Training and evaluation

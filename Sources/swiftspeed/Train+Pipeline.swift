@@ -27,7 +27,7 @@ extension Train {
         }
         let dp = world / stages
         let ds: DeepSpeedConfig
-        do { ds = try DeepSpeedConfig.load(path: config, worldSize: dp) } catch {
+        do { ds = try DeepSpeedConfig.load(path: config, processes: world, pipelineStages: stages) } catch {
             printError(world > 1 ? "rank \(rank): \(error)" : "\(error)")
             throw ExitCode(1)
         }

@@ -115,7 +115,7 @@ public struct TrainingLoop: Sendable {
                                     samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(tokensPerSample),
                                     memParams: memory.params, memGrads: memory.grads, memOptim: memory.optimizer,
                                     memOffload: memory.offloaded, peakMem: engine.device.backend.memoryStats.peakAllocatedBytes,
-                                    paramsTotal: engine.flat.count, skippedSteps: engine.skippedSteps,
+                                    paramsTotal: engine.modelParameterCount, skippedSteps: engine.skippedSteps,
                                     consecutiveSkippedSteps: engine.consecutiveSkippedSteps)
             records.append(record)
             try onStep(record)
