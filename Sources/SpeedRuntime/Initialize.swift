@@ -51,24 +51,10 @@ public func initialize(model: Module, config: DeepSpeedConfig, optimizer: (any O
         throw InitializeError("the config's batch sizes were resolved for world size \(config.worldSize) but the process group has \(world.size) ranks; load it with DeepSpeedConfig.load(path:worldSize: \(world.size))")
     }
     if world.rank == 0 { for warning in config.warnings { logger.warning("\(warning)") } }
-    let opt: any Optimizer
-    if let optimizer {
-        opt = optimizer
-    } else if let block = config.optimizer {
-        opt = try makeOptimizer(block)
-    } else {
-        throw InitializeError("no optimizer: pass one to initialize(optimizer:) or add an \"optimizer\" block to the config")
-    }
-    let sched: (any LRScheduler)?
-    if let lrScheduler { sched = lrScheduler } else if let block = config.scheduler {
-        sched = try makeScheduler(block, baseLR: opt.lr)
-    } else { sched = nil }
+    let (opt, sched) = try resolveOptimizer(config, optimizer, lrScheduler)
     if let modelParameters {
         let chosen = Set(modelParameters.map(ObjectIdentifier.init))
         for p in model.parameters() where !chosen.contains(ObjectIdentifier(p)) { p.requiresGrad = false }
-    }
-    if config.tensorParallel.isEnabled && opt.updatesPerTensor {
-        throw InitializeError("\(opt.typeName) computes a per-tensor trust ratio, which on a tensor-parallel shard would be the shard's and not the whole tensor's; use an elementwise optimizer (Adam, AdamW, SGD, Lion, Adagrad) with tensor_parallel.autotp_size \(config.tensorParallel.autotpSize)")
     }
     // Sharded in place before the engine moves the parameters into its flat buffers.
     let parallel = try prepareTensorParallel(model: model, config: config, world: world)
@@ -84,14 +70,52 @@ public func initialize(model: Module, config: DeepSpeedConfig, optimizer: (any O
     return (engine, opt, loader, sched)
 }
 
+/// SpeedPipeline's entry for a tensor-parallel stage: `model` (the stage) is already sharded over
+/// `parallel.tensorParallel`; the engine runs on `parallel.data` and sums the norm over `parallel.tensor`.
+package func initialize(shardedModel model: Module, config: DeepSpeedConfig, optimizer: (any Optimizer)?,
+                        lrScheduler: (any LRScheduler)?, parallel: ParallelGroups, logger: Logger) throws -> Engine {
+    guard config.worldSize == parallel.dataParallelSize else {
+        throw InitializeError("the config's batch sizes were resolved for data-parallel size \(config.worldSize), but the job has \(parallel.dataParallelSize) data-parallel ranks")
+    }
+    guard config.zeroOptimization.stage <= 2 else { throw InitializeError(zero3Refusal(config.tensorParallel.autotpSize)) }
+    if parallel.world.rank == 0 { for warning in config.warnings { logger.warning("\(warning)") } }
+    let (opt, sched) = try resolveOptimizer(config, optimizer, lrScheduler)
+    let monitors = parallel.world.rank == 0 ? try makeMonitors(config) : []
+    return try Engine(module: model, config: config, optimizer: opt, scheduler: sched, monitors: monitors, logger: logger,
+                      group: parallel.data, parallelGroups: parallel)
+}
+
+/// The client optimizer and schedule, else the config's blocks (a client one wins, as in DeepSpeed).
+func resolveOptimizer(_ config: DeepSpeedConfig, _ optimizer: (any Optimizer)?,
+                      _ lrScheduler: (any LRScheduler)?) throws -> (any Optimizer, (any LRScheduler)?) {
+    let opt: any Optimizer
+    if let optimizer {
+        opt = optimizer
+    } else if let block = config.optimizer {
+        opt = try makeOptimizer(block)
+    } else {
+        throw InitializeError("no optimizer: pass one to initialize(optimizer:) or add an \"optimizer\" block to the config")
+    }
+    let sched: (any LRScheduler)?
+    if let lrScheduler { sched = lrScheduler } else if let block = config.scheduler {
+        sched = try makeScheduler(block, baseLR: opt.lr)
+    } else { sched = nil }
+    if config.tensorParallel.isEnabled && opt.updatesPerTensor {
+        throw InitializeError("\(opt.typeName) computes a per-tensor trust ratio, which on a tensor-parallel shard would be the shard's and not the whole tensor's; use an elementwise optimizer (Adam, AdamW, SGD, Lion, Adagrad) with tensor_parallel.autotp_size \(config.tensorParallel.autotpSize)")
+    }
+    return (opt, sched)
+}
+
+func zero3Refusal(_ size: Int) -> String {
+    "zero_optimization.stage 3 cannot be combined with tensor_parallel.autotp_size \(size): DeepSpeed refuses it too (\"Currently, the compatibility between 'autotp' and 'zero_stage = 3' has not been validated\"); use ZeRO stage 0, 1 or 2"
+}
+
 /// With `tensor_parallel.autotp_size` > 1: the job's groups, with `model` broadcast over each tensor-parallel group
 /// and sharded in place; nil without tensor parallelism.
 func prepareTensorParallel(model: Module, config: DeepSpeedConfig, world: any ProcessGroup) throws -> ParallelGroups? {
     let tp = config.tensorParallel
     guard tp.isEnabled else { return nil }
-    guard config.zeroOptimization.stage <= 2 else {
-        throw InitializeError("zero_optimization.stage 3 cannot be combined with tensor_parallel.autotp_size \(tp.autotpSize): DeepSpeed refuses it too (\"Currently, the compatibility between 'autotp' and 'zero_stage = 3' has not been validated\"); use ZeRO stage 0, 1 or 2")
-    }
+    guard config.zeroOptimization.stage <= 2 else { throw InitializeError(zero3Refusal(tp.autotpSize)) }
     guard let shardable = model as? any TensorParallelShardable else {
         throw InitializeError("tensor_parallel.autotp_size \(tp.autotpSize): the model \(type(of: model)) has no tensor-parallel rules; conform it to TensorParallelShardable (shard its Linear layers with Linear.shard(.column / .row, …) and its embedding with Embedding.shardVocabulary) or set autotp_size to 0")
     }

@@ -75,6 +75,40 @@ import Testing
         }
     }
 
+    /// TP 2 × PP 2 × DP 2 on 8 ranks (oversubscribed), ZeRO 1: the same step records as one process, and rank 0
+    /// (stage 0, TP rank 0) holds half of wte and of blocks 0–1's sharded layers, wpe and the replicated rest whole.
+    @Test func tensorTimesPipelineTimesDataParallelOnEightRanks() throws {
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed").path
+        let body = #""train_batch_size": 8, "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.1, "zero_optimization": {"stage": 1}, "optimizer": {"type": "AdamW", "params": {"lr": 1e-3, "weight_decay": 0.1}}"#
+        let single = dir.appendingPathComponent("one.json"), sharded = dir.appendingPathComponent("tp.json")
+        try "{\(body)}".write(to: single, atomically: true, encoding: .utf8)
+        try "{\(body), \"tensor_parallel\": {\"autotp_size\": 2}}".write(to: sharded, atomically: true, encoding: .utf8)
+        let train = [exe, "train", "--model", "gpt-mini", "--synthetic", "--json", "--threads", "1", "--steps", "3"]
+        let one = try swiftspeed(Array(train.dropFirst()) + ["--config", single.path])
+        #expect(one.status == 0, "\(one.stderr)")
+        let reference = records(one.stdout).byStep
+        let r = try swiftspeed(["launch", "--num_procs", "8", "--"] + train + ["--config", sharded.path, "--pipeline-stages", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let (got, printers) = records(r.stdout)
+        #expect(got.count == 3 && printers == ["[1,0]"], "\(r.stdout)")
+        let g = GPTConfig.gptMini, c = g.embedDim
+        let psi = g.vocabSize / 2 * c + g.contextLength * c + 2 * ((12 * c * c + 7 * c) / 2 + 6 * c)
+        let padded = (psi + 1) / 2 * 2
+        for (step, ref) in reference {
+            guard let rec = got[step] else { Issue.record("step \(step) missing"); continue }
+            for key in ["loss", "grad_norm"] {
+                let (a, b) = (rec[key] as! Double, ref[key] as! Double)
+                #expect(abs(a - b) <= 1e-5 * abs(b), "TP 2 × PP 2 × DP 2 step \(step) \(key): \(a) vs one process \(b)")
+            }
+            #expect(rec["params_total"] as? Int == ref["params_total"] as? Int)
+            #expect(rec["mem_params_bytes"] as? Int == 4 * padded, "\(rec["mem_params_bytes"]!) vs 4 × \(padded)")
+            #expect(rec["mem_optim_bytes"] as? Int == 8 * padded / 2)
+        }
+    }
+
     @Test func aModelWithoutRulesIsRefusedByName() throws {
         _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
         let dir = try scratchDirectory()
