@@ -146,6 +146,28 @@ struct TensorParallelRun: Sendable {
         for rank in ranks { #expect(Self.close(rank.losses[2], want.losses[2])) }
     }
 
+    /// A caller that shards the model itself and hands `initialize` the data-parallel group (no tensor_parallel block)
+    /// gets the same global norm: the engine finds the tensor-parallel group in the sharded layers.
+    @Test func aModelShardedBeforeInitializeGetsTheGlobalNormToo() throws {
+        let (want, _) = try Self.reference(stage: 1, optimizer: Self.sgd)
+        let ranks = try LocalProcessGroup.run(size: 4) { world -> [Double] in
+            let groups = try ParallelGroups(world: world, tensorParallel: 2)
+            var rng = RandomStream(seed: 1)
+            let gpt = GPT(Self.model, rng: &rng)
+            try gpt.shardForTensorParallel(groups.tensorParallel)
+            let config = try DeepSpeedConfig.parse(Self.json(stage: 1, tp: nil, optimizer: Self.sgd), worldSize: 2)
+            let (engine, _, _, _) = try initialize(model: gpt, config: config, processGroup: groups.data)
+            let records = try TrainingLoop(steps: Self.steps).run(engine, batch: Self.batch, loss: { gpt.loss($0.0, targets: $0.1) })
+            return records.map(\.loss) + records.map { $0.gradNorm ?? .nan }
+        }
+        for (r, run) in ranks.enumerated() {
+            for step in 0..<Self.steps {
+                #expect(Self.close(run[step], want.losses[step]), "rank \(r) step \(step + 1): loss \(run[step]) vs \(want.losses[step])")
+                #expect(Self.close(run[Self.steps + step], want.norms[step]), "rank \(r) step \(step + 1): norm \(run[Self.steps + step]) vs \(want.norms[step])")
+            }
+        }
+    }
+
     /// B10's formula: each rank holds its tensor-parallel shard (sharded layers ÷ TP, the uneven vocabulary's own
     /// rows, the replicated parameters whole), padded to a multiple of DP and divided over DP as ZeRO says.
     @Test(arguments: [0, 1, 2]) func modelStateBytesPerRankMatchTheFormula(stage: Int) throws {

@@ -136,11 +136,16 @@ public final class Engine {
             guard let l = layouts[item.0] else { return total + item.1.count }
             return total + item.1.count / Swift.max(1, item.1.shape[l.axis]) * l.blocks.reduce(0, +)
         }
-        if let parallelGroups, parallelGroups.tensorParallelSize > 1 {
-            if parallelGroups.tensorRank != 0 {
+        // A model sharded by initialize, or by its caller before it (then `group` is already the data-parallel group):
+        // either way the norm needs the tensor-parallel group and this rank's place in it.
+        if let comm = parallelGroups?.tensorParallel ?? Self.tensorParallelCommunicator(of: module), comm.size > 1 {
+            guard let tp = comm as? TensorParallelGroup else {
+                throw InitializeError("the module is sharded over a \(type(of: comm)); the engine sums the gradient norm over the tensor-parallel ranks through a TensorParallelGroup, so shard it over one")
+            }
+            if tp.rank != 0 {
                 normExcludedRanges = flat.names.indices.filter { layouts[flat.names[$0]] == nil }.map(flat.range(of:))
             }
-            modelParallelNormGroups = [parallelGroups.tensor]
+            modelParallelNormGroups = [tp.group]
         }
         layout = PartitionLayout(paddedCount: flat.paddedCount, ranks: ranks)
         partition = layout.partition(ranks == 1 ? 0 : group.rank)
@@ -209,6 +214,16 @@ public final class Engine {
     }
 
     deinit { for m in monitors { m.flush() } }
+
+    /// The group the module's sharded layers exchange over (the first sharded `Linear` or vocabulary-sharded
+    /// `Embedding`), nil for an unsharded module.
+    static func tensorParallelCommunicator(of module: Module) -> (any TensorParallelCommunicator)? {
+        for (_, m) in module.namedModules() {
+            if let linear = m as? Linear, let shard = linear.tensorParallel { return shard.comm }
+            if let e = m as? Embedding, let shard = e.vocabularyShard { return shard.comm }
+        }
+        return nil
+    }
 
     /// Settings this engine accepts but does not act on, each with what happens instead.
     static func unsupportedSettings(_ c: DeepSpeedConfig) -> [String] {
