@@ -338,7 +338,8 @@ public final class Engine {
     /// 16-bit, plus the optimizer's buffers); `offloaded` counts what `offload_optimizer` /
     /// `offload_param` moved to CPU memory instead. For mixed-precision Adam that is 16Ψ at stage 0,
     /// 4Ψ + 12Ψ/W at stage 1, 2Ψ + 14Ψ/W at stage 2 and 16Ψ/W at stage 3 (plus padding and, at
-    /// stage 3, the whole copies of parameters under `stage3_param_persistence_threshold`).
+    /// stage 3, the whole copies of parameters under `stage3_param_persistence_threshold`). With tensor parallelism Ψ is this rank's shard (sharded layers ÷ TP,
+    /// replicated parameters whole).
     public var memoryBytes: (params: Int, grads: Int, optimizer: Int, offloaded: Int) {
         var params = flat.values?.byteCount ?? (partitioner?.persistentBytes ?? 0)
         var offloaded = 0

@@ -1,5 +1,6 @@
 // The training loop `swiftspeed train` runs and the Trainer builds on: micro-batches, steps, saves, resume.
-// Invariant: the micro-batch of optimizer step s, micro-step m on rank r of W is `batch((s·GAS + m)·W + r)`,
+// Invariant: the micro-batch of optimizer step s, micro-step m on data-parallel rank r of W is `batch((s·GAS + m)·W + r)`
+// (every tensor-parallel rank of a group asks for the same one),
 // so the global batch is the same for every W and a run resumed at step k replays an uninterrupted run's batches.
 
 #if canImport(FoundationEssentials)
