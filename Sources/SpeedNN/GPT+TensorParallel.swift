@@ -18,15 +18,32 @@ extension GPT: TensorParallelShardable {
         guard config.heads % comm.size == 0 else {
             throw TensorParallelError("GPT: \(config.heads) attention heads do not split into \(comm.size) tensor-parallel shards; choose an autotp_size that divides the head count")
         }
-        let c = config.embedDim
-        for (i, block) in blocks.enumerated() {
-            let attn = block.attn
-            try attn.qkv.shard(.column, comm, blocks: [c, c, c], unit: attn.headDim, name: "blocks.\(i).attn.qkv")
-            try attn.proj.shard(.row, comm, unit: attn.headDim, name: "blocks.\(i).attn.proj")
-            attn.heads = config.heads / comm.size
-            try block.mlp.fc.shard(.column, comm, name: "blocks.\(i).mlp.fc")
-            try block.mlp.proj.shard(.row, comm, name: "blocks.\(i).mlp.proj")
-        }
+        for (i, block) in blocks.enumerated() { try block.shardForTensorParallel(comm, name: "blocks.\(i)") }
         try wte.shardVocabulary(comm, name: "wte")
+    }
+}
+
+extension Block: TensorParallelShardable {
+    /// Shards this block alone (a pipeline stage's blocks): whole heads per rank in the fused QKV, the MLP's 4·C
+    /// split, both output projections row-parallel; the layer norms stay whole.
+    ///
+    /// ```swift
+    /// try block.shardForTensorParallel(comm, name: "layers.2")
+    /// ```
+    public func shardForTensorParallel(_ comm: any TensorParallelCommunicator, name: String) throws {
+        guard comm.size > 1 else { return }
+        let heads = attn.heads, c = attn.headDim * attn.heads
+        guard heads % comm.size == 0 else {
+            throw TensorParallelError("\(name): \(heads) attention heads do not split into \(comm.size) tensor-parallel shards; choose an autotp_size that divides the head count")
+        }
+        try attn.qkv.shard(.column, comm, blocks: [c, c, c], unit: attn.headDim, name: "\(name).attn.qkv")
+        try attn.proj.shard(.row, comm, unit: attn.headDim, name: "\(name).attn.proj")
+        attn.heads = heads / comm.size
+        try mlp.fc.shard(.column, comm, name: "\(name).mlp.fc")
+        try mlp.proj.shard(.row, comm, name: "\(name).mlp.proj")
+    }
+
+    public func shardForTensorParallel(_ comm: any TensorParallelCommunicator) throws {
+        try shardForTensorParallel(comm, name: "Block")
     }
 }

@@ -57,7 +57,12 @@ public enum GPTPipe {
             return Embedding(v, c, std: 0.02, dtype: dtype, device: device, rng: &rng)
         }
         let head = TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, forward: { m, x in
-            Tensor.matmul(x, (m as! Embedding).weight, transposeB: true)   // [B, T, V]
+            let e = m as! Embedding
+            guard let (_, comm) = e.vocabularyShard else { return Tensor.matmul(x, e.weight, transposeB: true) }   // [B, T, V]
+            // Tensor-parallel: this rank's vocabulary columns, gathered whole for the loss.
+            let local = Tensor.matmul(x.copyToTensorParallelRegion(comm), e.weight, transposeB: true)        // [B, T, V/tp]
+            let sizes = TensorParallelSplit.ranges(e.wholeRows, parts: comm.size).map(\.count)
+            return local.gatherFromTensorParallelRegion(comm, sizes: sizes)                                  // [B, T, V]
         }) {
             var rng = RandomStream(seed: seed, offset: 0)
             return Embedding(v, c, std: 0.02, dtype: dtype, device: device, rng: &rng)

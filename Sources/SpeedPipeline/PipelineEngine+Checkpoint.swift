@@ -49,6 +49,7 @@ extension PipelineEngine {
     /// ```
     @discardableResult
     public func saveCheckpoint(_ dir: String, tag: String? = nil) throws -> String {
+        try refuseTensorParallelCheckpoint()
         let tag = tag ?? "global_step\(globalSteps)"
         guard CheckpointDirectory.isTagName(tag) else {
             throw PipelineError.checkpoint("tag '\(tag)' must be a non-empty folder name without '/' that does not start with '.'")
@@ -125,6 +126,7 @@ extension PipelineEngine {
     ///   a layer file is missing or does not fit its layer.
     @discardableResult
     public func loadCheckpoint(_ dir: String, tag: String? = nil, loadModuleOnly: Bool = false, verify: Bool = true) throws -> String? {
+        try refuseTensorParallelCheckpoint()
         guard let choice = try CheckpointDirectory.resolve(URL(fileURLWithPath: dir), tag: tag, fallBackToNewest: false) else {
             return nil
         }
@@ -170,5 +172,12 @@ extension PipelineEngine {
         }
         engine.zeroGrad()
         return folder.path
+    }
+
+    /// Each rank of a tensor-parallel stage holds a shard, and the layer files hold whole layers: not written yet.
+    func refuseTensorParallelCheckpoint() throws {
+        if let groups = grid.parallelGroups, groups.tensorParallelSize > 1 {
+            throw PipelineError.checkpoint("checkpoints of a tensor-parallel pipeline (autotp_size \(groups.tensorParallelSize)) are not supported yet; train without --save-dir / --resume, or without tensor_parallel")
+        }
     }
 }

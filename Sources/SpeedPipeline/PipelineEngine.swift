@@ -1,7 +1,7 @@
 // DeepSpeed's PipelineEngine: one stage of a pipe × data grid, training a PipelineModule with the 1F1B schedule.
 // Invariant: every rank of the job constructs it with the same module and config and calls trainBatch/evalBatch
 // the same number of times; each stage's weights and optimizer state live in an ordinary Engine over the stage's
-// data-parallel group (ZeRO 0/1), whose norm is made global over the stages through `crossStageSquaredNorm`.
+// data-parallel group (ZeRO 0/1), whose norm is made global over the stages (`modelParallelNormGroups`).
 
 import Logging
 import SpeedComm
@@ -80,17 +80,27 @@ public final class PipelineEngine {
         guard config.zeroOptimization.stage < 2 else {
             throw PipelineError.configuration("ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism (zero_optimization.stage is \(config.zeroOptimization.stage)); use stage 0 or 1, as DeepSpeed requires")
         }
-        guard world.size % stages == 0 else {
-            throw PipelineError.configuration("\(world.size) ranks do not split into \(stages) pipeline stages; launch a multiple of \(stages) ranks")
+        let tp = config.tensorParallel.size
+        guard world.size % (stages * tp) == 0 else {
+            let what = tp > 1 ? "\(stages) pipeline stages × \(tp) tensor-parallel ranks" : "\(stages) pipeline stages"
+            throw PipelineError.configuration("\(world.size) ranks do not split into \(what); launch a multiple of \(stages * tp) ranks")
         }
-        let dp = world.size / stages
+        let dp = world.size / (stages * tp)
         guard config.worldSize == dp else {
-            throw PipelineError.configuration("the config's batch sizes were resolved for data-parallel size \(config.worldSize), but \(world.size) ranks over \(stages) stages make \(dp) data-parallel ranks; load it with worldSize \(dp)")
+            throw PipelineError.configuration("the config's batch sizes were resolved for data-parallel size \(config.worldSize), but \(world.size) ranks over \(stages) stages\(tp > 1 ? " × \(tp) tensor-parallel ranks" : "") make \(dp) data-parallel ranks; load it with worldSize \(dp)")
         }
         self.module = module
         self.logger = logger
-        grid = try PipelineGrid(topology: .pipeDataParallel(stages: stages, dataParallel: dp), world: world)
-        stage = module.build(stage: grid.stageID)
+        if tp > 1 {
+            // DeepSpeed's PipeModelDataParallelTopology: tensor-parallel ranks innermost, then data, then pipe.
+            let groups = try ParallelGroups(world: world, tensorParallel: tp, pipelineStages: stages)
+            grid = PipelineGrid(groups)
+            stage = module.build(stage: grid.stageID)
+            try Self.shard(stage, groups, size: tp)
+        } else {
+            grid = try PipelineGrid(topology: .pipeDataParallel(stages: stages, dataParallel: dp), world: world)
+            stage = module.build(stage: grid.stageID)
+        }
         // Tie groups, in sorted key order on every rank; tied weights start from the tie's first stage.
         var ties: [(key: String, group: (any ProcessGroup)?, weights: [Tensor])] = []
         for key in module.tieKeys {
@@ -118,10 +128,34 @@ public final class PipelineEngine {
             stageConfig.tensorboard.enabled = false
             stageConfig.csvMonitor.enabled = false
         }
-        engine = try initialize(model: stage, config: stageConfig, optimizer: optimizer, lrScheduler: lrScheduler,
-                                processGroup: grid.dataParallelGroup, logger: logger).engine
+        if let groups = grid.parallelGroups {
+            engine = try initialize(shardedModel: stage, config: stageConfig, optimizer: optimizer, lrScheduler: lrScheduler,
+                                    parallel: groups, logger: logger)
+        } else {
+            engine = try initialize(model: stage, config: stageConfig, optimizer: optimizer, lrScheduler: lrScheduler,
+                                    processGroup: grid.dataParallelGroup, logger: logger).engine
+        }
         if stages > 1 { installCrossStageNorm() }
         if world.rank == 0 { logger.info("[SwiftSpeed] pipeline partition (\(module.partitionMethod)):\n\(module.partitionReport)") }
+    }
+
+    /// Shards a stage over its tensor-parallel group, after broadcasting it there so every shard is cut from the same
+    /// weights: layers that are ``TensorParallelShardable`` (GPT's `Block`) by their own rules, an `Embedding` layer
+    /// (GPT's tied embedding and head) by vocabulary; the rest stays replicated.
+    static func shard(_ stage: PipelineStage, _ groups: ParallelGroups, size: Int) throws {
+        try groups.broadcastOverTensorGroup(stage)
+        let comm = groups.tensorParallel
+        let named = zip(stage.layers.indices, stage.layers).map { ("layers.\($0)", $1) }
+            + zip(stage.tiedKeys, stage.tiedModules).map { ("tie '\($0)'", $1) }
+        do {
+            for (name, m) in named {
+                if let block = m as? Block { try block.shardForTensorParallel(comm, name: name) }
+                else if let s = m as? any TensorParallelShardable { try s.shardForTensorParallel(comm) }
+                else if let e = m as? Embedding { try e.shardVocabulary(comm, name: name) }
+            }
+        } catch let error as TensorParallelError {
+            throw PipelineError.configuration("tensor_parallel.autotp_size \(size): \(error)")
+        }
     }
 
     /// The global norm sums every stage's squares once: a tied weight counts on its tie's first stage only
@@ -136,19 +170,8 @@ public final class PipelineEngine {
                 if let i = flat.params.firstIndex(where: { $0 === w }) { duplicates.append(flat.range(of: i)) }
             }
         }
-        let pipe = grid.pipeGroup
-        let grads = flat.grads
-        engine.crossStageSquaredNorm = { local in
-            var mine = local
-            if let grads {
-                for r in duplicates {
-                    mine -= noGrad { grads.slice(axis: 0, r).cast(to: .float32).sumOfSquares() }.item()
-                }
-            }
-            let t = Tensor([mine], shape: [1], dtype: .float64)
-            try pipe.allReduce(t, op: .sum)
-            return t.item()
-        }
+        engine.normExcludedRanges += duplicates
+        engine.modelParallelNormGroups.append(grid.pipeGroup)
     }
 
     // MARK: Training and evaluation

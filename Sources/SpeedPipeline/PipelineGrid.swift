@@ -3,6 +3,7 @@
 // splits in the same order (axis groups at init, tie groups in sorted key order), so the collective splits match.
 
 import SpeedComm
+import SpeedRuntime
 
 /// The process groups one rank of a pipeline job needs.
 ///
@@ -23,6 +24,9 @@ public final class PipelineGrid: @unchecked Sendable {
     public let dataParallelID: Int
     public let pipeGroup: any ProcessGroup
     public let dataParallelGroup: any ProcessGroup
+    /// With tensor parallelism (a "model" axis): this rank's groups, whose `tensor` group holds the shards of the
+    /// same stage; nil otherwise.
+    public let parallelGroups: ParallelGroups?
 
     public var stages: Int { topology.dim("pipe") }
     public var dataParallelSize: Int { topology.dim("data") }
@@ -43,6 +47,18 @@ public final class PipelineGrid: @unchecked Sendable {
         dataParallelID = coordinate["data"]!
         dataParallelGroup = try Self.split(world, topology, along: "data")
         pipeGroup = try Self.split(world, topology, along: "pipe")
+        parallelGroups = nil
+    }
+
+    /// The grid of a tensor-parallel pipeline: `groups`' pipe × data × model topology and its groups (already split).
+    public init(_ groups: ParallelGroups) {
+        topology = groups.topology
+        world = groups.world
+        stageID = groups.pipeRank
+        dataParallelID = groups.dataRank
+        pipeGroup = groups.pipe
+        dataParallelGroup = groups.data
+        parallelGroups = groups
     }
 
     /// The global rank of `stage` in this rank's pipeline.

@@ -1,6 +1,7 @@
 // `swiftspeed train --pipeline-stages N`: the GPT models through SpeedPipeline's PipelineEngine over the job's ranks.
 // Invariant: data rank d of W asks for micro-batch (s·GAS + m)·W + d at step s, micro-step m — the TrainingLoop rule
-// with the data-parallel size as the world — so the global batch, and rank 0's JSON lines, equal one process's.
+// with the data-parallel size (ranks ÷ (stages · autotp_size)) as the world — so the global batch, and rank 0's JSON
+// lines, equal one process's.
 
 import ArgumentParser
 import Foundation
@@ -25,9 +26,8 @@ extension Train {
             printError("--pipeline-stages \(stages) does not divide the \(world) ranks of the job; launch a multiple of \(stages) processes")
             throw ExitCode(2)
         }
-        let dp = world / stages
         let ds: DeepSpeedConfig
-        do { ds = try DeepSpeedConfig.load(path: config, worldSize: dp) } catch {
+        do { ds = try DeepSpeedConfig.load(path: config, processes: world, pipelineStages: stages) } catch {
             printError(world > 1 ? "rank \(rank): \(error)" : "\(error)")
             throw ExitCode(1)
         }
@@ -45,7 +45,8 @@ extension Train {
             printError("\(error)")
             throw ExitCode(1)
         }
-        let dataRank = engine.grid.dataParallelID
+        // Every tensor-parallel rank of a stage reads its data-parallel rank's batch.
+        let dataRank = engine.grid.dataParallelID, dp = engine.grid.dataParallelSize
         let paramsTotal = engine.module.parameterCount
         var progress: ProgressBar?
         device.backend.resetPeakMemory()

@@ -101,7 +101,8 @@ struct Train: ParsableCommand {
             return
         }
         let ds: DeepSpeedConfig
-        do { ds = try DeepSpeedConfig.load(path: config, worldSize: world) } catch {
+        // The batch rule's world is the data-parallel size: the ranks over tensor_parallel.autotp_size.
+        do { ds = try DeepSpeedConfig.load(path: config, processes: world) } catch {
             // Every failing rank says so: the file may be missing or different on one machine only.
             printError(world > 1 ? "rank \(rank): \(error)" : "\(error)")
             throw ExitCode(1)
@@ -124,8 +125,14 @@ struct Train: ParsableCommand {
             let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
                                       checkpointActivations: checkpointActivations, device: device)
             let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.module!, config: ds, processGroup: group, logger: logger)
-            try train(engine, group, tokensPerSample: job.tokensPerSample, batch: job.batch(index:)) { job.loss(engine($0.0), $0.1) }
-            if !json, rank == 0, let text = job.generate(characters: sample, seed: seed) {
+            // Sharded, the built-in GPT's loss is the vocab-parallel cross-entropy (the full logits are never gathered).
+            let sharded = engine.parallelGroups == nil ? nil : job.module as? GPT
+            try train(engine, group, tokensPerSample: job.tokensPerSample, batch: job.batch(index:)) { batch in
+                if let sharded { return sharded.loss(batch.0, targets: batch.1) }
+                return job.loss(engine(batch.0), batch.1)
+            }
+            // A sharded model's forward is collective: every rank of a tensor-parallel group generates, rank 0 prints.
+            if !json, rank == 0 || sharded != nil, let text = job.generate(characters: sample, seed: seed), rank == 0 {
                 print("\n--- sample ---\n\(text)\n--------------")
             }
         }

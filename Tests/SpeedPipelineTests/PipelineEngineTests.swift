@@ -62,6 +62,63 @@ import Testing
         expectMatches(ranks, reference, stages: 2)
     }
 
+    /// TP × PP × DP: 2 tensor-parallel ranks per stage (heads, MLP and the tied vocabulary split), 2 stages, 1 or 2
+    /// data-parallel ranks (8 in-process ranks, oversubscribed) give one process's losses, global norms (clipping
+    /// active: sharded squares summed over TP, replicated ones once, the tied head once) and weights, shard for shard.
+    @Test(arguments: [(1, 0), (2, 1)])
+    func tensorParallelStagesGiveOneProcesssResults(_ dataParallel: Int, _ zeroStage: Int) throws {
+        let (tp, stages, gas) = (2, 2, 4 / dataParallel)
+        let reference = try referenceRun(steps: 3, gas: gas, dataParallel: dataParallel)
+        #expect(reference.norms.allSatisfy { $0! > 0.05 }, "clipping must be active: \(reference.norms)")
+        let ranks = try LocalProcessGroup.run(size: tp * stages * dataParallel, timeout: 120) { world in
+            let module = try GPTPipe.module(smallGPT, seed: gptSeed, numStages: stages)
+            let config = try pipeConfig(gas: gas, dataParallel: dataParallel, zeroStage: zeroStage,
+                                        extra: #", "tensor_parallel": {"autotp_size": 2}"#)
+            let engine = try PipelineEngine(module: module, config: config, world: world)
+            let groups = try #require(engine.grid.parallelGroups)
+            let data = RankData(dp: engine.grid.dataParallelID, dataParallel: dataParallel, gas: gas)
+            var out = RunResult()
+            for _ in 0..<3 {
+                out.losses.append(try engine.trainBatch { data.next() })
+                out.norms.append(engine.globalGradNorm)
+                data.endStep()
+            }
+            out.weights = gptWeights(of: engine.stage)
+            var layouts: [String: TensorParallelLayout] = [:]
+            for i in engine.stage.layerRange {
+                guard let m = engine.stage.module(forLayer: i) else { continue }
+                for (name, l) in m.tensorParallelLayouts() {
+                    if let g = GPTPipe.gptName(layer: i, parameter: name, config: smallGPT) { layouts[g] = l }
+                }
+            }
+            return (out, layouts, groups.tensorRank, groups.pipeRank)
+        }
+        for (r, (run, layouts, tpRank, pipeRank)) in ranks.enumerated() {
+            #expect(tpRank == r % tp && pipeRank == r / (tp * dataParallel), "rank \(r): TP innermost, pipe outermost")
+            for (a, b) in zip(run.losses, reference.losses) {
+                #expect(abs(a - b) <= 1e-5 * Swift.max(1, abs(b)), "rank \(r): loss \(a) vs one process \(b)")
+            }
+            for (a, b) in zip(run.norms, reference.norms) {
+                #expect(a != nil && abs(a! - b!) <= 1e-5 * b!, "rank \(r): global norm \(String(describing: a)) vs \(String(describing: b))")
+            }
+            #expect(layouts.keys.contains { $0.hasSuffix("attn.qkv.weight") }, "rank \(r): nothing sharded")
+            for (name, w) in run.weights {
+                guard let ref = reference.weights[name] else { Issue.record("rank \(r): no reference for \(name)"); continue }
+                let whole = Tensor(ref, shape: [ref.count])
+                let expected: [Float]
+                if let layout = layouts[name] {
+                    let shape = name == "wte.weight" ? [smallGPT.vocabSize, smallGPT.embedDim] : nil
+                    let c = smallGPT.embedDim
+                    let full = shape ?? (name.contains("qkv") ? (name.hasSuffix("weight") ? [3 * c, c] : [3 * c])
+                        : name.contains("mlp.fc") ? (name.hasSuffix("weight") ? [4 * c, c] : [4 * c])
+                        : name.contains("mlp.proj") ? [c, 4 * c] : [c, c])
+                    expected = try layout.shard(whole.reshape(full), rank: tpRank, parts: tp, name: name).scalars
+                } else { expected = ref }
+                #expect(maxRelativeDifference(w, expected) <= 1e-5, "rank \(r): \(name) differs by \(maxRelativeDifference(w, expected))")
+            }
+        }
+    }
+
     @Test func activationCheckpointingEveryTwoLayersChangesNothing() throws {
         let reference = try referenceRun(steps: 2, gas: 3, dataParallel: 1)
         expectMatches(try pipelineRun(stages: 2, dataParallel: 1, zeroStage: 0, steps: 2, gas: 3, interval: 2), reference, stages: 2)

@@ -1,6 +1,7 @@
 // The schedules as data: DeepSpeed's own instruction lists (fixture from deepspeed 0.19.8), deadlock-freedom and
 // the in-flight bound on the synchronous send/receive simulator, and the simulator catching broken schedules.
 import Foundation
+import SpeedComm
 @testable import SpeedPipeline
 import Testing
 

@@ -42,6 +42,7 @@ extension DeepSpeedConfig {
         activationCheckpointing = try r.block("activation_checkpointing")
             .map(ActivationCheckpointingConfig.init(reading:)) ?? activationCheckpointing
         pipeline = try r.block("pipeline").map(PipelineConfig.init(reading:)) ?? pipeline
+        tensorParallel = try r.block("tensor_parallel").map(TensorParallelConfig.init(reading:)) ?? tensorParallel
         checkpoint = try r.block("checkpoint").map(CheckpointConfig.init(reading:)) ?? checkpoint
         tensorboard = try r.block("tensorboard").map(MonitorConfig.init(reading:)) ?? tensorboard
         csvMonitor = try r.block("csv_monitor").map(MonitorConfig.init(reading:)) ?? csvMonitor
@@ -113,6 +114,7 @@ extension DeepSpeedConfig {
         read("zero_optimization.offload_param") { _ = try OffloadParamConfig(reading: $0) }
         read("activation_checkpointing") { _ = try ActivationCheckpointingConfig(reading: $0) }
         read("pipeline") { _ = try PipelineConfig(reading: $0) }
+        read("tensor_parallel") { _ = try TensorParallelConfig(reading: $0) }
         read("checkpoint") { _ = try CheckpointConfig(reading: $0) }
         read("tensorboard") { _ = try MonitorConfig(reading: $0) }
         read("wandb") { _ = try WandbConfig(reading: $0) }
@@ -149,7 +151,7 @@ extension DeepSpeedConfig {
                     "torch_autocast", "hybrid_engine", "gradient_allreduce_op", "disable_allgather",
                     "memory_breakdown", "dataloader_drop_last", "vocabulary_size",
                     "seq_parallel_communication_data_type", "zero_force_ds_cpu_optimizer",
-                    "managed_gradient_accumulation", "log_level", "timers", "tensor_parallel", "expert_parallel",
+                    "managed_gradient_accumulation", "log_level", "timers", "expert_parallel",
                     "weight_quantization", "disable_python_gc", "use_data_before_expert_parallelism", "datastates",
                     "sequence_parallel_size", "nvme_offload", "swap_tensor", "moe"] {
             notes[key] = "a DeepSpeed option SwiftSpeed does not implement; ignored"

@@ -51,6 +51,8 @@ public struct DeepSpeedConfig: Codable, Sendable, Equatable {
     public var zeroOptimization = ZeroConfig()
     public var activationCheckpointing = ActivationCheckpointingConfig()
     public var pipeline = PipelineConfig()
+    /// AutoTP training (`tensor_parallel.autotp_size`); the batch sizes above are per data-parallel rank.
+    public var tensorParallel = TensorParallelConfig()
     public var checkpoint = CheckpointConfig()
     public var tensorboard = MonitorConfig()
     public var csvMonitor = MonitorConfig()
@@ -82,7 +84,7 @@ public struct DeepSpeedConfig: Codable, Sendable, Equatable {
         case zeroAllowUntestedOptimizer = "zero_allow_untested_optimizer", optimizer, scheduler, fp16, bf16
         case dataTypes = "data_types", zeroOptimization = "zero_optimization"
         case activationCheckpointing = "activation_checkpointing", pipeline, checkpoint, tensorboard
-        case csvMonitor = "csv_monitor", wandb, commTimeout = "comm_timeout"
+        case csvMonitor = "csv_monitor", wandb, commTimeout = "comm_timeout", tensorParallel = "tensor_parallel"
     }
 
     // MARK: Loading

@@ -22,7 +22,7 @@ extension Engine {
             g32 = Tensor(empty: [partition.count], dtype: .float32, device: optimizerDevice)
             g32.copyData(from: gradShard)
         }
-        var sumOfSquares = noGrad { g32.sumOfSquares() }.item()
+        var sumOfSquares = countedSumOfSquares(g32)
         if partition.count != flat.paddedCount {
             // Each rank holds a different slice: the global norm (and the overflow flag it carries,
             // inf/NaN propagate through the sum) is reduced across ranks.
@@ -30,7 +30,12 @@ extension Engine {
             try group.allReduce(t, op: .sum)
             sumOfSquares = t.item()
         }
-        if let crossStageSquaredNorm { sumOfSquares = try crossStageSquaredNorm(sumOfSquares) }
+        for other in modelParallelNormGroups where other.size > 1 {
+            // Tensor-parallel shards and pipeline stages hold different parameters: their squares add up.
+            let t = Tensor([sumOfSquares], shape: [1], dtype: .float64)
+            try other.allReduce(t, op: .sum)
+            sumOfSquares = t.item()
+        }
         let scaledNorm = sumOfSquares.squareRoot()
         let scale = lossScaler?.scale ?? 1
         let overflow = !scaledNorm.isFinite
@@ -104,6 +109,25 @@ extension Engine {
             scheduler.step()
             scheduler.apply(to: optimizer)
         }
+    }
+
+    /// The sum of squares of this rank's gradient partition `g32` (`[partition.count]`) over the elements this rank
+    /// counts in the global norm: all of them, less ``normExcludedRanges``.
+    func countedSumOfSquares(_ g32: Tensor) -> Double {
+        guard !normExcludedRanges.isEmpty else { return noGrad { g32.sumOfSquares() }.item() }
+        let base = partition.lowerBound
+        var cursor = base, total = 0.0
+        func add(_ lo: Int, _ hi: Int) {
+            if lo < hi { total += noGrad { g32.slice(axis: 0, (lo - base)..<(hi - base)).sumOfSquares() }.item() }
+        }
+        for r in normExcludedRanges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            let lo = Swift.max(r.lowerBound, base), hi = Swift.min(r.upperBound, partition.upperBound)
+            guard lo < hi else { continue }
+            add(cursor, lo)
+            cursor = Swift.max(cursor, hi)
+        }
+        add(cursor, partition.upperBound)
+        return total
     }
 
     /// `steps_per_print` logging, wall-clock breakdown and monitor events after a boundary step.

@@ -53,8 +53,14 @@ public final class Engine {
     package let parameterDecays: [Double]?
     public internal(set) var lossScaler: LossScaler?
     public let logger: Logger
-    /// The data-parallel group (one process unless launched with mpirun).
+    /// The data-parallel group (one process unless launched with mpirun; with tensor parallelism the ranks that
+    /// hold the same shard, ``parallelGroups``'s `data`).
     public let group: any ProcessGroup
+    /// With tensor parallelism (`tensor_parallel.autotp_size` > 1): this rank's tensor, data and pipe groups and its
+    /// coordinates; the module holds this rank's shards. nil otherwise.
+    public let parallelGroups: ParallelGroups?
+    /// The whole model's trainable parameter count: a tensor-parallel shard counted at its unsharded size.
+    public let modelParameterCount: Int
     let monitors: [any Monitor]
     /// Stages 2–3: gradient buckets reduced as backward produces them.
     let reducer: GradientReducer?
@@ -62,10 +68,14 @@ public final class Engine {
     let partitioner: ParameterPartitioner?
     /// A communication failure inside an autograd hook, rethrown by `backward`.
     var hookError: Error?
-    /// Pipeline parallelism (SpeedPipeline sets it): turns this stage's squared gradient norm (already summed
-    /// over the data-parallel group) into the whole model's by summing over the other stages, so clipping and
-    /// the overflow check see the global norm. nil for a model on one stage.
-    package var crossStageSquaredNorm: ((Double) throws -> Double)?
+    /// Flat ranges whose gradients another rank counts in the global norm, so this rank leaves them out: replicated
+    /// parameters on tensor-parallel ranks other than 0 (DeepSpeed counts a parameter when it is model-parallel or
+    /// tp_rank == 0), tied copies on pipeline stages other than the tie's first (SpeedPipeline adds those).
+    package var normExcludedRanges: [Range<Int>] = []
+    /// The groups over which the squared gradient norm (already summed over the data-parallel group) is summed
+    /// into the whole model's: the tensor-parallel group, then the pipe group. Clipping and the overflow check
+    /// then see the true global norm on every rank.
+    package var modelParallelNormGroups: [any ProcessGroup] = []
 
     public internal(set) var microSteps = 0
     public internal(set) var globalSteps = 0
@@ -97,8 +107,9 @@ public final class Engine {
 
     init(module: Module, config: DeepSpeedConfig, optimizer: any Optimizer, scheduler: (any LRScheduler)?,
          monitors: [any Monitor], logger: Logger, group: any ProcessGroup,
-         parameterGroups: [ParameterGroup]? = nil) throws {
+         parameterGroups: [ParameterGroup]? = nil, parallelGroups: ParallelGroups? = nil) throws {
         self.group = group
+        self.parallelGroups = parallelGroups
         self.module = module
         self.config = config
         self.optimizer = optimizer
@@ -120,6 +131,22 @@ public final class Engine {
         let ranks = plan.ranks
         let flat = FlatParameters(named, dtype: dtype, gradDType: gradDType, partitions: ranks, holdGrads: !plan.partitionsGradients)
         self.flat = flat
+        let layouts = module.tensorParallelLayouts()
+        modelParameterCount = named.reduce(0) { total, item in
+            guard let l = layouts[item.0] else { return total + item.1.count }
+            return total + item.1.count / Swift.max(1, item.1.shape[l.axis]) * l.blocks.reduce(0, +)
+        }
+        // A model sharded by initialize, or by its caller before it (then `group` is already the data-parallel group):
+        // either way the norm needs the tensor-parallel group and this rank's place in it.
+        if let comm = parallelGroups?.tensorParallel ?? module.tensorParallelCommunicator(), comm.size > 1 {
+            guard let tp = comm as? TensorParallelGroup else {
+                throw InitializeError("the module is sharded over a \(type(of: comm)); the engine sums the gradient norm over the tensor-parallel ranks through a TensorParallelGroup, so shard it over one")
+            }
+            if tp.rank != 0 {
+                normExcludedRanges = flat.names.indices.filter { layouts[flat.names[$0]] == nil }.map(flat.range(of:))
+            }
+            modelParallelNormGroups = [tp.group]
+        }
         layout = PartitionLayout(paddedCount: flat.paddedCount, ranks: ranks)
         partition = layout.partition(ranks == 1 ? 0 : group.rank)
         if let parameterGroups {
@@ -301,7 +328,8 @@ public final class Engine {
     /// 16-bit, plus the optimizer's buffers); `offloaded` counts what `offload_optimizer` /
     /// `offload_param` moved to CPU memory instead. For mixed-precision Adam that is 16Ψ at stage 0,
     /// 4Ψ + 12Ψ/W at stage 1, 2Ψ + 14Ψ/W at stage 2 and 16Ψ/W at stage 3 (plus padding and, at
-    /// stage 3, the whole copies of parameters under `stage3_param_persistence_threshold`).
+    /// stage 3, the whole copies of parameters under `stage3_param_persistence_threshold`). With tensor parallelism Ψ is this rank's shard (sharded layers ÷ TP,
+    /// replicated parameters whole).
     public var memoryBytes: (params: Int, grads: Int, optimizer: Int, offloaded: Int) {
         var params = flat.values?.byteCount ?? (partitioner?.persistentBytes ?? 0)
         var offloaded = 0

@@ -1,5 +1,6 @@
 // The training loop `swiftspeed train` runs and the Trainer builds on: micro-batches, steps, saves, resume.
-// Invariant: the micro-batch of optimizer step s, micro-step m on rank r of W is `batch((s·GAS + m)·W + r)`,
+// Invariant: the micro-batch of optimizer step s, micro-step m on data-parallel rank r of W is `batch((s·GAS + m)·W + r)`
+// (every tensor-parallel rank of a group asks for the same one),
 // so the global batch is the same for every W and a run resumed at step k replays an uninterrupted run's batches.
 
 #if canImport(FoundationEssentials)
@@ -115,7 +116,7 @@ public struct TrainingLoop: Sendable {
                                     samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(tokensPerSample),
                                     memParams: memory.params, memGrads: memory.grads, memOptim: memory.optimizer,
                                     memOffload: memory.offloaded, peakMem: engine.device.backend.memoryStats.peakAllocatedBytes,
-                                    paramsTotal: engine.flat.count, skippedSteps: engine.skippedSteps,
+                                    paramsTotal: engine.modelParameterCount, skippedSteps: engine.skippedSteps,
                                     consecutiveSkippedSteps: engine.consecutiveSkippedSteps)
             records.append(record)
             try onStep(record)
