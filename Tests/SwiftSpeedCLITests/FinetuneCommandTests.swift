@@ -71,6 +71,35 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("config.json").path))
     }
 
+    /// A causal LM from text rows: the losses of transformers' Trainer on the same tiny GPT-2 and rows
+    /// (Tests/SpeedTrainerTests/Fixtures/causal-lm, scripts/make_causal_lm_trainer_fixture.py).
+    @Test func aCausalLMFromTextRowsLogsTransformersLosses() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let root = tests.appendingPathComponent("SpeedTrainerTests/Fixtures/causal-lm")
+        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("trainer.json"))) as! [String: Any]
+        let model = dir.appendingPathComponent("model")
+        try FileManager.default.copyItem(at: root.appendingPathComponent("model"), to: model)
+        try FileManager.default.copyItem(at: tests.appendingPathComponent("SpeedTokenizersTests/Fixtures/bpe-small/tokenizer.json"),
+                                         to: model.appendingPathComponent("tokenizer.json"))
+        let texts = fixture["texts"] as! [String]
+        let rows = try String(decoding: JSONSerialization.data(withJSONObject: texts.map { ["text": $0] }), as: UTF8.self)
+        let train = try write(rows.dropFirst().dropLast().replacingOccurrences(of: "},{", with: "}\n{") + "\n", "train.jsonl", in: dir)
+        let r = try swiftspeed(["finetune", "--model", model.path, "--train", train, "--json", "--output_dir", dir.appendingPathComponent("out").path,
+                                "--per_device_train_batch_size", "8", "--max_steps", "6", "--learning_rate", "1e-2",
+                                "--warmup_steps", "2", "--weight_decay", "0.01", "--logging_steps", "1", "--seed", "7",
+                                "--save_strategy", "no"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = r.stdout.split(separator: "\n").compactMap { line -> Double? in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["loss"] as? Double
+        }
+        let want = (fixture["steps"] as! [[String: Any]]).map { $0["loss"] as! Double }
+        #expect(got.count == want.count, "\(r.stdout)")
+        for (x, y) in zip(got, want) { #expect(abs(x - y) <= 1e-5 * y, "finetune \(got) vs transformers \(want)") }
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/model.safetensors").path))
+    }
+
     @Test(arguments: [["--num_labels", "0"], ["--max_length", "0"], ["--learning_rat", "1e-3"]])
     func badFlagsAreNamed(flags: [String]) throws {
         let dir = try scratchDirectory()
