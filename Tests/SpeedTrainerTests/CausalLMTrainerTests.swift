@@ -74,6 +74,11 @@ struct CausalLMFixture: Decodable {
         #expect(try table.intLists("input_ids") == fixture.input_ids)
     }
 
+    @Test func autoModelForCausalLMRefusesAClassifierFolder() throws {
+        let error = #expect(throws: PretrainedError.self) { try AutoModelForCausalLM.fromPretrained(TrainerLoopTests.model) }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("a causal LM"), "\(String(describing: error))")
+    }
+
     @Test func lossesAndGradNormsMatchTransformersTrainer() throws {
         let folder = try CausalLMFixture.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
