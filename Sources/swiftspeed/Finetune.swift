@@ -115,7 +115,7 @@ struct Finetune: ParsableCommand {
         var metrics: ComputeMetrics?
         switch task {
         case .causalLM:
-            net = try AutoModel.fromPretrained(dir, device: device)
+            net = try AutoModelForCausalLM.fromPretrained(dir, device: device)
             collator = DataCollatorForLanguageModeling(padTokenId: padId, mlm: false, device: device)
         default:
             let loaded = try AutoModelForSequenceClassification.fromPretrained(

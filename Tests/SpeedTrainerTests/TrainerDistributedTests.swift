@@ -1,0 +1,89 @@
+// The Trainer on 2 in-process ranks (LocalProcessGroup) at ZeRO-3 with the optimizer offloaded: the distributed sampler
+// gives every rank a disjoint half of each global batch (the losses of 2 ranks × B are 1 process × 2B's), and
+// evaluation is sharded (rank r runs eval batches r, r+2, …; the short rank reruns batch 0) and gathered (1 process's
+// metrics). Invariant: dropout is off in the copied model, so one process and two ranks compute the same function.
+import Foundation
+import SpeedComm
+import SpeedData
+import SpeedRuntime
+import SpeedTrainer
+import SpeedTransformers
+import Testing
+
+/// Pads like `DataCollatorWithPadding` and records each batch's rows (their input_ids, as text).
+final class RecordingCollator: DataCollator, @unchecked Sendable {
+    let inner = DataCollatorWithPadding(padTokenId: 0)
+    private let lock = NSLock()
+    private var seen: [[String]] = []
+    var batches: [[String]] { lock.withLock { seen } }
+
+    func collate(_ rows: [DataRow], step: Int) throws -> CollatedBatch {
+        lock.withLock { seen.append(rows.map { "\($0["input_ids"].map { "\($0)" } ?? "-")" }) }
+        return try inner.collate(rows, step: step)
+    }
+}
+
+@Suite(.serialized) struct TrainerDistributedTests {
+    /// tiny-bert-cls with dropout 0, in a scratch folder.
+    static func modelFolder() throws -> URL {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("ss-trainer-nodrop-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: TrainerLoopTests.model, to: out)
+        let file = out.appendingPathComponent("config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
+        config["hidden_dropout_prob"] = 0.0
+        config["attention_probs_dropout_prob"] = 0.0
+        try JSONSerialization.data(withJSONObject: config).write(to: file)
+        return out
+    }
+
+    struct Run { var evalBatches: [[String]]; var before: [String: Double]; var metrics: [String: Double]; var losses: [Double] }
+
+    func run(_ folder: URL, batch: Int, group: (any ProcessGroup)?) throws -> Run {
+        let ds = #"{"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto", "gradient_clipping": "auto", "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0, "offload_optimizer": {"device": "cpu"}}}"#
+        let args = try TrainingArguments.parse(arguments: [
+            "--output_dir", folder.appendingPathComponent("out").path, "--per_device_train_batch_size", "\(batch)",
+            "--per_device_eval_batch_size", "3", "--learning_rate", "1e-2", "--max_steps", "6", "--logging_steps", "1",
+            "--save_strategy", "no", "--warmup_steps", "1", "--seed", "7", "--deepspeed", ds,
+        ])
+        let (model, _, _) = try AutoModelForSequenceClassification.fromPretrained(folder, numLabels: 3, seed: 7)
+        let collator = RecordingCollator()
+        let data = try TrainerLoopTests.rows()
+        let trainer = try Trainer(model: model, arguments: args, trainDataset: data, evalDataset: data.select(0..<13),
+                                  dataCollator: collator, computeMetrics: Metrics.classification(average: .macro),
+                                  processGroup: group)
+        let before = try trainer.evaluate()   // before training: the only collations so far are the evaluation's
+        let evalBatches = collator.batches
+        try trainer.train()
+        let metrics = try trainer.evaluate()
+        let losses = trainer.state.logHistory.compactMap { e -> Double? in
+            if case .double(let l)? = e["loss"] { return l }
+            return nil
+        }
+        return Run(evalBatches: evalBatches, before: before, metrics: metrics, losses: losses)
+    }
+
+    @Test func twoRanksAtZeRO3WithOffloadMatchOneProcessAndShardTheEvaluation() throws {
+        let folder = try Self.modelFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let one = try run(folder, batch: 4, group: nil)
+        let ranks = try LocalProcessGroup.run(size: 2, timeout: 120) { group in try run(folder, batch: 2, group: group) }
+        #expect(one.losses.count == 6)
+        // 13 eval rows in batches of 3: 5 batches; rank 0 runs 0, 2, 4, rank 1 runs 1, 3 and reruns 0 (dropped).
+        let b = one.evalBatches
+        #expect(b.count == 5 && b.map(\.count) == [3, 3, 3, 3, 1])
+        #expect(ranks[0].evalBatches == [b[0], b[2], b[4]])
+        #expect(ranks[1].evalBatches == [b[1], b[3], b[0]])
+        for (r, got) in ranks.enumerated() {
+            #expect(got.losses.count == 6)
+            for (x, y) in zip(one.losses, got.losses) {
+                #expect(abs(x - y) <= 1e-5 * abs(x), "rank \(r): losses \(got.losses) vs 1 process \(one.losses)")
+            }
+            for key in ["eval_loss", "eval_accuracy", "eval_f1", "eval_precision", "eval_recall"] {
+                let (x, y) = (try #require(one.metrics[key]), try #require(got.metrics[key]))
+                #expect(abs(x - y) <= 1e-6 * Swift.max(abs(x), 1e-3), "rank \(r) \(key): \(y) vs 1 process \(x)")
+            }
+        }
+        // Training moved the model: the evaluation is of a trained model, not the initial one.
+        #expect(one.metrics["eval_loss"]! < one.before["eval_loss"]!, "eval_loss \(one.before["eval_loss"]!) → \(one.metrics["eval_loss"]!)")
+    }
+}
