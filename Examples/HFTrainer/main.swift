@@ -18,9 +18,14 @@ let tokenizer = try Tokenizer(contentsOf: URL(fileURLWithPath: modelDir))
 let dataset = try loadDataset("json", dataFiles: ["train": .files(["\(dataDir)/train.jsonl"]), "validation": .files(["\(dataDir)/eval.jsonl"])])
     .mapSplits { try $0.tokenized(with: tokenizer, maxLength: 64) }
 
-// 2. The training arguments.
+// 2. The training arguments. A global batch of 16 on any number of ranks (the seed's 16 per device on one), so
+// `swiftspeed launch --num_procs 2` trains exactly the steps one process does.
+guard 16 % group.size == 0 else {
+    FileHandle.standardError.write(Data("HFTrainerExample: run it on 1, 2, 4, 8 or 16 ranks (the global batch of 16 is split evenly), not \(group.size)\n".utf8))
+    exit(1)
+}
 var trainingArgs = try TrainingArguments(outputDir: "./results")
-trainingArgs.perDeviceTrainBatchSize = 16
+trainingArgs.perDeviceTrainBatchSize = 16 / group.size
 trainingArgs.perDeviceEvalBatchSize = 16
 trainingArgs.numTrainEpochs = 1
 trainingArgs.learningRate = 1e-4

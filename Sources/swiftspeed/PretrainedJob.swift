@@ -162,10 +162,16 @@ struct PretrainedJob {
     static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                                  "vocab.json", "merges.txt", "added_tokens.json"]
 
-    /// Writes the trained model as a Hugging Face folder, with the tokenizer files of the folder it came from.
-    func savePretrained(_ out: String) throws {
+    /// Writes the trained model as a Hugging Face folder, with the tokenizer files of the folder it came from, where
+    /// `writer` is true. Tensor-parallel sharded, every rank calls it (each tensor-parallel group gathers its shards).
+    func savePretrained(_ out: String, writer: Bool) throws {
         let dir = URL(fileURLWithPath: out)
-        try model.savePretrained(dir)
+        if let comm = model.tensorParallelCommunicator(), comm.size > 1 {
+            try model.savePretrained(dir, tensorParallelWriter: writer)
+        } else if writer {
+            try model.savePretrained(dir)
+        }
+        guard writer else { return }
         for name in Self.tokenizerFiles {
             let source = folder.appendingPathComponent(name), target = dir.appendingPathComponent(name)
             guard FileManager.default.fileExists(atPath: source.path) else { continue }

@@ -119,7 +119,7 @@ struct Train: ParsableCommand {
             engine.modelOrigin = (job.folder.path, String(decoding: try PretrainedFolder(job.folder).configData, as: UTF8.self))
             try train(engine, group, tokensPerSample: 0, batch: job.batch(index:)) { engine($0).loss! }
             if let out = savePretrained {
-                try engine.withGatheredParameters { if rank == 0 { try job.savePretrained(out) } }
+                try engine.withGatheredParameters { try job.savePretrained(out, writer: rank == 0) }
             }
         } else {
             let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,

@@ -146,6 +146,57 @@ import Testing
     }
 }
 
+extension PretrainedTrainTests {
+    /// `train --model DIR` with `"tensor_parallel": {"autotp_size": 2}`: a Llama folder with grouped K/V heads sharded
+    /// by its AutoTP rules over TP 2 (2 ranks) and TP 2 × DP 2 at ZeRO 1 (4 ranks) prints one process's losses and
+    /// clipped global norms, and `--save-pretrained` gathers the shards into the folder one process saves.
+    @Test(.needsMPI) func aLlamaFolderUnderTensorParallelismMatchesOneProcess() throws {
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func config(_ stage: Int, tp: Int?) throws -> String {
+            try write(#"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, "zero_optimization": {"stage": \#(stage)}, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}"#
+                      + (tp.map { #", "tensor_parallel": {"autotp_size": \#($0)}"# } ?? "") + "}", "ds-\(stage)-\(tp ?? 0).json", in: dir)
+        }
+        func stepRecords(_ stdout: String, prefix: String) throws -> [Int: [String: Any]] {
+            var out: [Int: [String: Any]] = [:]
+            for line in stdout.split(separator: "\n") where line.hasPrefix(prefix + "{") {
+                let object = try JSONSerialization.jsonObject(with: Data(line.dropFirst(prefix.count).utf8)) as! [String: Any]
+                out[object["step"] as! Int] = object
+            }
+            return out
+        }
+        let data = try write(rows(8), "rows.jsonl", in: dir)
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed").path
+        let model = Self.fixtures.appendingPathComponent("tiny-llama").path
+        let args = ["train", "--model", model, "--data", data, "--no-shuffle", "--steps", "3", "--json", "--threads", "1"]
+        let oneOut = dir.appendingPathComponent("one"), tpOut = dir.appendingPathComponent("tp")
+        let single = try swiftspeed(args + ["--config", try config(0, tp: nil), "--save-pretrained", oneOut.path])
+        #expect(single.status == 0, "\(single.stderr)")
+        let reference = try stepRecords(single.stdout, prefix: "")
+        #expect(reference.count == 3 && reference.values.allSatisfy { ($0["grad_norm"] as! Double) > 0.5 }, "clipping must be active: \(reference)")
+        for (procs, stage) in [(2, 0), (4, 1)] {
+            let save = procs == 2 ? ["--save-pretrained", tpOut.path] : []
+            let r = try swiftspeed(["launch", "--num_procs", "\(procs)", "--", exe] + args + ["--config", try config(stage, tp: 2)] + save)
+            #expect(r.status == 0, "TP 2 on \(procs) ranks: \(r.stderr)")
+            let got = try stepRecords(r.stdout, prefix: "[1,0]<stdout>:")
+            #expect(got.count == 3, "\(r.stdout)")
+            for (step, ref) in reference {
+                for key in ["loss", "grad_norm"] {
+                    let (a, b) = ((got[step]?[key] as? Double) ?? .nan, ref[key] as! Double)
+                    #expect(abs(a - b) <= 1e-5 * abs(b), "TP 2 on \(procs) ranks, step \(step) \(key): \(a) vs one process \(b)")
+                }
+            }
+        }
+        let one = try LlamaForCausalLM.fromPretrained(oneOut).stateDict(), tp = try LlamaForCausalLM.fromPretrained(tpOut).stateDict()
+        #expect(Set(one.keys) == Set(tp.keys))
+        for (name, w) in one {
+            let diff = zip(w.scalars, tp[name]?.scalars ?? []).map { abs($0 - $1) }.max() ?? .nan
+            #expect(tp[name]?.shape == w.shape && diff <= 1e-5, "\(name): the TP run saved \(tp[name]?.shape ?? []) differing by \(diff)")
+        }
+    }
+}
+
 /// A GPT-2 folder with a real (small, byte-level BPE) tokenizer: random weights sized to the tokenizer's vocabulary.
 @Suite struct PretrainedTextTests {
     static let tokenizerFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -50,3 +50,19 @@ for c, g in zip(cpu, gpu):
     assert rel < 1e-3, f"step {c['step']}: cpu loss {c['loss']}, 2-stage pipeline on 2 emulated GPUs {g['loss']}"
 print(f"cuda-emu: a 2-stage pipeline on 2 emulated GPUs (NCCL send/receive) matches one CPU process: losses {[g['loss'] for g in gpu]}")
 PY
+
+# Tensor parallelism (AutoTP, configs/tensor-parallel-2.json) on 2 emulated GPUs: the column/row-parallel layers'
+# all-reduces and the vocab-parallel embedding and cross-entropy over NCCL; same losses as one CPU process with the
+# same global batch (the config without its tensor_parallel block; 1e-3 relative).
+grep -v autotp_size configs/tensor-parallel-2.json | sed 's/"zero_optimization": {"stage": 1},/"zero_optimization": {"stage": 1}/' > "$cache/one-process.json"
+cpu=$("$bin" train --device cpu --model gpt-mini --config "$cache/one-process.json" --synthetic --steps 2 --json)
+gpu=$(mpirun --oversubscribe -n 2 "$bin" train --device cuda:0 --model gpt-mini --config configs/tensor-parallel-2.json --synthetic --steps 2 --json)
+python3 - "$cpu" "$gpu" <<'PY'
+import json, sys
+cpu, gpu = [[json.loads(l) for l in text.splitlines() if l.startswith("{")] for text in sys.argv[1:3]]
+assert len(cpu) == len(gpu) == 2, f"expected 2 steps each, got {len(cpu)} and {len(gpu)}"
+for c, g in zip(cpu, gpu):
+    rel = abs(c["loss"] - g["loss"]) / c["loss"]
+    assert rel < 1e-3, f"step {c['step']}: cpu loss {c['loss']}, TP 2 on 2 emulated GPUs {g['loss']}"
+print(f"cuda-emu: tensor parallelism (TP 2) on 2 emulated GPUs (NCCL) matches one CPU process: losses {[g['loss'] for g in gpu]}")
+PY
