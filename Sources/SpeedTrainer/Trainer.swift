@@ -114,6 +114,9 @@ public final class Trainer {
         if let engine { return engine }
         let setup = try TrainerSetup(arguments: arguments, modelConfig: modelConfig, trainRows: trainRows,
                                      worldSize: group.size)
+        if setup.config.tensorParallel.isEnabled {
+            throw TrainerError("the DeepSpeed config sets tensor_parallel.autotp_size \(setup.config.tensorParallel.autotpSize), which the Trainer does not support yet (its sampler, evaluation and saving assume every rank is a data-parallel one); remove the tensor_parallel block, or train with SwiftSpeed.initialize or `swiftspeed train --model DIR`, which shard the model")
+        }
         if arguments.activationCheckpointing ?? arguments.gradientCheckpointing ?? false {
             guard let checkpointable = model as? any ActivationCheckpointable else {
                 throw TrainerError("gradient_checkpointing: \(type(of: model)) does not support activation checkpointing")

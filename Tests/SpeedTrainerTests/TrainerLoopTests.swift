@@ -92,4 +92,14 @@ import Testing
         t.trainDataset = try DatasetTable(rows: [["text": "hello", "label": 1]])
         #expect { try t.train() } throws: { "\($0)".contains("no input_ids column") && "\($0)".contains("tokenize") }
     }
+
+    @Test func aTensorParallelDeepSpeedConfigIsRefusedByName() throws {
+        let out = try scratch()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let ds = out.appendingPathComponent("ds.json")
+        try #"{"train_micro_batch_size_per_gpu": "auto", "zero_optimization": {"stage": 1}, "tensor_parallel": {"autotp_size": 2}}"#
+            .write(to: ds, atomically: true, encoding: .utf8)
+        let t = try trainer(out, ["--deepspeed", ds.path], steps: 1)
+        #expect { try t.train() } throws: { "\($0)".contains("tensor_parallel.autotp_size 2") && "\($0)".contains("swiftspeed train") }
+    }
 }
