@@ -48,6 +48,27 @@ def gpt2():
          {"logits": out.logits, "loss": out.loss, "masked_logits": masked.logits})
 
 
+def gpt2_variant():
+    """GPT-2's rarer config.json switches: ReLU, n_inner, scale_attn_by_inverse_layer_idx, a wide epsilon; weights
+    perturbed so the per-layer scale moves the logits visibly."""
+    torch.manual_seed(9)
+    config = GPT2Config(vocab_size=100, n_positions=16, n_embd=32, n_layer=3, n_head=4, n_inner=48,
+                        activation_function="relu", scale_attn_by_inverse_layer_idx=True, layer_norm_epsilon=1e-3,
+                        attn_implementation="eager")
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ids = torch.tensor([[5, 17, 42, 3, 99, 0, 64, 8], [1, 2, 3, 4, 5, 6, 7, 9]])
+    mask = torch.tensor([[1] * 8, [1] * 6 + [0] * 2])
+    labels = ids.clone()
+    labels[1, 6:] = -100
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    save(model, "tiny-gpt2-variant", {"input_ids": ids, "labels": labels, "attention_mask": mask},
+         {"logits": out.logits, "loss": out.loss})
+
+
 def bert_config(**extra):
     return BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                       intermediate_size=64, max_position_embeddings=32, type_vocab_size=2,
@@ -260,6 +281,7 @@ if __name__ == "__main__":
         globals()[args.only]()
     else:
         gpt2()
+        gpt2_variant()
         bert_classifier()
         bert_regression()
         bert_mlm()

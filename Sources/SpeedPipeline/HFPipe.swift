@@ -79,7 +79,7 @@ public enum HFPipe {
                 (m as! GPT2Block).forward(x, blocked: nil)
             }) {
                 var rng = RandomStream(seed: 0)
-                let block = GPT2Block(config, act: act, dtype: dtype, device: device, rng: &rng)
+                let block = GPT2Block(config, layer: i, act: act, dtype: dtype, device: device, rng: &rng)
                 names.load(block, at: "h.\(i).")
                 return block
             }))

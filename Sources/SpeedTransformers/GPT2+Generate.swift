@@ -35,7 +35,7 @@ extension GPT2Attention {
     /// `x [B, t, C]`: the next `t` positions after the cache's, attending to the cache and causally within the chunk.
     func forward(_ x: Tensor, layer: Int, cache: KVCache) -> Tensor {
         let (b, t) = (x.shape[0], x.shape[1])
-        let d = headDim, c = heads * headDim, p = cache.length   // this rank's heads (all of them unsharded)
+        let c = heads * headDim, p = cache.length   // this rank's heads (all of them unsharded)
         let parts = cAttn(x).split([c, c, c], axis: 2)
         let q = HFAttention.heads(parts[0], heads)
         let (k, v) = cache.append(layer: layer, HFAttention.heads(parts[1], heads), HFAttention.heads(parts[2], heads))
@@ -45,7 +45,7 @@ extension GPT2Attention {
             let mask = (0..<(t * (p + t))).map { n -> Float in n % (p + t) > p + n / (p + t) ? 1 : 0 }
             blocked = Tensor(mask, shape: [1, 1, t, p + t], device: x.device)
         }
-        let y = HFAttention.merge(HFAttention.attend(q, k, v, blocked: blocked, scale: scaled ? 1 / Double(d).squareRoot() : 1,
+        let y = HFAttention.merge(HFAttention.attend(q, k, v, blocked: blocked, scale: scale,
                                                          dropout: nil))
         precondition(y.shape == [b, t, c], "GPT2Attention: cached attention gave \(y.shape)")
         return cProj(y)

@@ -27,16 +27,19 @@ public struct GPT2Config: Codable, Sendable, Equatable {
     public var layerNormEpsilon: Double
     public var initializerRange: Double
     public var scaleAttnWeights: Bool
+    /// HF's `scale_attn_by_inverse_layer_idx`: block i's attention scores are further divided by i + 1.
+    public var scaleAttnByInverseLayerIdx: Bool
 
     public init(vocabSize: Int = 50257, nPositions: Int = 1024, nEmbd: Int = 768, nLayer: Int = 12, nHead: Int = 12,
                 nInner: Int? = nil, activationFunction: String = "gelu_new", residPdrop: Double = 0.1,
                 embdPdrop: Double = 0.1, attnPdrop: Double = 0.1, layerNormEpsilon: Double = 1e-5,
-                initializerRange: Double = 0.02, scaleAttnWeights: Bool = true) {
+                initializerRange: Double = 0.02, scaleAttnWeights: Bool = true,
+                scaleAttnByInverseLayerIdx: Bool = false) {
         self.vocabSize = vocabSize; self.nPositions = nPositions; self.nEmbd = nEmbd; self.nLayer = nLayer
         self.nHead = nHead; self.nInner = nInner; self.activationFunction = activationFunction
         self.residPdrop = residPdrop; self.embdPdrop = embdPdrop; self.attnPdrop = attnPdrop
         self.layerNormEpsilon = layerNormEpsilon; self.initializerRange = initializerRange
-        self.scaleAttnWeights = scaleAttnWeights
+        self.scaleAttnWeights = scaleAttnWeights; self.scaleAttnByInverseLayerIdx = scaleAttnByInverseLayerIdx
     }
 
     enum CodingKeys: String, CodingKey {
@@ -44,7 +47,7 @@ public struct GPT2Config: Codable, Sendable, Equatable {
         case nHead = "n_head", nInner = "n_inner", activationFunction = "activation_function"
         case residPdrop = "resid_pdrop", embdPdrop = "embd_pdrop", attnPdrop = "attn_pdrop"
         case layerNormEpsilon = "layer_norm_epsilon", initializerRange = "initializer_range"
-        case scaleAttnWeights = "scale_attn_weights"
+        case scaleAttnWeights = "scale_attn_weights", scaleAttnByInverseLayerIdx = "scale_attn_by_inverse_layer_idx"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -60,7 +63,9 @@ public struct GPT2Config: Codable, Sendable, Equatable {
                   attnPdrop: try c.value(.attnPdrop, default: d.attnPdrop),
                   layerNormEpsilon: try c.value(.layerNormEpsilon, default: d.layerNormEpsilon),
                   initializerRange: try c.value(.initializerRange, default: d.initializerRange),
-                  scaleAttnWeights: try c.value(.scaleAttnWeights, default: d.scaleAttnWeights))
+                  scaleAttnWeights: try c.value(.scaleAttnWeights, default: d.scaleAttnWeights),
+                  scaleAttnByInverseLayerIdx: try c.value(.scaleAttnByInverseLayerIdx,
+                                                          default: d.scaleAttnByInverseLayerIdx))
     }
 
     /// Rejects what this implementation does not compute, naming the config.json key.
@@ -82,12 +87,15 @@ public final class GPT2Attention: Module {
     /// This rank's heads: `n_head`, or `n_head / tp` once tensor-parallel sharded.
     var heads: Int
     let headDim: Int
-    let scaled: Bool
+    /// The softmax's score scale: 1/√d (or 1 without `scale_attn_weights`), ÷ (layer + 1) with
+    /// `scale_attn_by_inverse_layer_idx`.
+    let scale: Double
 
-    init(_ c: GPT2Config, dtype: DType, device: Device, rng: inout RandomStream) {
+    init(_ c: GPT2Config, layer: Int, dtype: DType, device: Device, rng: inout RandomStream) {
         heads = c.nHead
         headDim = c.nEmbd / c.nHead
-        scaled = c.scaleAttnWeights
+        scale = (c.scaleAttnWeights ? 1 / Double(headDim).squareRoot() : 1)
+            / (c.scaleAttnByInverseLayerIdx ? Double(layer + 1) : 1)
         super.init()
         let std = c.initializerRange
         cAttn = Conv1D(c.nEmbd, 3 * c.nEmbd, std: std, dtype: dtype, device: device, rng: &rng)
@@ -100,7 +108,6 @@ public final class GPT2Attention: Module {
     func forward(_ x: Tensor, blocked: Tensor?) -> Tensor {
         let (b, t) = (x.shape[0], x.shape[1])
         let d = headDim, c = heads * headDim   // this rank's heads' width (all of n_embd unsharded)
-        let scale = scaled ? 1 / Double(d).squareRoot() : 1
         let qkv = cAttn(x)                       // [B, T, 3c]: [q | k | v] of this rank's heads
         let y: Tensor
         if blocked == nil && !(isTraining && attnDropout.p > 0) {
@@ -143,8 +150,9 @@ public final class GPT2Block: Module {
     @ModuleInfo(key: "ln_2") public var ln2: LayerNorm
     public let mlp: GPT2MLP
 
-    package init(_ c: GPT2Config, act: Activation, dtype: DType, device: Device, rng: inout RandomStream) {
-        attn = GPT2Attention(c, dtype: dtype, device: device, rng: &rng)
+    /// `layer`: this block's index `i` in `h.{i}` (the inverse-layer scale reads it).
+    package init(_ c: GPT2Config, layer: Int, act: Activation, dtype: DType, device: Device, rng: inout RandomStream) {
+        attn = GPT2Attention(c, layer: layer, dtype: dtype, device: device, rng: &rng)
         mlp = GPT2MLP(c, act: act, dtype: dtype, device: device, rng: &rng)
         super.init()
         ln1 = LayerNorm(c.nEmbd, eps: c.layerNormEpsilon, dtype: dtype, device: device)
@@ -195,7 +203,7 @@ public final class GPT2Model: Module, PretrainedModel, ActivationCheckpointable 
         wte = Embedding(config.vocabSize, config.nEmbd, std: config.initializerRange, dtype: dtype, device: device, rng: &rng)
         wpe = Embedding(config.nPositions, config.nEmbd, std: config.initializerRange, dtype: dtype, device: device, rng: &rng)
         drop = Dropout(config.embdPdrop, rng: &rng)
-        h = (0..<config.nLayer).map { _ in GPT2Block(config, act: act, dtype: dtype, device: device, rng: &rng) }
+        h = (0..<config.nLayer).map { GPT2Block(config, layer: $0, act: act, dtype: dtype, device: device, rng: &rng) }
         super.init()
         lnF = LayerNorm(config.nEmbd, eps: config.layerNormEpsilon, dtype: dtype, device: device)
     }

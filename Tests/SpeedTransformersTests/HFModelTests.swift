@@ -75,6 +75,21 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(maskedDiff < 1e-4)
     }
 
+    @Test func gpt2ConfigSwitchesMatchTransformers() throws {
+        // ReLU, n_inner 48, scale_attn_by_inverse_layer_idx (block i's scores ÷ (i + 1)), epsilon 1e-3, padding.
+        let e = try Expected("tiny-gpt2-variant")
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent("tiny-gpt2-variant"))
+        let config = try #require((model as? GPT2LMHeadModel)?.config)
+        #expect(config.scaleAttnByInverseLayerIdx && config.nInner == 48 && config.activationFunction == "relu")
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "labels": try e.ints("labels")])
+        let logitDiff = maxAbsDiff(out.logits!, try e.output("logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        print("tiny-gpt2-variant: logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
+        #expect(logitDiff < 1e-4)
+        #expect(lossDiff < 1e-4)
+    }
+
     @Test(arguments: ["tiny-bert-cls", "tiny-bert-reg", "tiny-bert-mlm"])
     func bertLogitsAndLossMatchTransformers(name: String) throws {
         let e = try Expected(name)
