@@ -69,6 +69,17 @@ def gpt2_variant():
          {"logits": out.logits, "loss": out.loss})
 
 
+def activations():
+    """transformers' ACT2FN on fixed points, for every activation name config.json may give."""
+    from transformers.activations import ACT2FN
+    x = torch.linspace(-4, 4, 33)
+    names = ["gelu", "gelu_python", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_accurate", "quick_gelu",
+             "relu", "silu", "swish", "sigmoid", "tanh", "linear"]
+    with open(os.path.join(FIXTURES, "activations.json"), "w") as f:
+        json.dump({"x": x.tolist(), "y": {n: ACT2FN[n](x).tolist() for n in names}}, f)
+    print("wrote activations.json")
+
+
 def bert_config(**extra):
     return BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                       intermediate_size=64, max_position_embeddings=32, type_vocab_size=2,
@@ -282,6 +293,7 @@ if __name__ == "__main__":
     else:
         gpt2()
         gpt2_variant()
+        activations()
         bert_classifier()
         bert_regression()
         bert_mlm()

@@ -80,31 +80,47 @@ extension Conv1D: TensorParallelLayoutProviding {
     public var ownTensorParallelCommunicator: (any TensorParallelCommunicator)? { tensorParallel?.comm }
 }
 
-/// A config.json `activation_function` / `hidden_act` value.
-public enum Activation: String, Sendable, Codable {
-    /// The exact erf GELU (`"gelu"`, BERT's).
+/// A config.json `activation_function` / `hidden_act` value (transformers' `ACT2FN` names).
+public enum Activation: String, Sendable, Codable, CaseIterable {
+    /// The exact erf GELU (`"gelu"`, BERT's; `"gelu_python"` is the same function).
     case gelu
-    /// The tanh approximation (`"gelu_new"`, GPT-2's; `"gelu_pytorch_tanh"` is the same function).
+    case geluPython = "gelu_python"
+    /// The tanh approximation (`"gelu_new"`, GPT-2's; `"gelu_pytorch_tanh"`, `"gelu_fast"` and `"gelu_accurate"`
+    /// are the same function written differently).
     case geluNew = "gelu_new"
     case geluPytorchTanh = "gelu_pytorch_tanh"
+    case geluFast = "gelu_fast"
+    case geluAccurate = "gelu_accurate"
+    /// `x · σ(1.702 x)` (CLIP's).
+    case quickGelu = "quick_gelu"
     case relu
+    case silu
+    /// transformers' alias of `silu`.
+    case swish
+    case sigmoid
     case tanh
+    /// The identity.
+    case linear
 
     /// Parses `name`, naming `key` in `path` when it is not supported.
     static func parse(_ name: String, key: String, path: String) throws -> Activation {
         guard let a = Activation(rawValue: name) else {
             throw PretrainedError.unsupported(path: path, key: key, value: "\"\(name)\"",
-                                              supported: "gelu, gelu_new, gelu_pytorch_tanh, relu, tanh")
+                                              supported: Activation.allCases.map(\.rawValue).joined(separator: ", "))
         }
         return a
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
         switch self {
-        case .gelu: x.gelu(approximate: false)
-        case .geluNew, .geluPytorchTanh: x.gelu(approximate: true)
+        case .gelu, .geluPython: x.gelu(approximate: false)
+        case .geluNew, .geluPytorchTanh, .geluFast, .geluAccurate: x.gelu(approximate: true)
+        case .quickGelu: x * (x * 1.702).sigmoid()
         case .relu: x.relu()
+        case .silu, .swish: x.silu()
+        case .sigmoid: x.sigmoid()
         case .tanh: x.tanh()
+        case .linear: x
         }
     }
 }

@@ -90,6 +90,22 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(lossDiff < 1e-4)
     }
 
+    @Test func everyActivationNameMatchesTransformersACT2FN() throws {
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("activations.json"))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let x = Expected.flatten(try #require(object["x"])).map { Float($0) }
+        let ys = try #require(object["y"] as? [String: Any])
+        #expect(Set(ys.keys) == Set(Activation.allCases.map(\.rawValue)))
+        for (name, y) in ys {
+            let act = try Activation.parse(name, key: "hidden_act", path: "config.json")
+            let diff = maxAbsDiff(act(Tensor(x, shape: [x.count])), Expected.flatten(y))
+            #expect(diff < 1e-5, "\(name): max |Δ| = \(diff)")
+        }
+        #expect { try Activation.parse("mish", key: "hidden_act", path: "config.json") } throws: {
+            "\($0)".contains("hidden_act") && "\($0)".contains("mish") && "\($0)".contains("quick_gelu")
+        }
+    }
+
     @Test(arguments: ["tiny-bert-cls", "tiny-bert-reg", "tiny-bert-mlm"])
     func bertLogitsAndLossMatchTransformers(name: String) throws {
         let e = try Expected(name)
