@@ -47,7 +47,8 @@ public final class Tokenizer: Sendable {
         added = AddedVocabulary(file.addedTokens, normalizer: normalizer)
     }
 
-    /// Reads `url`: a tokenizer.json, or a folder holding tokenizer.json and optionally tokenizer_config.json.
+    /// Reads `url`: a tokenizer.json, or a folder holding tokenizer.json and optionally tokenizer_config.json — or,
+    /// as `AutoTokenizer` does for GPT-2's older folders, only `vocab.json` and `merges.txt`.
     ///
     /// ```swift
     /// let tok = try Tokenizer(contentsOf: URL(fileURLWithPath: "tokenizer.json"))
@@ -58,6 +59,10 @@ public final class Tokenizer: Sendable {
             throw TokenizerError.unreadable(path: url.path, reason: "no such file or folder")
         }
         let fileURL = isDir.boolValue ? url.appendingPathComponent("tokenizer.json") : url
+        if isDir.boolValue, !FileManager.default.fileExists(atPath: fileURL.path) {
+            try self.init(legacyFolder: url)
+            return
+        }
         let configURL = fileURL.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
         let data: Data
         do { data = try Data(contentsOf: fileURL) } catch {
@@ -110,6 +115,27 @@ public final class Tokenizer: Sendable {
                                           model: ModelConfig(type: "BPE", vocab: vocab, merges: merges),
                                           postProcessor: PostProcessorConfig(type: "ByteLevel"),
                                           decoder: DecoderConfig(type: "ByteLevel")))
+    }
+
+    /// A folder without tokenizer.json: GPT-2's `vocab.json` + `merges.txt` (what transformers' GPT2TokenizerFast
+    /// converts), `<|endoftext|>` special when the vocabulary has it.
+    convenience init(legacyFolder url: URL) throws {
+        let vocab = url.appendingPathComponent("vocab.json"), merges = url.appendingPathComponent("merges.txt")
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: vocab.path), fm.fileExists(atPath: merges.path) else {
+            throw TokenizerError.unreadable(path: url.appendingPathComponent("tokenizer.json").path,
+                                            reason: "the folder has no tokenizer.json (nor GPT-2's vocab.json + merges.txt); save the tokenizer with transformers' save_pretrained, which writes tokenizer.json")
+        }
+        let configURL = url.appendingPathComponent("tokenizer_config.json")
+        if let d = try? Data(contentsOf: configURL),
+           let cls = (try? JSONDecoder().decode(TokenizerConfig.self, from: d))?.tokenizerClass,
+           !cls.hasPrefix("GPT2Tokenizer") {
+            throw TokenizerError.invalid(key: "\(configURL.path): tokenizer_class",
+                                         reason: "\(cls) from vocab.json + merges.txt is not supported (only GPT2Tokenizer); save the tokenizer with transformers' save_pretrained, which writes tokenizer.json")
+        }
+        let ids = (try? JSONDecoder().decode([String: Int].self, from: Data(contentsOf: vocab))) ?? [:]
+        try self.init(gpt2Vocabulary: vocab, merges: merges,
+                      specialTokens: ids["<|endoftext|>"] == nil ? [] : ["<|endoftext|>"])
     }
 
     static func describe(_ error: any Error) -> String {

@@ -59,17 +59,8 @@ struct Tokenize: ParsableCommand {
         return tok.encode(line, addSpecialTokens: addSpecialTokens)
     }
 
-    static func load(_ path: String) throws -> Tokenizer {
-        let url = URL(fileURLWithPath: path)
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue,
-           !FileManager.default.fileExists(atPath: url.appendingPathComponent("tokenizer.json").path),
-           FileManager.default.fileExists(atPath: url.appendingPathComponent("vocab.json").path) {
-            return try Tokenizer(gpt2Vocabulary: url.appendingPathComponent("vocab.json"),
-                                 merges: url.appendingPathComponent("merges.txt"))
-        }
-        return try Tokenizer(contentsOf: url)
-    }
+    /// A tokenizer.json, or a folder (tokenizer.json, or GPT-2's legacy vocab.json + merges.txt).
+    static func load(_ path: String) throws -> Tokenizer { try Tokenizer(contentsOf: URL(fileURLWithPath: path)) }
 
     /// transformers' key order: input_ids, token_type_ids, attention_mask, offset_mapping (then our tokens).
     static func json(_ e: Encoding, typeIds: Bool, tokens: Bool, offsets: Bool = false) -> String {

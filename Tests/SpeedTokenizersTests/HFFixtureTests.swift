@@ -49,16 +49,28 @@ func pairs(_ offsets: [Range<Int>]) -> [[Int]] { offsets.map { [$0.lowerBound, $
 
 let expected: Expected = try! JSONDecoder().decode(Expected.self, from: Data(contentsOf: fixtures.appendingPathComponent("expected.json")))
 
-/// Loaded once per name (GPT-2 from its legacy vocab.json + merges.txt, the others from their folders).
+/// Each fixture from its folder (GPT-2's holds only its legacy vocab.json + merges.txt, as AutoTokenizer reads them).
 func fixtureTokenizer(_ name: String) throws -> Tokenizer {
-    if name == "gpt2" {
-        let dir = fixtures.appendingPathComponent("gpt2")
-        return try Tokenizer(gpt2Vocabulary: dir.appendingPathComponent("vocab.json"), merges: dir.appendingPathComponent("merges.txt"))
-    }
-    return try Tokenizer(contentsOf: fixtures.appendingPathComponent(name))
+    try Tokenizer(contentsOf: fixtures.appendingPathComponent(name))
 }
 
 @Suite struct HFFixtureTests {
+    @Test func aFolderWithOnlyGPT2sLegacyFilesLoadsAsThePair() throws {
+        let dir = fixtures.appendingPathComponent("gpt2")
+        let pair = try Tokenizer(gpt2Vocabulary: dir.appendingPathComponent("vocab.json"),
+                                 merges: dir.appendingPathComponent("merges.txt"))
+        let folder = try Tokenizer(contentsOf: dir)
+        for c in try #require(expected.cases["gpt2"]) {
+            #expect(folder.encode(c.text, pair: c.pair).ids == pair.encode(c.text, pair: c.pair).ids)
+        }
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-tokenizer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        #expect { try Tokenizer(contentsOf: empty) } throws: {
+            "\($0)".contains("tokenizer.json") && "\($0)".contains("vocab.json + merges.txt")
+        }
+    }
+
     @Test(arguments: ["gpt2", "bert", "bpe-small", "wordpiece-small", "unigram-small", "llama-bpe-small", "llama3-bpe-small", "wordlevel-small", "unigram-spm"])
     func idsMatchHuggingFace(_ name: String) throws {
         let tok = try fixtureTokenizer(name)
