@@ -150,9 +150,10 @@ def llama():
          {"logits": out.logits, "loss": out.loss, "masked_logits": masked.logits, "masked_loss": masked.loss})
 
 
-def llama_variants():
+def llama_variants(only=None):
     """llama3 rope scaling (all three frequency bands), tied embeddings and all attention biases, explicit
-    position_ids; linear rope scaling; Qwen2 (q/k/v biases, tied); Mistral (head_dim ≠ hidden / heads)."""
+    position_ids; linear rope scaling; Qwen2 (q/k/v biases, tied); Mistral (head_dim ≠ hidden / heads); a gated MLP
+    whose hidden_act is not SiLU, with MLP biases."""
     ids = torch.tensor([[5, 17, 42, 3, 99, 0, 64, 8], [1, 2, 3, 4, 5, 6, 7, 9]])
     labels = ids.clone()
     labels[0, :2] = -100
@@ -171,14 +172,20 @@ def llama_variants():
         ("tiny-qwen2", 7, Qwen2ForCausalLM, Qwen2Config(rope_parameters={"rope_type": "default", "rope_theta": 1e6},
                                                         tie_word_embeddings=True, **small)),
         ("tiny-mistral", 8, MistralForCausalLM, MistralConfig(sliding_window=16, head_dim=16, **small)),
+        ("tiny-llama-gelu", 10, LlamaForCausalLM,
+         LlamaConfig(hidden_act="gelu_pytorch_tanh", mlp_bias=True, **dict(small, num_key_value_heads=2))),
     ]
     for name, seed, cls, config in variants:
+        if only and name != only:
+            continue
         torch.manual_seed(seed)
         model = cls(config).eval()
         with torch.no_grad():  # non-zero biases and norm weights, so a dropped one shows
             for pname, p in model.named_parameters():
                 if pname.endswith("bias") or pname.endswith("norm.weight"):
                     p.add_(0.1 * torch.randn_like(p))
+                elif name == "tiny-llama-gelu":  # pre-activations large enough that GELU and SiLU differ plainly
+                    p.add_(0.2 * torch.randn_like(p))
             out = model(input_ids=ids, attention_mask=mask, position_ids=positions, labels=labels)
         save(model, name, {"input_ids": ids, "labels": labels, "attention_mask": mask, "position_ids": positions},
              {"logits": out.logits, "loss": out.loss})
@@ -285,9 +292,12 @@ if __name__ == "__main__":
     parser.add_argument("--minilm", help="all-MiniLM-L6-v2 folder (config.json, model.safetensors, tokenizer)")
     parser.add_argument("--check", help="a folder written by savePretrained to load with transformers")
     parser.add_argument("--only", help="build just this fixture (e.g. llama), leaving the others untouched")
+    parser.add_argument("--variant", help="with --only llama_variants: just this variant (e.g. tiny-llama-gelu)")
     args = parser.parse_args()
     if args.check:
         check(args.check)
+    elif args.only == "llama_variants":
+        llama_variants(args.variant)
     elif args.only:
         globals()[args.only]()
     else:

@@ -203,9 +203,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         guard headSize % 2 == 0 else {
             throw PretrainedError.unsupported(path: path, key: "head_dim", value: "\(headSize)", supported: "an even size")
         }
-        guard hiddenAct == "silu" else {
-            throw PretrainedError.unsupported(path: path, key: "hidden_act", value: "\"\(hiddenAct)\"", supported: "silu")
-        }
+        _ = try Activation.parse(hiddenAct, key: "hidden_act", path: path)
         if let types = layerTypes, let bad = types.first(where: { $0 != "full_attention" && $0 != "sliding_attention" }) {
             throw PretrainedError.unsupported(path: path, key: "layer_types", value: "\"\(bad)\"",
                                               supported: "full_attention, sliding_attention")
@@ -346,13 +344,19 @@ public final class LlamaAttention: Module {
     }
 }
 
-/// Llama's SwiGLU MLP: `down_proj(silu(gate_proj(x)) · up_proj(x))`, silu(x) = x·sigmoid(x) (one fused kernel).
+/// Llama's gated MLP: `down_proj(act(gate_proj(x)) · up_proj(x))`, act = `hidden_act` (SiLU: one fused SwiGLU kernel).
 public final class LlamaMLP: Module {
     @ModuleInfo(key: "gate_proj") public var gateProj: Linear
     @ModuleInfo(key: "up_proj") public var upProj: Linear
     @ModuleInfo(key: "down_proj") public var downProj: Linear
+    /// The gate's activation when it is not SiLU (nil: the fused SwiGLU kernel).
+    let gateActivation: Activation?
 
     init(_ c: LlamaConfig, dtype: DType, device: Device, rng: inout RandomStream) {
+        guard let act = Activation(rawValue: c.hiddenAct) else {
+            preconditionFailure("hidden_act \(c.hiddenAct) was not validated (LlamaConfig.validate rejects it)")
+        }
+        gateActivation = act == .silu || act == .swish ? nil : act
         super.init()
         let std = c.initializerRange
         gateProj = Linear(c.hiddenSize, c.intermediateSize, bias: c.mlpBias, std: std, dtype: dtype, device: device, rng: &rng)
@@ -361,7 +365,8 @@ public final class LlamaMLP: Module {
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
-        downProj(Tensor.swiglu(gate: gateProj(x), up: upProj(x)))
+        guard let act = gateActivation else { return downProj(Tensor.swiglu(gate: gateProj(x), up: upProj(x))) }
+        return downProj(act(gateProj(x)) * upProj(x))
     }
 }
 

@@ -142,7 +142,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(maskedLossDiff < 1e-4)
     }
 
-    @Test(arguments: ["tiny-llama-llama3", "tiny-llama-linear", "tiny-qwen2", "tiny-mistral"])
+    @Test(arguments: ["tiny-llama-llama3", "tiny-llama-linear", "tiny-qwen2", "tiny-mistral", "tiny-llama-gelu"])
     func llamaVariantsMatchTransformers(name: String) throws {
         // llama3 / linear rope scaling, tied embeddings, attention biases, Qwen2; offset position_ids and padding.
         let e = try Expected(name)

@@ -40,16 +40,23 @@ private struct HFCase: Decodable {
 
 private struct HFExpected: Decodable { var cases: [String: [HFCase]] }
 
+/// `name`'s fixture cases that fit on one stdin line (default special tokens; no CR, LF or TAB inside), and those
+/// lines (a pair as `text TAB pair`).
+private func lineCases(_ name: String) throws -> ([HFCase], String) {
+    let all = try JSONDecoder().decode(HFExpected.self, from: Data(contentsOf: tokenizerFixtures.appendingPathComponent("expected.json")))
+    let cases = try #require(all.cases[name]).filter { (c: HFCase) -> Bool in
+        let whole = c.text + (c.pair ?? "")
+        return c.add_special_tokens && !whole.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\t" }
+    }
+    let input = cases.map { (c: HFCase) -> String in c.pair.map { "\(c.text)\t\($0)" } ?? c.text }
+        .joined(separator: "\n") + "\n"
+    return (cases, input)
+}
+
 @Suite struct TokenizeCommandTests {
     @Test(arguments: [("bert", true), ("gpt2", false), ("bpe-small", false), ("unigram-small", true), ("unigram-spm", false)])
     func linesGiveHuggingFaceIds(_ name: String, _ typeIds: Bool) throws {
-        let all = try JSONDecoder().decode(HFExpected.self, from: Data(contentsOf: tokenizerFixtures.appendingPathComponent("expected.json")))
-        let cases = try #require(all.cases[name]).filter { (c: HFCase) -> Bool in
-            let whole = c.text + (c.pair ?? "")
-            return c.add_special_tokens && !whole.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\t" }
-        }
-        let input = cases.map { (c: HFCase) -> String in c.pair.map { "\(c.text)\t\($0)" } ?? c.text }
-            .joined(separator: "\n") + "\n"
+        let (cases, input) = try lineCases(name)
         let r = try swiftspeed(["tokenize", "--tokenizer", tokenizerFixtures.appendingPathComponent(name).path], stdin: input)
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
@@ -68,13 +75,7 @@ private struct HFExpected: Decodable { var cases: [String: [HFCase]] }
     /// full-width forms, ligatures, circled digits and odd whitespace.
     @Test(arguments: ["gpt2", "bert", "unigram-spm"])
     func offsetsAreHuggingFaces(_ name: String) throws {
-        let all = try JSONDecoder().decode(HFExpected.self, from: Data(contentsOf: tokenizerFixtures.appendingPathComponent("expected.json")))
-        let cases = try #require(all.cases[name]).filter { (c: HFCase) -> Bool in
-            let whole = c.text + (c.pair ?? "")
-            return c.add_special_tokens && !whole.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\t" }
-        }
-        let input = cases.map { (c: HFCase) -> String in c.pair.map { "\(c.text)\t\($0)" } ?? c.text }
-            .joined(separator: "\n") + "\n"
+        let (cases, input) = try lineCases(name)
         let r = try swiftspeed(["tokenize", "--tokenizer", tokenizerFixtures.appendingPathComponent(name).path, "--offsets"],
                                stdin: input)
         #expect(r.status == 0, "\(r.stderr)")
