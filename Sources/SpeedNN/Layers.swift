@@ -167,6 +167,23 @@ public final class Dropout: Module {
     }
 }
 
+extension Module {
+    /// Gives every `Dropout` below this module a fresh stream drawn from `seed`, in `namedModules()` order — what
+    /// `torch.manual_seed` before training does to a model's dropout masks (a loaded model's streams are otherwise
+    /// the same on every run).
+    ///
+    /// ```swift
+    /// let model = try AutoModel.fromPretrained(dir)
+    /// model.seedDropout(42)
+    /// ```
+    public func seedDropout(_ seed: UInt64) {
+        var rng = RandomStream(seed: seed)
+        for (_, m) in namedModules() {
+            if let d = m as? Dropout { d.rng = rng.split() }
+        }
+    }
+}
+
 /// Runs its layers in order.
 public final class Sequential: Module {
     public let layers: [Module]

@@ -12,7 +12,8 @@ struct PretrainedJob {
     /// One JSONL row: token ids and, for classification, a label.
     struct Row { var ids: [Int32]; var label: Double? }
 
-    let model: any PretrainedModel
+    /// The loaded model; nil on the pipeline path (`loadModel: false`), whose stages build only their own layers.
+    let model: (any PretrainedModel)?
     let folder: URL
     let task: Task
     let rows: [Row]
@@ -29,10 +30,18 @@ struct PretrainedJob {
         FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent("config.json").path)
     }
 
-    init(dir: String, dataPath: String, microBatch: Int, shuffle: Bool, seed: UInt64, device: Device) throws {
+    init(dir: String, dataPath: String, microBatch: Int, shuffle: Bool, seed: UInt64, device: Device,
+         loadModel: Bool = true) throws {
         folder = URL(fileURLWithPath: dir)
-        model = try AutoModel.fromPretrained(folder, device: device)
-        let name = type(of: model).architecture
+        let name: String
+        if loadModel {
+            let loaded = try AutoModel.fromPretrained(folder, device: device)
+            model = loaded
+            name = type(of: loaded).architecture
+        } else {
+            model = nil
+            name = try PretrainedFolder(folder).architectures.first ?? "model without config.json architectures"
+        }
         if name.hasSuffix("ForSequenceClassification") { task = .sequenceClassification }
         else if name.hasSuffix("LMHeadModel") || name.hasSuffix("ForCausalLM") { task = .causalLM }
         else {
@@ -165,6 +174,7 @@ struct PretrainedJob {
     /// Writes the trained model as a Hugging Face folder, with the tokenizer files of the folder it came from, where
     /// `writer` is true. Tensor-parallel sharded, every rank calls it (each tensor-parallel group gathers its shards).
     func savePretrained(_ out: String, writer: Bool) throws {
+        guard let model else { preconditionFailure("savePretrained needs the job's model (built with loadModel: true)") }
         let dir = URL(fileURLWithPath: out)
         if let comm = model.tensorParallelCommunicator(), comm.size > 1 {
             try model.savePretrained(dir, tensorParallelWriter: writer)

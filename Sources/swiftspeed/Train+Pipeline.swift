@@ -1,4 +1,5 @@
-// `swiftspeed train --pipeline-stages N`: the GPT models through SpeedPipeline's PipelineEngine over the job's ranks.
+// `swiftspeed train --pipeline-stages N`: the GPT models and Hugging Face causal-LM folders (HFPipe) through
+// SpeedPipeline's PipelineEngine over the job's ranks.
 // Invariant: data rank d of W asks for micro-batch (s·GAS + m)·W + d at step s, micro-step m — the TrainingLoop rule
 // with the data-parallel size (ranks ÷ (stages · autotp_size)) as the world — so the global batch, and rank 0's JSON
 // lines, equal one process's.
@@ -13,7 +14,7 @@ extension Train {
     /// means no pipeline.
     func pipelineStageCount() throws -> Int? {
         if let pipelineStages { return pipelineStages }
-        guard GPTConfig.preset(model) != nil,
+        guard GPTConfig.preset(model) != nil || PretrainedJob.isFolder(model),
               case .object(let members) = try JSONValue.parse(String(contentsOfFile: config, encoding: .utf8)),
               case .object(let pipeline)? = members["pipeline"], let n = pipeline["stages"]?.intValue, n > 1 else { return nil }
         return n
@@ -31,16 +32,40 @@ extension Train {
             printError(world > 1 ? "rank \(rank): \(error)" : "\(error)")
             throw ExitCode(1)
         }
-        let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
-                                  buildModel: false, device: device)
         // DeepSpeed's config default "best" is not a PipelineModule method; PipelineModule's own default is "parameters".
         let method = ds.pipeline.partition == "best" ? "parameters" : ds.pipeline.partition
         let interval = checkpointActivations ? 1 : ds.pipeline.activationCheckpointInterval
         let engine: PipelineEngine
+        // Micro-batch `index` of the global order, and the tokens per sample for the throughput figure.
+        let batch: (Int) -> MicroBatch
+        let tokensPerSample: Int
         do {
-            let module = try GPTPipe.module(job.gptConfig!, seed: seed, numStages: stages, partitionMethod: method,
+            let module: PipelineModule
+            if PretrainedJob.isFolder(model) {
+                let job = try pretrainedPipelineJob(microBatch: ds.trainMicroBatchSizePerGPU, device: device)
+                module = try HFPipe.module(folder: job.folder, numStages: stages, partitionMethod: method,
+                                           activationCheckpointInterval: interval, device: device)
+                // Right-padded rows need no mask here: causal attention never looks ahead to the padding, whose
+                // labels are -100 — the losses equal the masked model's.
+                batch = { index in
+                    let inputs = job.batch(index: index)
+                    return MicroBatch(input: inputs["input_ids"]!, target: inputs["labels"]!)
+                }
+                tokensPerSample = 0
+            } else {
+                let job = try TrainingJob(model: model, dataPath: data, seed: seed, microBatch: ds.trainMicroBatchSizePerGPU,
+                                          buildModel: false, device: device)
+                module = try GPTPipe.module(job.gptConfig!, seed: seed, numStages: stages, partitionMethod: method,
                                             activationCheckpointInterval: interval, device: device)
+                batch = { index in
+                    let (x, y) = job.batch(index: index)
+                    return MicroBatch(input: x, target: y)
+                }
+                tokensPerSample = job.tokensPerSample
+            }
             engine = try PipelineEngine(module: module, config: ds, world: group, logger: logger)
+            // A folder's layers are built with fixed streams: seed this stage's dropouts from --seed and the stage.
+            if PretrainedJob.isFolder(model) { engine.stage.seedDropout(seed &+ UInt64(engine.stageID)) }
         } catch let error as PipelineError {
             printError("\(error)")
             throw ExitCode(1)
@@ -61,14 +86,13 @@ extension Train {
                 var micro = 0
                 let loss = try engine.trainBatch {
                     defer { micro += 1 }
-                    let (x, y) = job.batch(index: (step * gas + micro) * dp + dataRank)
-                    return MicroBatch(input: x, target: y)
+                    return batch((step * gas + micro) * dp + dataRank)
                 }
                 let samplesPerS = Double(ds.trainBatchSize) / (now() - start)
                 let memory = engine.memoryBytes
                 let record = StepRecord(step: engine.globalSteps, loss: loss, lr: engine.engine.getLR()[0],
                                         lossScale: engine.engine.lossScale, gradNorm: engine.globalGradNorm,
-                                        samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(job.tokensPerSample),
+                                        samplesPerS: samplesPerS, tokensPerS: samplesPerS * Double(tokensPerSample),
                                         memParams: memory.params, memGrads: memory.grads, memOptim: memory.optimizer,
                                         memOffload: memory.offloaded, peakMem: device.backend.memoryStats.peakAllocatedBytes,
                                         paramsTotal: paramsTotal, skippedSteps: engine.engine.skippedSteps,
@@ -86,5 +110,15 @@ extension Train {
             group.abort(code: 3)
         }
         progress?.finish()
+    }
+
+    /// The JSONL rows of a Hugging Face causal-LM folder, without loading its weights (each stage reads its own).
+    func pretrainedPipelineJob(microBatch: Int, device: Device) throws -> PretrainedJob {
+        let architecture = try PretrainedFolder(URL(fileURLWithPath: model)).architectures.first ?? "(no architectures)"
+        guard architecture.hasSuffix("LMHeadModel") || architecture.hasSuffix("ForCausalLM") else {
+            throw PipelineError.configuration("--pipeline-stages: \(model) holds a \(architecture); pipelines of Hugging Face folders train causal LMs (GPT-2, Llama, Mistral, Qwen2) — drop --pipeline-stages")
+        }
+        return try PretrainedJob(dir: model, dataPath: data!, microBatch: microBatch, shuffle: !noShuffle, seed: seed,
+                                 device: device, loadModel: false)
     }
 }

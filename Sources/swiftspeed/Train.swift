@@ -39,7 +39,7 @@ struct Train: ParsableCommand {
     var commTimeout: Double?
     @Flag(help: "GPT models: checkpoint every transformer block (recompute activations in backward).")
     var checkpointActivations = false
-    @Option(parsing: .unconditional, help: ArgumentHelp("GPT models: pipeline-parallel stages (DeepSpeed's PipelineModule num_stages); the ranks form stages × data-parallel ranks, and the config's batch sizes are for the data-parallel size. Default: the config's pipeline.stages, else no pipeline.", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("GPT models and Hugging Face causal-LM folders: pipeline-parallel stages (DeepSpeed's PipelineModule num_stages); the ranks form stages × data-parallel ranks, and the config's batch sizes are for the data-parallel size. Default: the config's pipeline.stages, else no pipeline.", valueName: "N"))
     var pipelineStages: Int?
 
     func validate() throws {
@@ -64,8 +64,11 @@ struct Train: ParsableCommand {
         if model == "simple" && data != nil { throw ValidationError("--model simple trains on --synthetic data only") }
         if let pipelineStages {
             if pipelineStages < 1 { throw ValidationError("--pipeline-stages must be >= 1 (got \(pipelineStages))") }
-            if GPTConfig.preset(model) == nil {
-                throw ValidationError("--pipeline-stages applies to the GPT models (gpt-mini, gpt2-small), not '\(model)'")
+            if GPTConfig.preset(model) == nil && !pretrained {
+                throw ValidationError("--pipeline-stages applies to the GPT models (gpt-mini, gpt2-small) and Hugging Face causal-LM folders, not '\(model)'")
+            }
+            if pretrained && savePretrained != nil {
+                throw ValidationError("--save-pretrained with --pipeline-stages: each stage holds only its layers; save with --save-dir and write the Hugging Face folder with `swiftspeed zero-to-fp32 DIR OUT`")
             }
         }
         if model == "simple" && checkpointActivations {
@@ -110,13 +113,16 @@ struct Train: ParsableCommand {
         if PretrainedJob.isFolder(model) {
             let job = try PretrainedJob(dir: model, dataPath: data!, microBatch: ds.trainMicroBatchSizePerGPU,
                                         shuffle: !noShuffle, seed: seed, device: device)
+            let module = job.model!   // loaded: loadModel defaults to true
+            module.seedDropout(seed)
             if checkpointActivations {   // HF's gradient_checkpointing: every block recomputed in backward
-                for (_, m) in job.model.namedModules() {
+                for (_, m) in module.namedModules() {
                     if let c = m as? any ActivationCheckpointable { c.activationCheckpointing.enabled = true }
                 }
             }
-            let (engine, _, _, _) = try SwiftSpeed.initialize(model: job.model, config: ds, processGroup: group, logger: logger)
+            let (engine, _, _, _) = try SwiftSpeed.initialize(model: module, config: ds, processGroup: group, logger: logger)
             engine.modelOrigin = (job.folder.path, String(decoding: try PretrainedFolder(job.folder).configData, as: UTF8.self))
+            engine.train()   // fromPretrained leaves eval mode, as from_pretrained does; training applies the dropouts
             try train(engine, group, tokensPerSample: 0, batch: job.batch(index:)) { engine($0).loss! }
             if let out = savePretrained {
                 try engine.withGatheredParameters { try job.savePretrained(out, writer: rank == 0) }

@@ -90,6 +90,48 @@ import Testing
         #expect(Set(tensors.keys) == Set(gpt.namedParameters().map(\.0)))
         try gpt.load(stateDict: tensors)
     }
+
+    /// `train --model DIR --pipeline-stages P` splits a Hugging Face causal-LM folder (HFPipe: Llama with grouped K/V
+    /// heads and an untied head; Qwen2 with q/k/v biases and tied embeddings) over 2 stages and 2 stages × 2
+    /// data-parallel ranks, and rank 0 prints one unsplit process's losses on the same padded JSONL rows. A sequence
+    /// classifier and `--save-pretrained` are refused by name.
+    @Test(arguments: ["tiny-llama", "tiny-qwen2"]) func aHuggingFaceFolderSplitsIntoStages(model name: String) throws {
+        _ = try #require(Requirements.mpirun, Comment(rawValue: Requirements.noMPI))
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("SpeedTransformersTests/Fixtures")
+        let cfg = dir.appendingPathComponent("ds.json")
+        try #"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 1, "gradient_clipping": 0.5, "zero_optimization": {"stage": 1}, "optimizer": {"type": "AdamW", "params": {"lr": 1e-2}}}"#
+            .write(to: cfg, atomically: true, encoding: .utf8)
+        // Rows of 3 to 9 tokens: every micro-batch of 1 is its own length, batches of 2+ are right-padded.
+        let rows = (0..<8).map { i in "{\"input_ids\": [" + (0..<(3 + i % 7)).map { String(($0 * 7 + i * 13) % 97) }.joined(separator: ", ") + "]}" }
+        let data = dir.appendingPathComponent("rows.jsonl")
+        try (rows.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed").path
+        let model = fixtures.appendingPathComponent(name).path
+        let train = [exe, "train", "--model", model, "--config", cfg.path, "--data", data.path, "--no-shuffle", "--json",
+                     "--threads", "1", "--steps", "3"]
+        let single = try swiftspeed(Array(train.dropFirst()))
+        #expect(single.status == 0, "\(single.stderr)")
+        let reference = records(single.stdout)
+        #expect(reference.count == 3)
+        for (procs, stages) in [(2, 2), (4, 2)] {
+            let r = try swiftspeed(["launch", "--num_procs", "\(procs)", "--"] + train + ["--pipeline-stages", "\(stages)"])
+            #expect(r.status == 0, "\(procs) ranks, \(stages) stages: \(r.stderr)")
+            let got = records(r.stdout)
+            #expect(got.count == 3, "\(procs) ranks, \(stages) stages printed \(r.stdout)")
+            for (step, ref) in reference {
+                let (a, b) = (got[step]?["loss"] as? Double ?? .nan, ref["loss"] as! Double)
+                #expect(abs(a - b) <= 1e-5 * abs(b), "\(name) \(procs)×\(stages) step \(step): \(a) vs one process \(b)")
+            }
+        }
+        let saving = try swiftspeed(Array(train.dropFirst()) + ["--pipeline-stages", "1", "--save-pretrained", dir.appendingPathComponent("out").path])
+        #expect(saving.status != 0 && saving.stderr.contains("zero-to-fp32"), "\(saving.stderr)")
+        let classifier = try swiftspeed(["train", "--model", fixtures.appendingPathComponent("tiny-bert-cls").path, "--config", cfg.path,
+                                         "--data", data.path, "--steps", "1", "--pipeline-stages", "1"])
+        #expect(classifier.status != 0 && classifier.stderr.contains("causal LMs"), "\(classifier.stderr)")
+    }
 }
 
 @Suite struct PipelineTrainArgumentTests {

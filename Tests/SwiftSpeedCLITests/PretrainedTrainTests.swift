@@ -23,6 +23,44 @@ import Testing
         }.joined(separator: "\n") + "\n"
     }
 
+    /// A copy of the model folder `source` in `dir` whose config.json sets every dropout probability to 0.
+    func withoutDropout(_ source: URL, in dir: URL) throws -> URL {
+        let out = dir.appendingPathComponent(source.lastPathComponent + "-no-dropout")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: source.appendingPathComponent("model.safetensors"),
+                                         to: out.appendingPathComponent("model.safetensors"))
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("config.json"))) as? [String: Any])
+        for key in ["resid_pdrop", "embd_pdrop", "attn_pdrop", "hidden_dropout_prob", "attention_probs_dropout_prob",
+                    "classifier_dropout", "attention_dropout"] where config[key] != nil {
+            config[key] = 0.0
+        }
+        try JSONSerialization.data(withJSONObject: config).write(to: out.appendingPathComponent("config.json"))
+        return out
+    }
+
+    /// Dropout is on while training (the config's probabilities, one seeded stream per layer): two seeds give
+    /// different losses after the first step on GPT-2 (resid/embd/attn_pdrop 0.1), the same seed the same ones, and a
+    /// dropout-free copy of the folder gives the eval-mode losses of transformers' model.
+    @Test func trainingAppliesTheConfigsDropout() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cfg = try write(#"{"train_micro_batch_size_per_gpu": 2, "optimizer": {"type": "AdamW", "params": {"lr": 0.0}}}"#, "ds.json", in: dir)
+        let data = try write(rows(4), "rows.jsonl", in: dir)
+        func run(_ model: URL, seed: Int) throws -> [Int: Double] {
+            let r = try swiftspeed(["train", "--model", model.path, "--config", cfg, "--data", data, "--no-shuffle",
+                                    "--steps", "2", "--json", "--seed", "\(seed)"])
+            #expect(r.status == 0, "\(r.stderr)")
+            return try losses(r.stdout)
+        }
+        let gpt2 = Self.fixtures.appendingPathComponent("tiny-gpt2")
+        let (a, b, c) = (try run(gpt2, seed: 1), try run(gpt2, seed: 2), try run(gpt2, seed: 1))
+        #expect(a == c && a.count == 2)
+        #expect(a[1] != b[1], "dropout off while training? seeds 1 and 2 gave \(a) and \(b)")
+        let plain = try withoutDropout(gpt2, in: dir)
+        let (x, y) = (try run(plain, seed: 1), try run(plain, seed: 2))
+        #expect(x == y && x.count == 2, "no dropout, yet the seed changed the losses: \(x) vs \(y)")
+    }
+
     @Test func aCausalLMTrainsOnJSONLRowsAndSavesAFolderThatLoads() throws {
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -127,7 +165,8 @@ import Testing
         let one = try write(#"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#, "one.json", in: dir)
         let data = try write(rows(8, label: name.contains("bert")), "rows.jsonl", in: dir)
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftspeed").path
-        let model = Self.fixtures.appendingPathComponent(name).path
+        // Training applies the config's dropouts, whose masks depend on how rows fall on ranks: compare without them.
+        let model = try withoutDropout(Self.fixtures.appendingPathComponent(name), in: dir).path
         let args = ["train", "--model", model, "--data", data, "--no-shuffle", "--steps", "3", "--json", "--threads", "1"]
         let single = try swiftspeed(args + ["--config", one])
         #expect(single.status == 0, "\(single.stderr)")
