@@ -123,6 +123,8 @@ public final class Trainer {
             }
             checkpointable.activationCheckpointing.enabled = true
         }
+        // transformers' Trainer seeds torch with `seed` first: the dropout masks of training follow it.
+        model.seedDropout(UInt64(arguments.seed))
         let opt = try setup.optimization(model: model)
         let engine = try initialize(model: model, config: setup.config, optimizer: opt.optimizer,
                                     lrScheduler: opt.scheduler, processGroup: group,

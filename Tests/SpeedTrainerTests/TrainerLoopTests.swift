@@ -93,6 +93,22 @@ import Testing
         #expect { try t.train() } throws: { "\($0)".contains("no input_ids column") && "\($0)".contains("tokenize") }
     }
 
+    /// `seed` seeds the dropout masks (tiny-bert-cls has hidden and attention dropout 0.1), as transformers' Trainer
+    /// seeds torch: the same seed gives the same losses, another seed (same data_seed, same head) other ones.
+    @Test func theSeedDrivesTheDropoutMasks() throws {
+        let out = try scratch()
+        defer { try? FileManager.default.removeItem(at: out) }
+        func run(_ seed: Int) throws -> [Int: Double] {
+            let t = try trainer(out.appendingPathComponent("\(seed)-\(UUID().uuidString)"),
+                                ["--save_strategy", "no", "--seed", "\(seed)", "--data_seed", "7"], steps: 3)
+            try t.train()
+            return losses(t)
+        }
+        let (a, b, c) = (try run(7), try run(7), try run(8))
+        #expect(a.count == 3 && a == b, "seed 7 twice: \(a) vs \(b)")
+        #expect(a[1] != c[1], "seeds 7 and 8 gave the same first loss \(a[1] ?? .nan): dropout not seeded")
+    }
+
     @Test func aTensorParallelDeepSpeedConfigIsRefusedByName() throws {
         let out = try scratch()
         defer { try? FileManager.default.removeItem(at: out) }
