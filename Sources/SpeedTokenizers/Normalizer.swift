@@ -126,11 +126,13 @@ indirect enum Normalizer: Sendable {
         return t.scalars
     }
 
-    /// BERT's control characters: Cc, Cf, Cs, Co, Cn, except tab, newline and carriage return.
+    /// BERT's control characters as HF `tokenizers` has them: Cc, Cf, Cs, Co as of Unicode 8.0 (its category
+    /// tables) — not unassigned code points, which stay and become [UNK] — except tab, newline and carriage return.
     static func isControl(_ c: Unicode.Scalar) -> Bool {
         if c == "\t" || c == "\n" || c == "\r" { return false }
+        if !c.isInUnicode8 { return c.properties.generalCategory == .privateUse || c.properties.generalCategory == .surrogate }
         switch c.properties.generalCategory {
-        case .control, .format, .surrogate, .privateUse, .unassigned: return true
+        case .control, .format, .surrogate, .privateUse: return true
         default: return false
         }
     }

@@ -1,4 +1,5 @@
-// Unicode character classes as Hugging Face tokenizers (Rust `char` methods, Oniguruma `\s \p{L} \p{N}`) define them.
+// Unicode character classes as Hugging Face tokenizers (Rust `char` methods, Oniguruma `\s \p{L} \p{N}`, and the
+// Unicode 8.0 `unicode_categories` tables of BERT's punctuation and control rules) define them.
 // Invariant: text is processed as arrays of Unicode scalars (Rust's `char`), never Swift `Character`s: a grapheme
 // cluster such as "e\u{301}" is two scalars to HF, and Swift's String equality (canonical) must not merge tokens.
 import Foundation
@@ -31,8 +32,17 @@ extension Unicode.Scalar {
         return properties.isWhitespace
     }
 
-    /// Rust's `char::is_punctuation`: the P* categories.
+    /// Assigned by Unicode 8.0: the tables of the `unicode_categories` crate behind HF's BERT and Punctuation
+    /// rules, which see every later character as unassigned.
+    var isInUnicode8: Bool {
+        guard let age = properties.age else { return false }
+        return age.major < 8 || (age.major == 8 && age.minor == 0)
+    }
+
+    /// `unicode_categories`' `is_punctuation`: the P* categories, as of Unicode 8.0.
     var isPunctuationHF: Bool {
+        guard isInUnicode8 else { return false }
+        if value == 0x166D || value == 0x111C9 { return true }   // Po in Unicode 8.0, recategorised since
         switch properties.generalCategory {
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation, .initialPunctuation,
              .finalPunctuation, .otherPunctuation: return true

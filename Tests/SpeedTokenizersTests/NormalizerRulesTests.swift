@@ -1,5 +1,6 @@
-// HF's `Nmt` normalizer (which code points it drops and which become spaces: every code point below U+30000 was run
-// through tokenizers 0.23.3's `normalizers.Nmt().normalize_str`) and `CharDelimiterSplit`, with the offsets HF reports.
+// HF's `Nmt` normalizer and BertNormalizer's `clean_text` (which code points each drops and which become spaces: every
+// code point below U+30000 was run through tokenizers 0.23.3's `normalize_str`) and `CharDelimiterSplit`, with the
+// offsets HF reports.
 import Foundation
 import Testing
 @testable import SpeedTokenizers
@@ -19,6 +20,43 @@ import Testing
             if out != want { wrong.append(String(v, radix: 16)) }
         }
         #expect(wrong.isEmpty, "code points normalized unlike HF: \(wrong.prefix(20))")
+    }
+
+    /// Fixtures/bert-clean-text.json: the code-point ranges `BertNormalizer(clean_text=True)` (nothing else on) drops
+    /// (Cc, Cf, Co — unassigned code points stay) and maps to " " (whitespace); every other code point is unchanged.
+    @Test func bertCleanTextDropsAndSpacesExactlyAsHuggingFace() throws {
+        struct Ranges: Decodable { var dropped: [[UInt32]]; var spaced: [[UInt32]] }
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/bert-clean-text.json")
+        let r = try JSONDecoder().decode(Ranges.self, from: Data(contentsOf: url))
+        let dropped = Set(r.dropped.flatMap { $0[0]...$0[1] }), spaced = Set(r.spaced.flatMap { $0[0]...$0[1] })
+        let config = #"{"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": false, "strip_accents": false, "lowercase": false}"#
+        let bert = try Normalizer(JSONDecoder().decode(NormalizerConfig.self, from: Data(config.utf8)))
+        var wrong: [String] = []
+        for v in UInt32(0)..<0x30000 {
+            guard let c = Unicode.Scalar(v) else { continue }
+            let want: [Unicode.Scalar] = dropped.contains(v) ? [] : spaced.contains(v) ? [" "] : [c]
+            if bert.apply([c]) != want { wrong.append(String(v, radix: 16)) }
+        }
+        #expect(wrong.isEmpty, "code points cleaned unlike HF: \(wrong.prefix(20))")
+        #expect(dropped.contains(0xE000) && !dropped.contains(0x0378), "private use dropped, unassigned kept")
+    }
+
+    /// Fixtures/bert-punctuation.json: the code points below U+30000 that tokenizers 0.23.3's BertPreTokenizer splits
+    /// off as punctuation ("a" + c + "a" gives three pieces) — ASCII punctuation and P* as of Unicode 8.0, the tables
+    /// HF's rule reads (so U+2E43 stays in the word, U+166D, Po then, is split off). The Punctuation pre-tokenizer
+    /// shares the rule.
+    @Test func bertPunctuationIsHuggingFacesForEveryCodePoint() throws {
+        struct Ranges: Decodable { var punctuation: [[UInt32]] }
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/bert-punctuation.json")
+        let r = try JSONDecoder().decode(Ranges.self, from: Data(contentsOf: url))
+        let punctuation = Set(r.punctuation.flatMap { $0[0]...$0[1] })
+        var wrong: [String] = []
+        for v in UInt32(0)..<0x30000 {
+            guard let c = Unicode.Scalar(v) else { continue }
+            if c.isBertPunctuation != punctuation.contains(v) { wrong.append(String(v, radix: 16)) }
+        }
+        #expect(wrong.isEmpty, "punctuation unlike HF: \(wrong.prefix(20))")
+        #expect(punctuation.contains(0x166D) && !punctuation.contains(0x2E43))
     }
 
     /// tokenizer.json, tokens and offsets from tokenizers 0.23.3 (WordLevel over Nmt + WhitespaceSplit).
