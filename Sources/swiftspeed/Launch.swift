@@ -71,6 +71,10 @@ struct Launch: ParsableCommand {
             try pool.openMPIHostfile.write(toFile: path, atomically: true, encoding: .utf8)
             hostfileToDelete = path
             args += ["--hostfile", path]
+            // OpenMPI 4.1's remote daemons map the shared hwloc topology into a guessed VM hole, which under ASLR
+            // can land on their stack (orted segfaults in hwloc_shmem_topology_write, roughly one start in three
+            // here); "none" makes each daemon read its own topology. --launcher_args can still override it.
+            args += ["--mca", "rtc_hwloc_vmhole", "none"]
             total = pool.totalSlots
             master = masterAddr ?? pool.hosts[0].name
         } else if include != nil || exclude != nil {
