@@ -130,7 +130,7 @@ indirect enum Normalizer: Sendable {
     /// tables) — not unassigned code points, which stay and become [UNK] — except tab, newline and carriage return.
     static func isControl(_ c: Unicode.Scalar) -> Bool {
         if c == "\t" || c == "\n" || c == "\r" { return false }
-        if !c.isInUnicode8 { return c.properties.generalCategory == .privateUse || c.properties.generalCategory == .surrogate }
+        guard c.isInUnicode8 else { return false }
         switch c.properties.generalCategory {
         case .control, .format, .surrogate, .privateUse: return true
         default: return false

@@ -90,6 +90,12 @@ public final class Tokenizer: Sendable {
     /// gpt2.encode("Hello world").ids // [15496, 995]
     /// ```
     public convenience init(gpt2Vocabulary vocabURL: URL, merges mergesURL: URL, specialTokens: [String] = ["<|endoftext|>"]) throws {
+        try self.init(gpt2Vocabulary: vocabURL, merges: mergesURL, specialTokens: specialTokens, requireSpecialTokens: true)
+    }
+
+    /// The pair as above; without `requireSpecialTokens`, a special token the vocabulary lacks is left out.
+    convenience init(gpt2Vocabulary vocabURL: URL, merges mergesURL: URL, specialTokens: [String],
+                     requireSpecialTokens: Bool) throws {
         let vocab: [String: Int]
         do { vocab = try JSONDecoder().decode([String: Int].self, from: Data(contentsOf: vocabURL)) } catch {
             throw TokenizerError.malformed(path: vocabURL.path, reason: "expected a {token: id} object (\(Tokenizer.describe(error)))")
@@ -103,6 +109,7 @@ public final class Tokenizer: Sendable {
         var added: [AddedToken] = []
         for s in specialTokens {
             guard let id = vocab[s] else {
+                if !requireSpecialTokens { continue }
                 throw TokenizerError.invalid(key: "\(vocabURL.lastPathComponent): \(s)", reason: "special token \(s) is not in the vocabulary; pass specialTokens: [] or the right names")
             }
             added.append(AddedToken(id: id, content: s, normalized: true, special: true))
@@ -133,9 +140,7 @@ public final class Tokenizer: Sendable {
             throw TokenizerError.invalid(key: "\(configURL.path): tokenizer_class",
                                          reason: "\(cls) from vocab.json + merges.txt is not supported (only GPT2Tokenizer); save the tokenizer with transformers' save_pretrained, which writes tokenizer.json")
         }
-        let ids = (try? JSONDecoder().decode([String: Int].self, from: Data(contentsOf: vocab))) ?? [:]
-        try self.init(gpt2Vocabulary: vocab, merges: merges,
-                      specialTokens: ids["<|endoftext|>"] == nil ? [] : ["<|endoftext|>"])
+        try self.init(gpt2Vocabulary: vocab, merges: merges, specialTokens: ["<|endoftext|>"], requireSpecialTokens: false)
     }
 
     static func describe(_ error: any Error) -> String {

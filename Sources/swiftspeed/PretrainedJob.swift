@@ -25,6 +25,13 @@ struct PretrainedJob {
     /// Single-label regression (num_labels 1): float labels and MSE.
     let isRegression: Bool
 
+    /// The task of a config.json `architectures` name: …ForSequenceClassification, or …LMHeadModel / …ForCausalLM.
+    static func task(ofArchitecture name: String) -> Task? {
+        if name.hasSuffix("ForSequenceClassification") { return .sequenceClassification }
+        if name.hasSuffix("LMHeadModel") || name.hasSuffix("ForCausalLM") { return .causalLM }
+        return nil
+    }
+
     /// Whether `path` is a Hugging Face model folder (holds config.json).
     static func isFolder(_ path: String) -> Bool {
         FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent("config.json").path)
@@ -42,9 +49,7 @@ struct PretrainedJob {
             model = nil
             name = try PretrainedFolder(folder).architectures.first ?? "model without config.json architectures"
         }
-        if name.hasSuffix("ForSequenceClassification") { task = .sequenceClassification }
-        else if name.hasSuffix("LMHeadModel") || name.hasSuffix("ForCausalLM") { task = .causalLM }
-        else {
+        if let task = Self.task(ofArchitecture: name) { self.task = task } else {
             throw TrainingJobError(description: "\(dir) holds a \(name); swiftspeed train fine-tunes causal LMs (…LMHeadModel, …ForCausalLM) and …ForSequenceClassification models")
         }
         let config = (try? JSONSerialization.jsonObject(with: try PretrainedFolder(folder).configData)) as? [String: Any] ?? [:]

@@ -23,6 +23,10 @@ extension Train {
     /// Trains `model` as a `stages`-stage pipeline; rank 0 prints the step records.
     func trainPipeline(_ group: any ProcessGroup, stages: Int, device: Device, logger: Logger) throws {
         let (rank, world) = (group.rank, group.size)
+        if savePretrained != nil {   // --pipeline-stages or the config's pipeline.stages
+            printError("--save-pretrained with a pipeline: each stage holds only its layers; save with --save-dir and write the Hugging Face folder with `swiftspeed zero-to-fp32 DIR OUT`")
+            throw ExitCode(2)
+        }
         guard world % stages == 0 else {
             printError("--pipeline-stages \(stages) does not divide the \(world) ranks of the job; launch a multiple of \(stages) processes")
             throw ExitCode(2)
@@ -115,7 +119,7 @@ extension Train {
     /// The JSONL rows of a Hugging Face causal-LM folder, without loading its weights (each stage reads its own).
     func pretrainedPipelineJob(microBatch: Int, device: Device) throws -> PretrainedJob {
         let architecture = try PretrainedFolder(URL(fileURLWithPath: model)).architectures.first ?? "(no architectures)"
-        guard architecture.hasSuffix("LMHeadModel") || architecture.hasSuffix("ForCausalLM") else {
+        guard PretrainedJob.task(ofArchitecture: architecture) == .causalLM else {
             throw PipelineError.configuration("--pipeline-stages: \(model) holds a \(architecture); pipelines of Hugging Face folders train causal LMs (GPT-2, Llama, Mistral, Qwen2) — drop --pipeline-stages")
         }
         return try PretrainedJob(dir: model, dataPath: data!, microBatch: microBatch, shuffle: !noShuffle, seed: seed,

@@ -67,9 +67,6 @@ struct Train: ParsableCommand {
             if GPTConfig.preset(model) == nil && !pretrained {
                 throw ValidationError("--pipeline-stages applies to the GPT models (gpt-mini, gpt2-small) and Hugging Face causal-LM folders, not '\(model)'")
             }
-            if pretrained && savePretrained != nil {
-                throw ValidationError("--save-pretrained with --pipeline-stages: each stage holds only its layers; save with --save-dir and write the Hugging Face folder with `swiftspeed zero-to-fp32 DIR OUT`")
-            }
         }
         if model == "simple" && checkpointActivations {
             throw ValidationError("--checkpoint-activations applies to the GPT models, not --model simple")

@@ -128,6 +128,12 @@ import Testing
         }
         let saving = try swiftspeed(Array(train.dropFirst()) + ["--pipeline-stages", "1", "--save-pretrained", dir.appendingPathComponent("out").path])
         #expect(saving.status != 0 && saving.stderr.contains("zero-to-fp32"), "\(saving.stderr)")
+        let staged = dir.appendingPathComponent("staged.json")   // the config's pipeline.stages, no flag
+        try #"{"train_batch_size": 4, "train_micro_batch_size_per_gpu": 1, "pipeline": {"stages": 2}, "optimizer": {"type": "AdamW", "params": {"lr": 1e-2}}}"#
+            .write(to: staged, atomically: true, encoding: .utf8)
+        let savingStaged = try swiftspeed(["train", "--model", model, "--config", staged.path, "--data", data.path, "--steps", "1",
+                                           "--save-pretrained", dir.appendingPathComponent("out").path])
+        #expect(savingStaged.status != 0 && savingStaged.stderr.contains("zero-to-fp32"), "\(savingStaged.stderr)")
         let classifier = try swiftspeed(["train", "--model", fixtures.appendingPathComponent("tiny-bert-cls").path, "--config", cfg.path,
                                          "--data", data.path, "--steps", "1", "--pipeline-stages", "1"])
         #expect(classifier.status != 0 && classifier.stderr.contains("causal LMs"), "\(classifier.stderr)")
