@@ -174,6 +174,22 @@ def llama_variants(only=None):
         ("tiny-mistral", 8, MistralForCausalLM, MistralConfig(sliding_window=16, head_dim=16, **small)),
         ("tiny-llama-gelu", 10, LlamaForCausalLM,
          LlamaConfig(hidden_act="gelu_pytorch_tanh", mlp_bias=True, **dict(small, num_key_value_heads=2))),
+        # The rope types whose frequencies depend on the sequence: positions 40-47 run past max_position_embeddings
+        # (dynamic) / original_max_position_embeddings (longrope's long factors); "short_logits" at positions 0-7.
+        ("tiny-llama-dynamic", 11, LlamaForCausalLM,
+         LlamaConfig(rope_parameters={"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 3.0},
+                     **dict(small, max_position_embeddings=32))),
+        ("tiny-llama-yarn", 12, LlamaForCausalLM,
+         LlamaConfig(rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                      "original_max_position_embeddings": 16}, **small)),
+        ("tiny-qwen2-yarn", 13, Qwen2ForCausalLM,
+         Qwen2Config(rope_parameters={"rope_type": "yarn", "rope_theta": 1e6, "factor": 8.0, "attention_factor": 1.25,
+                                      "beta_fast": 8.0, "beta_slow": 2.0, "truncate": False,
+                                      "original_max_position_embeddings": 8}, **small)),
+        ("tiny-llama-longrope", 14, LlamaForCausalLM,
+         LlamaConfig(rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                                      "short_factor": [1.0, 1.1, 1.3, 2.0], "long_factor": [1.5, 3.0, 6.0, 11.0],
+                                      "original_max_position_embeddings": 16}, **small)),
     ]
     for name, seed, cls, config in variants:
         if only and name != only:
@@ -186,9 +202,16 @@ def llama_variants(only=None):
                     p.add_(0.1 * torch.randn_like(p))
                 elif name == "tiny-llama-gelu":  # pre-activations large enough that GELU and SiLU differ plainly
                     p.add_(0.2 * torch.randn_like(p))
+                elif "rope" in name or "dynamic" in name or "yarn" in name:  # logits that depend on the rotation
+                    p.add_(0.3 * torch.randn_like(p))
             out = model(input_ids=ids, attention_mask=mask, position_ids=positions, labels=labels)
+            outputs = {"logits": out.logits, "loss": out.loss}
+            if name in ("tiny-llama-dynamic", "tiny-llama-longrope"):
+                fresh = cls(config).eval()  # a new model: HF's dynamic rope keeps state from the longer forward
+                fresh.load_state_dict(model.state_dict())
+                outputs["short_logits"] = fresh(input_ids=ids, attention_mask=mask).logits
         save(model, name, {"input_ids": ids, "labels": labels, "attention_mask": mask, "position_ids": positions},
-             {"logits": out.logits, "loss": out.loss})
+             outputs)
 
 
 def mistral_window():

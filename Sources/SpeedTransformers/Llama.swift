@@ -8,50 +8,6 @@ import Foundation
 import SpeedCore
 import SpeedNN
 
-/// config.json's `rope_scaling` / `rope_parameters` (transformers 5 keeps `rope_theta` inside it).
-public struct RopeScaling: Codable, Sendable, Equatable {
-    /// `default`, `linear` or `llama3`.
-    public var ropeType: String
-    public var factor: Double?
-    public var lowFreqFactor: Double?
-    public var highFreqFactor: Double?
-    public var originalMaxPositionEmbeddings: Int?
-    public var ropeTheta: Double?
-
-    public init(ropeType: String = "default", factor: Double? = nil, lowFreqFactor: Double? = nil,
-                highFreqFactor: Double? = nil, originalMaxPositionEmbeddings: Int? = nil, ropeTheta: Double? = nil) {
-        self.ropeType = ropeType; self.factor = factor; self.lowFreqFactor = lowFreqFactor
-        self.highFreqFactor = highFreqFactor; self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
-        self.ropeTheta = ropeTheta
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case ropeType = "rope_type", type, factor, lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
-        case originalMaxPositionEmbeddings = "original_max_position_embeddings", ropeTheta = "rope_theta"
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(ropeType: try c.decodeIfPresent(String.self, forKey: .ropeType)
-                      ?? c.decodeIfPresent(String.self, forKey: .type) ?? "default",
-                  factor: try c.decodeIfPresent(Double.self, forKey: .factor),
-                  lowFreqFactor: try c.decodeIfPresent(Double.self, forKey: .lowFreqFactor),
-                  highFreqFactor: try c.decodeIfPresent(Double.self, forKey: .highFreqFactor),
-                  originalMaxPositionEmbeddings: try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings),
-                  ropeTheta: try c.decodeIfPresent(Double.self, forKey: .ropeTheta))
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(ropeType, forKey: .ropeType)
-        try c.encodeIfPresent(factor, forKey: .factor)
-        try c.encodeIfPresent(lowFreqFactor, forKey: .lowFreqFactor)
-        try c.encodeIfPresent(highFreqFactor, forKey: .highFreqFactor)
-        try c.encodeIfPresent(originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
-        try c.encodeIfPresent(ropeTheta, forKey: .ropeTheta)
-    }
-}
-
 /// config.json of a `llama` model (transformers' `LlamaConfig`; absent keys take its defaults). Mistral's and
 /// Qwen2's configs decode into it too.
 ///
@@ -116,7 +72,8 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         case ropeScaling = "rope_scaling", ropeParameters = "rope_parameters", attentionBias = "attention_bias"
         case attentionDropout = "attention_dropout", mlpBias = "mlp_bias", slidingWindow = "sliding_window"
         case useSlidingWindow = "use_sliding_window", layerTypes = "layer_types", maxWindowLayers = "max_window_layers"
-        case padTokenId = "pad_token_id"
+        case padTokenId = "pad_token_id", originalMaxPositionEmbeddings = "original_max_position_embeddings"
+        case partialRotaryFactor = "partial_rotary_factor"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -128,7 +85,16 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         var scaling = params ?? legacy
         let theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? params?.ropeTheta ?? d.ropeTheta
         scaling?.ropeTheta = nil
-        if scaling?.ropeType == "default" && scaling?.factor == nil { scaling = nil }
+        if let partial = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor), partial != 1 {
+            scaling = scaling ?? RopeScaling()   // kept so validate() refuses it by name
+            scaling?.partialRotaryFactor = partial
+        }
+        if scaling?.ropeType == "default" && scaling?.factor == nil && scaling?.partialRotaryFactor == nil { scaling = nil }
+        // A top-level original_max_position_embeddings (Phi-3's layout) wins over the rope dict's, as in transformers.
+        if let original = try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings),
+           let type = scaling?.ropeType, ["llama3", "yarn", "longrope"].contains(type) {
+            scaling?.originalMaxPositionEmbeddings = original
+        }
         // Qwen2 carries sliding_window but only uses it with use_sliding_window.
         let useWindow = try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? true
         let layers = try c.value(.numHiddenLayers, default: d.numHiddenLayers)
@@ -208,34 +174,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
             throw PretrainedError.unsupported(path: path, key: "layer_types", value: "\"\(bad)\"",
                                               supported: "full_attention, sliding_attention")
         }
-        if let s = ropeScaling, !["default", "linear", "llama3"].contains(s.ropeType) {
-            throw PretrainedError.unsupported(path: path, key: "rope_scaling", value: "\"\(s.ropeType)\"",
-                                              supported: "default, linear, llama3")
-        }
-    }
-
-    /// The rotary inverse frequencies `[headSize / 2]` after `rope_scaling` (transformers' ROPE_INIT_FUNCTIONS).
-    func inverseFrequencies() -> [Double] {
-        let dim = headSize
-        var inv = stride(from: 0, to: dim, by: 2).map { 1 / Foundation.pow(ropeTheta, Double($0) / Double(dim)) }
-        guard let s = ropeScaling else { return inv }
-        switch s.ropeType {
-        case "linear":
-            inv = inv.map { $0 / (s.factor ?? 1) }
-        case "llama3":
-            let factor = s.factor ?? 8, low = s.lowFreqFactor ?? 1, high = s.highFreqFactor ?? 4
-            let old = Double(s.originalMaxPositionEmbeddings ?? 8192)
-            let lowWavelen = old / low, highWavelen = old / high
-            inv = inv.map { f in
-                let wavelen = 2 * Double.pi / f
-                if wavelen < highWavelen { return f }
-                if wavelen > lowWavelen { return f / factor }
-                let smooth = (old / wavelen - low) / (high - low)
-                return (1 - smooth) * f / factor + smooth * f
-            }
-        default: break
-        }
-        return inv
+        try validateRope(path: path)
     }
 }
 
@@ -252,32 +191,6 @@ public final class LlamaRMSNorm: Module {
     }
 
     public override func forward(_ x: Tensor) -> Tensor { x.rmsNorm(weight: weight, eps: eps) }
-}
-
-/// Rotary tables for one forward: `cos`, `sin` `[B, T, D/2]` (fp32; fp64 for an fp64 model) at any positions (a
-/// KV cache's continue from its length).
-package struct Rotary {
-    let cos: Tensor
-    let sin: Tensor
-
-    package init(_ config: LlamaConfig, positions: [Int], batch: Int, tokens: Int, dtype: DType, device: Device) {
-        let inv = config.inverseFrequencies()
-        let half = config.headSize / 2
-        var c = [Float](repeating: 0, count: batch * tokens * half), s = c
-        for i in 0..<(batch * tokens) {
-            for j in 0..<half {
-                let angle = Double(Float(positions[i]) * Float(inv[j]))   // fp32 product, as HF's matmul
-                c[i * half + j] = Float(Foundation.cos(angle))
-                s[i * half + j] = Float(Foundation.sin(angle))
-            }
-        }
-        let stats: DType = dtype == .float64 ? .float64 : .float32
-        cos = Tensor(c, shape: [batch, tokens, half], device: device).cast(to: stats)
-        sin = Tensor(s, shape: [batch, tokens, half], device: device).cast(to: stats)
-    }
-
-    /// `x · cos + rotate_half(x) · sin` for token-major `x [B, T, H, D]` (the fused kernel).
-    func apply(_ x: Tensor) -> Tensor { x.rotary(cos: cos, sin: sin) }
 }
 
 /// Llama attention: `q_proj`, `k_proj`, `v_proj` (grouped K/V heads), rotary q and k, fused masked attention, `o_proj`.

@@ -142,9 +142,11 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(maskedLossDiff < 1e-4)
     }
 
-    @Test(arguments: ["tiny-llama-llama3", "tiny-llama-linear", "tiny-qwen2", "tiny-mistral", "tiny-llama-gelu"])
+    @Test(arguments: ["tiny-llama-llama3", "tiny-llama-linear", "tiny-qwen2", "tiny-mistral", "tiny-llama-gelu",
+                      "tiny-llama-dynamic", "tiny-llama-yarn", "tiny-qwen2-yarn", "tiny-llama-longrope"])
     func llamaVariantsMatchTransformers(name: String) throws {
-        // llama3 / linear rope scaling, tied embeddings, attention biases, Qwen2; offset position_ids and padding.
+        // llama3 / linear / dynamic / yarn / longrope rope scaling, tied embeddings, attention biases, Qwen2; offset
+        // position_ids (past the dynamic and longrope contexts) and padding.
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
         #expect(model is LlamaForCausalLM)
@@ -155,6 +157,52 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         print("\(name): logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
         #expect(logitDiff < 1e-4)
         #expect(lossDiff < 1e-4)
+    }
+
+    @Test(arguments: ["tiny-llama-dynamic", "tiny-llama-longrope"])
+    func sequenceDependentRopeMatchesTransformersWithinTheContext(name: String) throws {
+        // positions 0..<8, inside the context: dynamic is the plain rope there, longrope uses its short factors.
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask")])
+        let diff = maxAbsDiff(out.logits!, try e.output("short_logits"))
+        let long = maxAbsDiff(out.logits!, try e.output("logits"))
+        print("\(name) within the context: logits max |Δ| = \(diff) (vs the long-context logits \(long))")
+        #expect(diff < 1e-4)
+        #expect(long > 1e-2)
+    }
+
+    @Test func ropeParametersDecodeAsTransformersReadsThem() throws {
+        // A top-level original_max_position_embeddings (Phi-3's layout) wins; yarn's attention factor from mscale;
+        // unknown types and partial rotation are refused by name.
+        func config(_ json: String) throws -> LlamaConfig {
+            try JSONDecoder().decode(LlamaConfig.self, from: Data(json.utf8))
+        }
+        let yarn = try config(#"""
+            {"hidden_size": 16, "num_attention_heads": 2, "max_position_embeddings": 64, "original_max_position_embeddings": 16,
+             "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32, "mscale": 1.0,
+                              "mscale_all_dim": 0.5}}
+            """#)
+        #expect(yarn.ropeScaling?.originalMaxPositionEmbeddings == 16)
+        let (_, scale) = yarn.rotaryParameters(seqLen: 8)
+        #expect(Swift.abs(scale - (0.1 * Foundation.log(4.0) + 1) / (0.05 * Foundation.log(4.0) + 1)) < 1e-12)
+        let defaults = try config(#"{"hidden_size": 16, "num_attention_heads": 2, "max_position_embeddings": 64,"#
+                                  + #" "rope_parameters": {"rope_type": "llama3", "factor": 8.0, "rope_theta": 500000.0}}"#)
+        #expect(defaults.originalContext == 64)   // transformers 5's default
+        #expect(defaults.ropeTheta == 500000)
+        for (json, key) in [(#"{"rope_type": "su", "factor": 2.0}"#, "rope_parameters.rope_type"),
+                            (#"{"rope_type": "default", "partial_rotary_factor": 0.5}"#, "rope_parameters.partial_rotary_factor"),
+                            (#"{"rope_type": "longrope", "short_factor": [1.0], "long_factor": [1.0, 2.0, 3.0, 4.0]}"#,
+                             "rope_parameters.short_factor"),
+                            (#"{"rope_type": "dynamic"}"#, "rope_parameters.factor")] {
+            let c = try config(#"{"hidden_size": 16, "num_attention_heads": 2, "rope_parameters": "# + json + "}")
+            do {
+                try c.validate(path: "config.json")
+                Issue.record("\(json) was accepted")
+            } catch let error as PretrainedError {
+                #expect("\(error)".contains(key), "\(error)")
+            }
+        }
     }
 
     @Test func mistralSlidingWindowShorterThanTheSequenceMatchesTransformers() throws {
@@ -259,7 +307,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         let names = Set(model.namedParameters().map(\.0))
         #expect(names.contains("model.layers.0.self_attn.q_proj.bias"))
         #expect(!names.contains("model.layers.0.self_attn.o_proj.bias"))
-        let inv = model.config.inverseFrequencies()
+        let inv = model.config.rotaryParameters(seqLen: 4).inverseFrequencies
         #expect(Swift.abs(inv[0] - 0.5) < 1e-12)
         let out = model(["input_ids": Tensor([3, 4, 5, 6], shape: [1, 4]), "labels": Tensor([3, 4, 5, 6], shape: [1, 4])])
         #expect(out.logits!.shape == [1, 4, 50])
