@@ -81,12 +81,12 @@ def run(mode, args):
     ms = statistics.median(times) * 1000
     tokens_per_s = args.micro_batch * t / (ms / 1000)
     flops_per_token = 6 * n + 6 * layers * t * c  # the same count as bench gpu-step
-    peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
+    peak = round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == "cuda" else None
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     print(json.dumps({"case": "B3-torch", "mode": mode, "device": name, "torch": torch.__version__,
                       "micro_batch": args.micro_batch, "ms_per_step": round(ms, 2),
                       "tokens_per_s": round(tokens_per_s), "tflops": round(flops_per_token * tokens_per_s / 1e12, 1),
-                      "peak_mem_gib": round(peak, 2), "loss": round(loss, 4)}), flush=True)
+                      "peak_mem_gib": peak, "loss": round(loss, 4)}), flush=True)
 
 
 if __name__ == "__main__":
