@@ -237,6 +237,50 @@ def small_wordlevel():
     return tok
 
 
+def small_scripts_unigram():
+    """Unigram behind UnicodeScripts then Metaspace (the pieces change script at every cut); a CTC decoder."""
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.UnicodeScripts(), pre_tokenizers.Metaspace()])
+    tok.decoder = decoders.CTC(pad_token="<pad>", word_delimiter_token="\u2581", cleanup=True)
+    tok.train_from_iterator(CORPUS + SPM_CORPUS, trainers.UnigramTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<pad>"], unk_token="<unk>"))
+    return tok
+
+
+def pre_tokenizer_splits():
+    """Pre-tokenizers alone: UnicodeScripts on mixed-script text and on random code points from every plane (with
+    spaces), the check on the generated script table; FixedLength at three lengths. The pieces and their offsets."""
+    import random
+    rng = random.Random(7)
+    pool = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    texts = ["どこで生れ。Yes", "Apples are りんご 林檎", " abc", "  ", "ab 12", "a\u0301b", "x 林 y", "カタカナーひらがな漢字",
+             "Ελληνικά and русский, עברית ١٢٣ العربية", "हिन्दी ภาษาไทย 한국어 ", "emoji 🤗🚀 ok", "\u200b\u3000\u30fc x"]
+    for _ in range(600):
+        n = rng.randint(1, 16)
+        texts.append("".join(" " if rng.random() < 0.15 else chr(rng.choice(pool)) for _ in range(n)))
+    cases = [({"type": "UnicodeScripts"}, pre_tokenizers.UnicodeScripts(), t) for t in texts]
+    # FixedLength: chunks of `length` characters (default 5), whitespace included.
+    for config in [{"type": "FixedLength"}, {"type": "FixedLength", "length": 1}, {"type": "FixedLength", "length": 3}]:
+        pt = pre_tokenizers.FixedLength(**{k: v for k, v in config.items() if k != "type"})
+        cases += [(config, pt, t) for t in TEXTS[:12] + OFFSET_TEXTS[:4]]
+    return [{"pre_tokenizer": config, "text": t, "pieces": [[p, list(o)] for p, o in pt.pre_tokenize_str(t)]}
+            for config, pt, t in cases]
+
+
+def ctc_decodes():
+    """CTC.decode on token lists with repeats, blanks and delimiters (default and custom tokens, cleanup off)."""
+    lists = ["<pad> <pad> h e e l l <pad> l o o o <pad>".split(" "),
+             "<pad> h e l l <pad> l o | | <pad> w o r l d | <pad>".split(" "),
+             ["I", "'", "m", "|", "do", "not", "|", "n't", "<pad>", "."], ["é", "e\u0301", "e\u0301", "|"], []]
+    out = []
+    for kwargs in [{}, {"pad_token": "[PAD]", "word_delimiter_token": "_", "cleanup": True}, {"cleanup": False}]:
+        d = decoders.CTC(**kwargs)
+        for tokens in lists + [[t.replace("<pad>", "[PAD]").replace("|", "_") for t in lists[1]]]:
+            config = {"type": "CTC", "pad_token": "<pad>", "word_delimiter_token": "|", "cleanup": True, **kwargs}
+            out.append({"decoder": config, "tokens": tokens, "decoded": d.decode(tokens)})
+    return out
+
+
 def cases(tok, texts=None, pairs=None):
     out = []
     for text, pair in [(t, None) for t in (texts or TEXTS + OFFSET_TEXTS)] + (PAIRS if pairs is None else pairs):
@@ -282,7 +326,7 @@ def main():
     toks["bert"] = bert
     for name, make in [("bpe-small", small_bpe), ("wordpiece-small", small_wordpiece), ("unigram-small", small_unigram),
                        ("llama-bpe-small", small_llama_bpe), ("llama3-bpe-small", small_llama3_bpe),
-                       ("wordlevel-small", small_wordlevel)]:
+                       ("wordlevel-small", small_wordlevel), ("unigram-scripts-small", small_scripts_unigram)]:
         path = os.path.join(OUT, name, "tokenizer.json")
         if rebuild or not os.path.exists(path):
             os.makedirs(os.path.join(OUT, name), exist_ok=True)
@@ -311,7 +355,8 @@ def main():
                 "cases": {name: cases(t, TEXTS + OFFSET_TEXTS + PRECOMPILED_TEXTS if name in PRECOMPILED_CASES else None)
                           for name, t in toks.items()},
                 "probes": probes,
-                "batches": {"bert": batch_cases(toks["bert"], "[PAD]"), "gpt2": batch_cases(toks["gpt2"], "<|endoftext|>")}}
+                "batches": {"bert": batch_cases(toks["bert"], "[PAD]"), "gpt2": batch_cases(toks["gpt2"], "<|endoftext|>")},
+                "pre_tokenizers": pre_tokenizer_splits(), "ctc": ctc_decodes()}
     with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:
         json.dump(expected, f, ensure_ascii=False, indent=None, separators=(",", ":"))
         f.write("\n")

@@ -1,5 +1,5 @@
 // Decoders, tokens back to text: ByteLevel, WordPiece, Metaspace, ByteFallback, Fuse, Strip, Replace, BPEDecoder,
-// Sequence. Each rewrites the token list (HF's `decode_chain`); the tokenizer joins the result with "".
+// CTC, Sequence. Each rewrites the token list (HF's `decode_chain`); the tokenizer joins the result with "".
 // Invariant: a decoder never sees ids, only token strings, so added tokens decode as their content.
 import Foundation
 
@@ -12,6 +12,7 @@ indirect enum TokenDecoder: Sendable {
     case strip(content: String, start: Int, stop: Int)
     case replace(Pattern, String)
     case bpe(suffix: String)
+    case ctc(pad: String, wordDelimiter: String, cleanup: Bool)
     case sequence([TokenDecoder])
 
     init(_ c: DecoderConfig, key: String = "decoder") throws {
@@ -28,6 +29,8 @@ indirect enum TokenDecoder: Sendable {
             guard let p = c.pattern else { throw TokenizerError.invalid(key: "\(key).pattern", reason: "Replace needs a pattern") }
             self = .replace(try Pattern(p, key: "\(key).pattern"), c.content ?? "")
         case "BPEDecoder": self = .bpe(suffix: c.suffix ?? "</w>")
+        case "CTC":
+            self = .ctc(pad: c.padToken ?? "<pad>", wordDelimiter: c.wordDelimiterToken ?? "|", cleanup: c.cleanup ?? true)
         case "Sequence":
             self = .sequence(try (c.decoders ?? []).enumerated().map {
                 try TokenDecoder($0.element, key: "\(key).decoders[\($0.offset)]")
@@ -101,6 +104,21 @@ indirect enum TokenDecoder: Sendable {
             return tokens.enumerated().map { i, t in
                 t.replacingOccurrences(of: suffix, with: i == tokens.count - 1 ? "" : " ")
             }
+        case let .ctc(pad, wordDelimiter, cleanup):
+            // Repeats collapse (compared by scalars, as HF's bytes), blanks go, the delimiter becomes a space.
+            var out: [String] = []
+            var previous: String? = nil
+            for t in tokens {
+                defer { previous = t }
+                if let p = previous, p.unicodeScalars.elementsEqual(t.unicodeScalars) { continue }
+                var r = pad.isEmpty ? t : t.replacingOccurrences(of: pad, with: "")
+                if cleanup {
+                    r = TokenDecoder.cleanup(r)
+                    if !wordDelimiter.isEmpty { r = r.replacingOccurrences(of: wordDelimiter, with: " ") }
+                }
+                if !r.isEmpty { out.append(r) }
+            }
+            return out
         case .sequence(let ds):
             return ds.reduce(tokens) { $1.decodeChain($0) }
         }

@@ -1,8 +1,8 @@
 // Pre-tokenizers: ByteLevel, BertPreTokenizer, Whitespace, WhitespaceSplit, Metaspace, Split, Digits, Punctuation,
-// CharDelimiterSplit, Sequence. Each splits a list of pieces (NormalizedText, alignment kept) into finer pieces; the model then runs on
+// CharDelimiterSplit, UnicodeScripts, FixedLength, Sequence. Each splits a list of pieces (NormalizedText, alignment kept) into finer pieces; the model then runs on
 // each piece alone, and each final piece is one word (HF's word ids).
 // Invariant: splitting never reorders or drops code points except where HF's behavior is `Removed` (whitespace in
-// BERT and WhitespaceSplit); ByteLevel and Metaspace rewrite text, through NormalizedText's HF-aligned edits.
+// BERT and WhitespaceSplit) and UnicodeScripts' leading spaces; ByteLevel and Metaspace rewrite text, through NormalizedText's HF-aligned edits.
 import Foundation
 
 /// How a Split keeps its delimiters (HF's `SplitDelimiterBehavior`).
@@ -64,6 +64,8 @@ indirect enum PreTokenizer: Sendable {
     case punctuation(SplitBehavior)
     /// HF's `CharDelimiterSplit`: split on one character, which is removed.
     case charDelimiter(Unicode.Scalar)
+    case unicodeScripts
+    case fixedLength(Int)
     case sequence([PreTokenizer])
 
     init(_ c: PreTokenizerConfig, key: String = "pre_tokenizer") throws {
@@ -93,6 +95,11 @@ indirect enum PreTokenizer: Sendable {
                 throw TokenizerError.invalid(key: "\(key).delimiter", reason: "CharDelimiterSplit needs a one-character delimiter, got \(c.delimiter.map { "\"\($0)\"" } ?? "none")")
             }
             self = .charDelimiter(d.unicodeScalars.first!)
+        case "UnicodeScripts": self = .unicodeScripts
+        case "FixedLength":
+            let n = c.length ?? 5
+            guard n > 0 else { throw TokenizerError.invalid(key: "\(key).length", reason: "must be at least 1, got \(n)") }
+            self = .fixedLength(n)
         case "Sequence":
             self = .sequence(try (c.pretokenizers ?? []).enumerated().map {
                 try PreTokenizer($0.element, key: "\(key).pretokenizers[\($0.offset)]")
@@ -184,6 +191,21 @@ indirect enum PreTokenizer: Sendable {
         case .charDelimiter(let d):
             let ms = s.scalars.indices.filter { s.scalars[$0] == d }.map { $0..<($0 + 1) }
             return PreTokenizers.split(s, matches: ms, behavior: .removed)
+        case .unicodeScripts:
+            // A cut wherever the script changes; "Any" (space) joins either side. As HF, the pieces run from the
+            // first cut (a leading run of Any, and an all-Any text, give nothing).
+            var cuts: [Int] = []
+            var last: UInt8? = nil
+            for (i, c) in s.scalars.enumerated() {
+                let k = c.scriptClassHF
+                guard k != 0 else { continue }
+                if last != k { cuts.append(i) }
+                last = k
+            }
+            cuts.append(s.count)
+            return zip(cuts, cuts.dropFirst()).map { s.slice($0..<$1) }
+        case .fixedLength(let n):
+            return stride(from: 0, to: s.count, by: n).map { s.slice($0..<Swift.min($0 + n, s.count)) }
         case .sequence: return apply([s])
         }
     }

@@ -161,3 +161,17 @@ enum Pattern: @unchecked Sendable {  // NSRegularExpression is immutable and thr
         }
     }
 }
+
+extension Unicode.Scalar {
+    /// The script class HF's UnicodeScripts pre-tokenizer gives this code point (0 = "Any": space and code points its
+    /// Unicode 9 table lacks; Hiragana, Katakana and U+30FC are Han), from the generated `unicodeScriptRuns`.
+    var scriptClassHF: UInt8 {
+        let key = value << 8 | 0xFF
+        var lo = 0, hi = unicodeScriptRuns.count   // the last run starting at or before `value`
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if unicodeScriptRuns[mid] <= key { lo = mid + 1 } else { hi = mid }
+        }
+        return UInt8(truncatingIfNeeded: unicodeScriptRuns[lo - 1])
+    }
+}

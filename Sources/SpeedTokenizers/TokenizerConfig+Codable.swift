@@ -134,10 +134,12 @@ public struct PreTokenizerConfig: Codable, Sendable {
     public var individualDigits: Bool?
     /// CharDelimiterSplit's one-character delimiter.
     public var delimiter: String?
+    /// FixedLength's chunk size in characters.
+    public var length: Int?
     public var pretokenizers: [PreTokenizerConfig]?
 
     enum CodingKeys: String, CodingKey {
-        case type, replacement, split, pattern, behavior, invert, pretokenizers, delimiter
+        case type, replacement, split, pattern, behavior, invert, pretokenizers, delimiter, length
         case addPrefixSpace = "add_prefix_space", trimOffsets = "trim_offsets", useRegex = "use_regex"
         case prependScheme = "prepend_scheme", individualDigits = "individual_digits"
     }
@@ -304,10 +306,14 @@ public struct DecoderConfig: Codable, Sendable {
     public var stop: Int?
     public var suffix: String?
     public var decoders: [DecoderConfig]?
+    /// CTC's blank and word-delimiter tokens.
+    public var padToken: String?
+    public var wordDelimiterToken: String?
 
     enum CodingKeys: String, CodingKey {
         case type, prefix, cleanup, replacement, pattern, content, start, stop, suffix, decoders
         case prependScheme = "prepend_scheme", addPrefixSpace = "add_prefix_space"
+        case padToken = "pad_token", wordDelimiterToken = "word_delimiter_token"
     }
     public init(type: String) { self.type = type }
 }

@@ -42,6 +42,18 @@ struct Expected: Decodable {
     var cases: [String: [Case]]
     var probes: [String: [Probe]]
     var batches: [String: Batch]
+    /// A pre-tokenizer alone: the pieces of each text with their code-point offsets.
+    struct Split: Decodable { var pre_tokenizer: PreTokenizerConfig; var text: String; var pieces: [[Piece]] }
+    enum Piece: Decodable {
+        case text(String), offsets([Int])
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .text(s) } else { self = .offsets(try c.decode([Int].self)) }
+        }
+    }
+    struct CTCCase: Decodable { var decoder: DecoderConfig; var tokens: [String]; var decoded: String }
+    var pre_tokenizers: [Split]
+    var ctc: [CTCCase]
 }
 
 /// Offsets as the fixture's `[start, end]` pairs.
@@ -71,7 +83,8 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
         }
     }
 
-    @Test(arguments: ["gpt2", "bert", "bpe-small", "wordpiece-small", "unigram-small", "llama-bpe-small", "llama3-bpe-small", "wordlevel-small", "unigram-spm"])
+    @Test(arguments: ["gpt2", "bert", "bpe-small", "wordpiece-small", "unigram-small", "llama-bpe-small", "llama3-bpe-small", "wordlevel-small", "unigram-spm",
+                      "unigram-scripts-small"])
     func idsMatchHuggingFace(_ name: String) throws {
         let tok = try fixtureTokenizer(name)
         let cases = try #require(expected.cases[name])
@@ -94,6 +107,37 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
             #expect(tok.decode(c.ids, skipSpecialTokens: false) == c.decoded_with_special, "\(label): decode with specials")
         }
         #expect(cases.count > 60)
+    }
+
+    /// Pre-tokenizers alone: UnicodeScripts on mixed-script text and 600 strings of random code points from every
+    /// plane (its Unicode 9 script table, Hiragana/Katakana as Han, space joining any script, the leading spaces
+    /// dropped), FixedLength at three lengths: the same pieces and offsets as tokenizers'.
+    @Test func preTokenizersSplitAsHuggingFace() throws {
+        var wrong: [String] = []
+        for c in expected.pre_tokenizers {
+            let pieces = try PreTokenizer(c.pre_tokenizer).apply([NormalizedText(Scalars(c.text.unicodeScalars))])
+            let got = pieces.map { p -> String in
+                let r = p.original(0..<p.count)
+                return "\(String(String.UnicodeScalarView(p.scalars))) \(r.lowerBound)..<\(r.upperBound)"
+            }
+            let want = c.pieces.map { piece -> String in
+                guard case .text(let t) = piece[0], case .offsets(let o) = piece[1] else { return "?" }
+                return "\(t) \(o[0])..<\(o[1])"
+            }
+            if got != want { wrong.append("\(c.pre_tokenizer.type) \(c.text.debugDescription): \(got) vs \(want)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) texts differ, e.g. \(wrong.prefix(3))")
+        #expect(expected.pre_tokenizers.filter { $0.pre_tokenizer.type == "UnicodeScripts" }.count > 600)
+        #expect(expected.pre_tokenizers.filter { $0.pre_tokenizer.type == "FixedLength" }.count == 48)
+    }
+
+    /// The CTC decoder: repeats collapse, blanks go, the word delimiter becomes a space (then WordPiece's cleanup).
+    @Test func ctcDecodesAsHuggingFace() throws {
+        for c in expected.ctc {
+            let d = try TokenDecoder(c.decoder)
+            #expect(d.decodeChain(c.tokens).joined() == c.decoded, "\(c.tokens) with \(c.decoder.padToken ?? "-")")
+        }
+        #expect(expected.ctc.count >= 15)
     }
 
     @Test(arguments: ["bert", "gpt2"])
