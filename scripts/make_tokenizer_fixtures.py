@@ -281,6 +281,45 @@ def ctc_decodes():
     return out
 
 
+def character_classes():
+    """Which code points HF's own pieces treat as each class, over all of Unicode (as ranges): Oniguruma's regex
+    classes (the ByteLevel pattern, Split), Rust's regex crate's \\w (Whitespace), Rust's char::is_numeric (Digits) and
+    is_whitespace (WhitespaceSplit). Read from the pre-tokenizers themselves: a class member is what `removed` drops."""
+    pool = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+
+    def ranges(members):
+        r = []
+        for c in members:
+            if r and r[-1][1] == c - 1:
+                r[-1][1] = c
+            else:
+                r.append([c, c])
+        return r
+
+    def removed(pre, text, stride, at):
+        covered = bytearray(len(text))
+        for _, (a, b) in pre.pre_tokenize_str(text):
+            covered[a:b] = b"\x01" * (b - a)
+        return ranges([c for i, c in enumerate(pool) if not covered[stride * i + at]])
+
+    plain = "".join(map(chr, pool))
+    out = {name: removed(pre_tokenizers.Split(tokenizers.Regex(pattern), "removed"), plain, 1, 0)
+           for name, pattern in [("onig_L", r"\p{L}"), ("onig_N", r"\p{N}"), ("onig_w", r"\w"), ("onig_s", r"\s"),
+                                 ("onig_d", r"\d"), ("onig_P", r"\p{P}"), ("onig_S", r"\p{S}"), ("onig_M", r"\p{M}"),
+                                 ("onig_Lu", r"\p{Lu}"), ("onig_Nd", r"\p{Nd}")]}
+    spaced = "".join("a" + chr(c) for c in pool)   # "a c a c ...": each candidate at an odd offset
+    out["rust_whitespace"] = removed(pre_tokenizers.WhitespaceSplit(), spaced, 2, 1)
+    numeric = {a for _, (a, b) in pre_tokenizers.Digits(individual_digits=True).pre_tokenize_str(spaced)
+               if b - a == 1 and a % 2 == 1}
+    out["rust_numeric"] = ranges([pool[(a - 1) // 2] for a in sorted(numeric)])
+    # Whitespace's `\w+|[^\w\s]+` runs on Rust's regex crate, not Oniguruma: in "!c!c!..." a word character is a
+    # piece of its own, punctuation joins the "!"s.
+    bangs = "".join("!" + chr(c) for c in pool)
+    words = {a for _, (a, b) in pre_tokenizers.Whitespace().pre_tokenize_str(bangs) if b - a == 1 and a % 2 == 1}
+    out["rust_regex_w"] = ranges([pool[(a - 1) // 2] for a in sorted(words)])
+    return out
+
+
 def cases(tok, texts=None, pairs=None):
     out = []
     for text, pair in [(t, None) for t in (texts or TEXTS + OFFSET_TEXTS)] + (PAIRS if pairs is None else pairs):
@@ -357,6 +396,10 @@ def main():
                 "probes": probes,
                 "batches": {"bert": batch_cases(toks["bert"], "[PAD]"), "gpt2": batch_cases(toks["gpt2"], "<|endoftext|>")},
                 "pre_tokenizers": pre_tokenizer_splits(), "ctc": ctc_decodes()}
+    with open(os.path.join(OUT, "character-classes.json"), "w") as f:
+        json.dump({"tokenizers_version": tokenizers.__version__, "classes": character_classes()}, f,
+                  separators=(",", ":"))
+        f.write("\n")
     with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:
         json.dump(expected, f, ensure_ascii=False, indent=None, separators=(",", ":"))
         f.write("\n")

@@ -183,7 +183,7 @@ indirect enum PreTokenizer: Sendable {
         case let .split(pattern, behavior, invert):
             return PreTokenizers.split(s, matches: pattern.matches(in: s.scalars), behavior: behavior, invert: invert)
         case .digits(let individual):
-            let ms = s.scalars.indices.filter { s.scalars[$0].isNumberHF }.map { $0..<($0 + 1) }
+            let ms = s.scalars.indices.filter { s.scalars[$0].isNumericHF }.map { $0..<($0 + 1) }
             return PreTokenizers.split(s, matches: ms, behavior: individual ? .isolated : .contiguous)
         case .punctuation(let behavior):
             let ms = s.scalars.indices.filter { s.scalars[$0].isBertPunctuation }.map { $0..<($0 + 1) }

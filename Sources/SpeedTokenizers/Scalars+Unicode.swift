@@ -8,17 +8,28 @@ import Foundation
 typealias Scalars = [Unicode.Scalar]
 
 extension Unicode.Scalar {
-    /// `\p{L}`: Lu, Ll, Lt, Lm, Lo.
+    /// In Unicode 16.0: HF's regex engines (Oniguruma, Rust's regex crate) do not know the characters Unicode 17
+    /// added, which Swift's stdlib and Rust's char methods do.
+    var isInOnigUnicode: Bool {
+        guard let age = properties.age else { return false }
+        return age.major <= 16
+    }
+
+    /// Oniguruma's `\p{L}`: Lu, Ll, Lt, Lm, Lo, as of Unicode 16.
     var isLetterHF: Bool {
         if value < 0x80 { return (value | 0x20) >= 0x61 && (value | 0x20) <= 0x7A }
+        guard isInOnigUnicode else { return false }
         switch properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
         default: return false
         }
     }
 
-    /// `\p{N}` and Rust's `char::is_numeric`: Nd, Nl, No.
-    var isNumberHF: Bool {
+    /// Oniguruma's `\p{N}`: Nd, Nl, No, as of Unicode 16.
+    var isNumberHF: Bool { value < 0x80 ? value >= 0x30 && value <= 0x39 : isInOnigUnicode && isNumericHF }
+
+    /// Rust's `char::is_numeric` (Digits): Nd, Nl, No in Rust's Unicode (17, as Swift's).
+    var isNumericHF: Bool {
         if value < 0x80 { return value >= 0x30 && value <= 0x39 }
         switch properties.generalCategory {
         case .decimalNumber, .letterNumber, .otherNumber: return true
@@ -68,12 +79,14 @@ extension Unicode.Scalar {
     }
 
     /// Rust's `char::is_alphanumeric`: Alphabetic or numeric.
-    var isAlphanumericHF: Bool { properties.isAlphabetic || isNumberHF }
+    var isAlphanumericHF: Bool { properties.isAlphabetic || isNumericHF }
 
-    /// Oniguruma's `\w`: Alphabetic, Mark, Decimal_Number, Connector_Punctuation, Join_Control (so U+200D ZWJ and
-    /// U+FE0F are word characters but "½" is not).
+    /// The Whitespace pre-tokenizer's `\w` (Rust's regex crate): Alphabetic, Mark, Decimal_Number,
+    /// Connector_Punctuation, Join_Control, as of Unicode 16 — so U+200D ZWJ is a word character but "½" is not.
+    /// (Split patterns run on Oniguruma, whose `\w` differs: see `Pattern.oniguruma`.)
     var isWordHF: Bool {
         if value < 0x80 { return isLetterHF || isNumberHF || value == 0x5F }
+        guard isInOnigUnicode else { return false }
         let p = properties
         if p.isAlphabetic || isMarkHF || p.isJoinControl { return true }
         return p.generalCategory == .decimalNumber || p.generalCategory == .connectorPunctuation
@@ -145,13 +158,44 @@ enum Pattern: @unchecked Sendable {  // NSRegularExpression is immutable and thr
             self = .literal(s.scalars)
         } else if let r = config.regex {
             do {
-                self = .regex(try NSRegularExpression(pattern: r, options: []))
+                self = .regex(try NSRegularExpression(pattern: Pattern.oniguruma(r), options: []))
             } catch {
                 throw TokenizerError.invalid(key: key, reason: "regex \(r) does not compile (\(error)); SpeedTokenizers uses ICU regular expressions")
             }
         } else {
             throw TokenizerError.invalid(key: key, reason: "a pattern needs \"String\" or \"Regex\"")
         }
+    }
+
+    /// Oniguruma's `\w` as an ICU set: Alphabetic, Mark, Nd, Pc and, from its Latin-1 table, "²³¹¼½¾" (not Join_Control);
+    /// the same text works alone and nested in a bracket expression.
+    static let onigWord = #"\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{B2}\x{B3}\x{B9}\x{BC}-\x{BE}"#
+
+    /// `regex` with `\w` / `\W` spelled as Oniguruma (HF's engine) means them: ICU's `\w` also takes U+200C/D and
+    /// leaves out "²³¹¼½¾". Every other class (`\p{..}`, `\s`, `\d`) already agrees, checked for every code point.
+    static func oniguruma(_ regex: String) -> String {
+        var out = "", escaped = false, quoted = false
+        for c in regex {
+            if quoted {   // \Q ... \E: literal text
+                out.append(c)
+                if escaped && c == "E" { quoted = false }
+                escaped = !escaped && c == "\\"
+                continue
+            }
+            if escaped {
+                escaped = false
+                switch c {
+                case "w": out.removeLast(); out += "[\(onigWord)]"
+                case "W": out.removeLast(); out += "[^\(onigWord)]"
+                case "Q": out.append(c); quoted = true
+                default: out.append(c)
+                }
+                continue
+            }
+            out.append(c)
+            escaped = c == "\\"
+        }
+        return out
     }
 
     func matches(in text: Scalars) -> [Range<Int>] {
