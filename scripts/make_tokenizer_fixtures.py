@@ -320,6 +320,25 @@ def character_classes():
     return out
 
 
+def normalizer_outputs():
+    """Each normalizer on every code point alone: what it makes of the ones it changes (Hangul syllables, which NFD
+    and NFKD split algorithmically, left out), as "hex hex ..." strings keyed by the hex code point."""
+    pool = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and not 0xAC00 <= c <= 0xD7A3]
+    out = {}
+    for name, n in [("NFD", normalizers.NFD()), ("NFKD", normalizers.NFKD()), ("NFC", normalizers.NFC()),
+                    ("NFKC", normalizers.NFKC()), ("Lowercase", normalizers.Lowercase()),
+                    ("StripAccents", normalizers.StripAccents()),
+                    ("BertStripAccents", normalizers.BertNormalizer(clean_text=False, handle_chinese_chars=False,
+                                                                    strip_accents=True, lowercase=False))]:
+        changed = {}
+        for c in pool:
+            r = n.normalize_str(chr(c))
+            if r != chr(c):
+                changed["%x" % c] = " ".join("%x" % ord(x) for x in r)
+        out[name] = changed
+    return out
+
+
 def cases(tok, texts=None, pairs=None):
     out = []
     for text, pair in [(t, None) for t in (texts or TEXTS + OFFSET_TEXTS)] + (PAIRS if pairs is None else pairs):
@@ -396,9 +415,9 @@ def main():
                 "probes": probes,
                 "batches": {"bert": batch_cases(toks["bert"], "[PAD]"), "gpt2": batch_cases(toks["gpt2"], "<|endoftext|>")},
                 "pre_tokenizers": pre_tokenizer_splits(), "ctc": ctc_decodes()}
-    with open(os.path.join(OUT, "character-classes.json"), "w") as f:
-        json.dump({"tokenizers_version": tokenizers.__version__, "classes": character_classes()}, f,
-                  separators=(",", ":"))
+    with open(os.path.join(OUT, "unicode-classes.json"), "w") as f:
+        json.dump({"tokenizers_version": tokenizers.__version__, "classes": character_classes(),
+                   "normalizers": normalizer_outputs()}, f, separators=(",", ":"))
         f.write("\n")
     with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:
         json.dump(expected, f, ensure_ascii=False, indent=None, separators=(",", ":"))

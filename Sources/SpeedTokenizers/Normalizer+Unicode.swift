@@ -1,6 +1,7 @@
 // NFD/NFKD/NFC/NFKC as HF computes them: the (char, change) stream of the `unicode-normalization-alignments` crate
 // (per-scalar decomposition, canonical reordering, then recomposition), applied with NormalizedText.transform.
-// Invariant: the scalars are the standard normal forms (decompositions and pair compositions come from Foundation);
+// Invariant: the scalars are the standard normal forms (decompositions and pair compositions come from Foundation),
+// limited to the code points the crate's older tables decompose (Normalizer+Tables.swift);
 // the changes are the crate's — a decomposition's first scalar 0 and the rest 1, a composition k + ch gets
 // change(k) + change(ch) - 1 — so the alignments, including those of reordered marks, are HF's.
 import Foundation
@@ -41,7 +42,9 @@ extension Normalizer {
                 continue
             }
             let d: Scalars
-            if let m = memo[c.value] { d = m } else {
+            if !inRanges(compatibility ? hfCompatibilityDecomposable : hfCanonicalDecomposable, c.value) {
+                d = [c]   // the crate's tables predate this decomposition (e.g. U+32FF, Unicode 12.1)
+            } else if let m = memo[c.value] { d = m } else {
                 let text = String(Character(c))
                 d = Array((compatibility ? text.decomposedStringWithCompatibilityMapping
                                          : text.decomposedStringWithCanonicalMapping).unicodeScalars)
@@ -96,8 +99,10 @@ extension Normalizer {
             if let h = hangul(a, b) { return h }
             let key = UInt64(a.value) << 32 | UInt64(b.value)
             if let hit = memo[key] { return hit }
-            var view = String.UnicodeScalarView()
-            view.append(a); view.append(b)
+            // `a` decomposed first: ICU leaves a composite + starter pair alone ("\u{CCA}\u{CD5}" is not
+            // recomposed to U+0CCB) though NFC of the full decomposition composes it.
+            var view = String(Character(a)).decomposedStringWithCanonicalMapping.unicodeScalars
+            view.append(b)
             let composed = String(view).precomposedStringWithCanonicalMapping.unicodeScalars
             let r = composed.count == 1 ? composed.first : nil
             memo[key] = r

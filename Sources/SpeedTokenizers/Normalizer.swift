@@ -72,7 +72,7 @@ indirect enum Normalizer: Sendable {
             }
             if strip {
                 Normalizer.decompose(&t, compatibility: false)
-                t.filter { $0.properties.generalCategory != .nonspacingMark }
+                t.filter { $0.value < 0x300 || !inRanges(hfBertAccentMarks, $0.value) }
             }
             if lower { Normalizer.lower(&t) }
         case .nfc: Normalizer.compose(&t, compatibility: false)
@@ -80,7 +80,7 @@ indirect enum Normalizer: Sendable {
         case .nfkc: Normalizer.compose(&t, compatibility: true)
         case .nfkd: Normalizer.decompose(&t, compatibility: true)
         case .lowercase: Normalizer.lower(&t)
-        case .stripAccents: t.filter { !$0.isMarkHF }
+        case .stripAccents: t.filter { $0.value < 0x300 || !inRanges(hfStripAccentsMarks, $0.value) }
         case let .replace(pattern, content): t.replace(pattern.matches(in: t.scalars), with: content)
         case .prepend(let p): t.prepend(p)
         case let .strip(left, right):

@@ -1,14 +1,15 @@
-// The character classes tokenizers' pieces use, against HF itself for every code point (Fixtures/character-classes.json,
-// read from tokenizers 0.23.3's own pre-tokenizers by scripts/make_tokenizer_fixtures.py).
+// Character classes and single-code-point normalizations against HF itself for every code point
+// (Fixtures/unicode-classes.json, read from tokenizers 0.23.3's own components by scripts/make_tokenizer_fixtures.py).
 // Invariant: the regex engines' classes (Oniguruma: ByteLevel's pattern and Split; Rust's regex crate: Whitespace)
-// stop at Unicode 16 while Rust's char methods (Digits, WhitespaceSplit) and Swift's stdlib know Unicode 17.
+// stop at Unicode 16 while Rust's char methods (Digits, WhitespaceSplit) and Swift's stdlib know Unicode 17; the
+// normalizers' tables are older still (Normalizer+Tables.swift).
 import Foundation
 import Testing
 @testable import SpeedTokenizers
 
-@Suite struct CharacterClassTests {
-    struct File: Decodable { var classes: [String: [[UInt32]]] }
-    static let file = try! JSONDecoder().decode(File.self, from: Data(contentsOf: fixtures.appendingPathComponent("character-classes.json")))
+@Suite struct UnicodeTableTests {
+    struct File: Decodable { var classes: [String: [[UInt32]]]; var normalizers: [String: [String: String]] }
+    static let file = try! JSONDecoder().decode(File.self, from: Data(contentsOf: fixtures.appendingPathComponent("unicode-classes.json")))
     static let all: [Unicode.Scalar] = (UInt32(0)..<0x110000).compactMap(Unicode.Scalar.init)
 
     static func members(_ name: String) -> Set<UInt32> {
@@ -52,5 +53,27 @@ import Testing
         #expect(Pattern.oniguruma(#"\w+|[^\w\s]+"#) == w + "+|[^" + w + #"\s]+"#)
         #expect(Pattern.oniguruma(#"a\\w\W"#) == #"a\\w[^"# + Pattern.onigWord + "]")
         #expect(Pattern.oniguruma(#"\Q\w\E\w"#) == #"\Q\w\E"# + w)
+    }
+
+    /// NFD, NFKD, NFC, NFKC, Lowercase, StripAccents and BERT's accent strip on every code point alone give HF's
+    /// result: decompositions only where the crate's (Unicode 11-era) tables have them, its marks, ICU's pair
+    /// compositions made to agree ("\u{CCB}" stays whole).
+    @Test(arguments: ["NFD", "NFKD", "NFC", "NFKC", "Lowercase", "StripAccents", "BertStripAccents"])
+    func normalizersMatchHuggingFaceForEveryCodePoint(name: String) throws {
+        var config = NormalizerConfig(type: name)
+        if name == "BertStripAccents" {
+            config = NormalizerConfig(type: "BertNormalizer")
+            config.cleanText = false; config.handleChineseChars = false; config.stripAccents = true; config.lowercase = false
+        }
+        let normalizer = try Normalizer(config)
+        let hf = try #require(Self.file.normalizers[name])
+        var wrong: [String] = []
+        for c in Self.all where !(0xAC00...0xD7A3).contains(c.value) {
+            let got = normalizer.apply([c]).map { String($0.value, radix: 16) }.joined(separator: " ")
+            let want = hf[String(c.value, radix: 16)] ?? String(c.value, radix: 16)
+            if got != want { wrong.append("\(String(c.value, radix: 16)) → \(got), HF \(want)") }
+        }
+        #expect(wrong.isEmpty, "\(name): \(wrong.count) code points differ, e.g. \(wrong.prefix(6))")
+        #expect(hf.count > 1000)
     }
 }
