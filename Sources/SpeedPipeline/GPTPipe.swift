@@ -52,11 +52,11 @@ public enum GPTPipe {
         // then per block qkv 3C·C + proj C·C + fc 4C·C + proj 4C·C and one split for its dropout.
         let blockDraws = 12 * c * c + 1
         let firstBlock = v * c + t * c + 1
-        let embed = TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, modelPrefix: "wte.") {
+        let embed = TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, flops: 0, modelPrefix: "wte.") {
             var rng = RandomStream(seed: seed, offset: 0)
             return Embedding(v, c, std: 0.02, dtype: dtype, device: device, rng: &rng)
         }
-        let head = TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, forward: { m, x in
+        let head = TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, flops: 2 * v * c, forward: { m, x in
             let e = m as! Embedding
             guard let (_, comm) = e.vocabularyShard else { return Tensor.matmul(x, e.weight, transposeB: true) }   // [B, T, V]
             // Tensor-parallel: this rank's vocabulary columns, gathered whole for the loss.
@@ -68,12 +68,14 @@ public enum GPTPipe {
             return Embedding(v, c, std: 0.02, dtype: dtype, device: device, rng: &rng)
         }
         var out: [PipelineLayer] = [.tied(embed)]
-        out.append(.layer(LayerSpec("GPTPositions", parameters: t * c, modelPrefix: "") {
+        out.append(.layer(LayerSpec("GPTPositions", parameters: t * c, flops: c, modelPrefix: "") {
             var rng = RandomStream(seed: seed, offset: UInt64(v * c))
             return GPTPositions(config, dtype: dtype, device: device, rng: &rng)
         }))
         for i in 0..<config.layers {
-            out.append(.layer(LayerSpec("Block", parameters: 12 * c * c + 13 * c, modelPrefix: "blocks.\(i).") {
+            // Per token: the four matmuls (2 · 12C²) and attention's scores and values over the context (4 · T · C).
+            out.append(.layer(LayerSpec("Block", parameters: 12 * c * c + 13 * c, flops: 24 * c * c + 4 * t * c,
+                                        modelPrefix: "blocks.\(i).") {
                 var rng = RandomStream(seed: seed, offset: UInt64(firstBlock + i * blockDraws))
                 return Block(config, dtype: dtype, device: device, rng: &rng)
             }))

@@ -66,8 +66,8 @@ public enum HFPipe {
             names.load(e, at: "wte.")
             return e
         }
-        var out: [PipelineLayer] = [.tied(TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, modelPrefix: "wte.", build: embedding))]
-        out.append(.layer(LayerSpec("GPT2Positions", parameters: t * c, modelPrefix: "") {
+        var out: [PipelineLayer] = [.tied(TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, flops: 0, modelPrefix: "wte.", build: embedding))]
+        out.append(.layer(LayerSpec("GPT2Positions", parameters: t * c, flops: c, modelPrefix: "") {
             var rng = RandomStream(seed: 0)
             let p = GPT2Positions(Embedding(t, c, std: config.initializerRange, dtype: dtype, device: device, rng: &rng),
                                   dropout: Dropout(config.embdPdrop, rng: &rng))
@@ -89,7 +89,7 @@ public enum HFPipe {
             names.load(norm, at: "ln_f.")
             return norm
         }))
-        out.append(.tied(TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, forward: { m, x in
+        out.append(.tied(TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, flops: 2 * v * c, forward: { m, x in
             Tensor.matmul(x, (m as! Embedding).weight, transposeB: true)   // [B, T, V]
         }, build: embedding)))
         return out
@@ -112,8 +112,8 @@ public enum HFPipe {
         }
         let tied = config.tieWordEmbeddings
         var out: [PipelineLayer] = [tied
-            ? .tied(TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, modelPrefix: "model.embed_tokens.", build: embedding))
-            : .layer(LayerSpec("Embedding", parameters: v * c, modelPrefix: "model.embed_tokens.", build: embedding))]
+            ? .tied(TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, flops: 0, modelPrefix: "model.embed_tokens.", build: embedding))
+            : .layer(LayerSpec("Embedding", parameters: v * c, flops: 0, modelPrefix: "model.embed_tokens.", build: embedding))]
         for i in 0..<config.numHiddenLayers {
             out.append(.layer(LayerSpec("LlamaDecoderLayer", modelPrefix: "model.layers.\(i).", forward: { m, x in
                 let (b, t) = (x.shape[0], x.shape[1])
@@ -133,7 +133,7 @@ public enum HFPipe {
             return norm
         }))
         if tied {
-            out.append(.tied(TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, forward: { m, x in
+            out.append(.tied(TiedLayerSpec(key: tieKey, "Embedding", parameters: v * c, flops: 2 * v * c, forward: { m, x in
                 Tensor.matmul(x, (m as! Embedding).weight, transposeB: true)   // [B, T, V]
             }, build: embedding)))
         } else {

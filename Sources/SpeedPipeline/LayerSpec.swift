@@ -22,14 +22,17 @@ public struct LayerSpec: Sendable {
     /// The layer's names in the unpartitioned model (`"blocks.2."`), for consolidated checkpoints; nil names its
     /// parameters `layer_XX.<name>`.
     public let modelPrefix: String?
+    /// Forward FLOPs per token for `"flops"` partitioning; nil: twice the parameter count (a dense layer's).
+    public let flopsPerToken: Int?
     let build: @Sendable () -> Module
     /// How the layer is applied; nil calls the module (`module(x)`).
     let forward: (@Sendable (Module, Tensor) -> Tensor)?
 
-    public init(_ typeName: String, parameters: Int? = nil, modelPrefix: String? = nil,
+    public init(_ typeName: String, parameters: Int? = nil, flops: Int? = nil, modelPrefix: String? = nil,
                 forward: (@Sendable (Module, Tensor) -> Tensor)? = nil, build: @escaping @Sendable () -> Module) {
         self.typeName = typeName
         self.parameterCount = parameters
+        self.flopsPerToken = flops
         self.modelPrefix = modelPrefix
         self.build = build
         self.forward = forward
@@ -57,15 +60,18 @@ public struct TiedLayerSpec: Sendable {
     public let modelPrefix: String?
     /// Dotted names (in the built module's `namedParameters()`) of the weights the tie shares.
     public let tiedWeights: [String]
+    /// As ``LayerSpec/flopsPerToken`` (an embedding lookup costs 0, the same weights as a head 2 · V · C).
+    public let flopsPerToken: Int?
     let build: @Sendable () -> Module
     let forward: (@Sendable (Module, Tensor) -> Tensor)?
 
-    public init(key: String, _ typeName: String, parameters: Int? = nil, modelPrefix: String? = nil,
+    public init(key: String, _ typeName: String, parameters: Int? = nil, flops: Int? = nil, modelPrefix: String? = nil,
                 tiedWeights: [String] = ["weight"], forward: (@Sendable (Module, Tensor) -> Tensor)? = nil,
                 build: @escaping @Sendable () -> Module) {
         self.key = key
         self.typeName = typeName
         self.parameterCount = parameters
+        self.flopsPerToken = flops
         self.modelPrefix = modelPrefix
         self.tiedWeights = tiedWeights
         self.build = build
@@ -103,6 +109,15 @@ public enum PipelineLayer: Sendable {
         switch self {
         case .layer(let s): return s.parameterCount ?? count(s.build())
         case .tied(let s): return s.parameterCount ?? count(s.build())
+        case .function: return 0
+        }
+    }
+
+    /// Forward FLOPs per token, the `"flops"` partition's weight: the spec's figure, else 2 × the parameters.
+    func countFlops() -> Int {
+        switch self {
+        case .layer(let s): return s.flopsPerToken ?? 2 * countParameters()
+        case .tied(let s): return s.flopsPerToken ?? 2 * countParameters()
         case .function: return 0
         }
     }

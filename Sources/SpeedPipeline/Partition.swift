@@ -61,12 +61,15 @@ public enum Partition {
     }
 
     /// The boundaries `method` gives `layers` over `stages`: "uniform", "parameters" (balanced by
-    /// trainable parameter counts) or "type:REGEX" (balanced by how many layers' type names match REGEX,
-    /// case-insensitively). The method is lower-cased first, as in DeepSpeed.
+    /// trainable parameter counts), "type:REGEX" (balanced by how many layers' type names match REGEX,
+    /// case-insensitively) or SwiftSpeed's "flops" (balanced by forward FLOPs per token: an embedding lookup
+    /// weighs nothing, a tied LM head its matmul — what the stages' step times follow, where "parameters" puts the
+    /// embedding's weights against the head's compute). The method is lower-cased first, as in DeepSpeed.
     public static func boundaries(_ method: String, layers: [PipelineLayer], stages: Int) throws -> [Int] {
         let lowered = method.lowercased()
         if lowered == "uniform" { return uniform(items: layers.count, parts: stages) }
         if lowered == "parameters" { return balanced(weights: layers.map { $0.countParameters() }, parts: stages) }
+        if lowered == "flops" { return balanced(weights: layers.map { $0.countFlops() }, parts: stages) }
         if lowered.hasPrefix("type:") {
             let pattern = String(lowered.dropFirst(5))
             let regex: NSRegularExpression
@@ -82,6 +85,6 @@ public enum Partition {
             }
             return balanced(weights: weights, parts: stages)
         }
-        throw PipelineError.configuration("Partitioning method \(method) not implemented; use \"parameters\", \"uniform\" or \"type:REGEX\"")
+        throw PipelineError.configuration("Partitioning method \(method) not implemented; use \"parameters\", \"uniform\", \"type:REGEX\" or \"flops\"")
     }
 }

@@ -78,6 +78,28 @@ import Testing
         }
     }
 
+    @Test func flopsBalancesComputeWhereParametersBalancesWeights() throws {
+        // gpt-mini (V 8192, C 256, T 128, 4 blocks): the embedding's 2.1M weights cost no compute, the tied head's
+        // matmul 2·V·C per token. "parameters" gives 2 | 2 blocks (stage 1 ≈ 2.2× stage 0's FLOPs); "flops" 3 | 1.
+        let c = GPTConfig.gptMini
+        let layers = GPTPipe.layers(c, seed: gptSeed)
+        let flops = layers.map { $0.countFlops() }
+        let block = 24 * c.embedDim * c.embedDim + 4 * c.contextLength * c.embedDim
+        #expect(flops == [0, c.embedDim, block, block, block, block, 4 * c.embedDim, 2 * c.vocabSize * c.embedDim])
+        let byParameters = try PipelineModule(layers: layers, numStages: 2, lossFunction: GPTPipe.loss).parts
+        let byFlops = try PipelineModule(layers: layers, numStages: 2, lossFunction: GPTPipe.loss, partitionMethod: "FLOPS").parts
+        #expect(byParameters == [0, 4, 8])
+        #expect(byFlops == [0, 5, 8])
+        func spread(_ parts: [Int]) -> Int {
+            let sums = (0..<2).map { s in flops[parts[s]..<parts[s + 1]].reduce(0, +) }
+            return sums.max()! - sums.min()!
+        }
+        #expect(spread(byFlops) < spread(byParameters) / 3)
+        // A spec without a figure weighs twice its parameters (a dense layer's multiply-adds).
+        let plain = PipelineLayer.layer(LayerSpec("Linear", parameters: 40) { Module() })
+        #expect(plain.countFlops() == 80)
+    }
+
     @Test func twoStagesSplitTheTiedEmbeddingOverTheEnds() throws {
         let module = try GPTPipe.module(smallGPT, seed: gptSeed, numStages: 2)
         #expect(module.tieKeys == ["embed"])
