@@ -23,10 +23,6 @@ extension Train {
     /// Trains `model` as a `stages`-stage pipeline; rank 0 prints the step records.
     func trainPipeline(_ group: any ProcessGroup, stages: Int, device: Device, logger: Logger) throws {
         let (rank, world) = (group.rank, group.size)
-        if savePretrained != nil {   // --pipeline-stages or the config's pipeline.stages
-            printError("--save-pretrained with a pipeline: each stage holds only its layers; save with --save-dir and write the Hugging Face folder with `swiftspeed zero-to-fp32 DIR OUT`")
-            throw ExitCode(2)
-        }
         guard world % stages == 0 else {
             printError("--pipeline-stages \(stages) does not divide the \(world) ranks of the job; launch a multiple of \(stages) processes")
             throw ExitCode(2)
@@ -108,12 +104,32 @@ extension Train {
                 progress?.update(record.step, record.summary)
             }
             if let dir = saveDir { try engine.saveCheckpoint(dir) }
+            if let out = savePretrained { try savePipelinePretrained(engine, group: group, to: out) }
         } catch {
             // A neighbour is gone or stuck (PipelineError names it): end every rank rather than leave them waiting.
             printError("rank \(rank): \(error)")
             group.abort(code: 3)
         }
         progress?.finish()
+    }
+
+    /// `--save-pretrained OUT` of a pipeline: each stage holds only its layers, so the stages save a checkpoint
+    /// (--save-dir's, else a scratch one inside OUT, shared as checkpoints are) and rank 0 joins its fp32 masters into
+    /// OUT as `zero-to-fp32` does — a folder `from_pretrained` loads.
+    func savePipelinePretrained(_ engine: PipelineEngine, group: any ProcessGroup, to out: String) throws {
+        let scratch = saveDir == nil ? URL(fileURLWithPath: out).appendingPathComponent(".pipeline-checkpoint").path : nil
+        if let scratch {
+            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+            try engine.saveCheckpoint(scratch)
+        }
+        try group.barrier()   // every stage's files are written before rank 0 reads them
+        if group.rank == 0 {
+            let summary = try ZeroToFP32.writePipelineWeights(checkpointDir: scratch ?? saveDir!, tag: nil, outputDir: out,
+                                                              verify: true)
+            if let scratch { try? FileManager.default.removeItem(atPath: scratch) }
+            FileHandle.standardError.write(Data("\(summary)\n".utf8))
+        }
+        try group.barrier()
     }
 
     /// The JSONL rows of a Hugging Face causal-LM folder, without loading its weights (each stage reads its own).

@@ -70,7 +70,13 @@ struct ZeroToFP32: ParsableCommand {
 
     /// The model came from a Hugging Face folder: its config.json and tokenizer make `out` loadable.
     func writeHFFiles(_ out: URL, config: String?, source: String?) throws {
-        guard let config else { return }
+        guard try Self.writeHFFiles(out, config: config, source: source) else { return }
+        note("wrote \(out.path)/config.json: the folder loads with from_pretrained (the model came from \(source ?? "a Hugging Face folder"))")
+    }
+
+    /// Writes `config` and the tokenizer files beside it in `source` into `out`; false when there is no config.
+    static func writeHFFiles(_ out: URL, config: String?, source: String?) throws -> Bool {
+        guard let config else { return false }
         try AtomicFile.write(Data(config.utf8), to: out.appendingPathComponent("config.json"))
         for name in PretrainedJob.tokenizerFiles {
             guard let from = source.map({ URL(fileURLWithPath: $0).appendingPathComponent(name) }),
@@ -79,22 +85,28 @@ struct ZeroToFP32: ParsableCommand {
             try? FileManager.default.removeItem(at: target)
             try FileManager.default.copyItem(at: from, to: target)
         }
-        note("wrote \(out.path)/config.json: the folder loads with from_pretrained (the model came from \(source ?? "a Hugging Face folder"))")
+        return true
+    }
+
+    /// A pipeline checkpoint's fp32 masters, under the unpartitioned model's names, as `outputDir`/model.safetensors
+    /// (+ config.json and the tokenizer when the model came from a Hugging Face folder); returns the summary line.
+    static func writePipelineWeights(checkpointDir: String, tag: String?, outputDir: String, verify: Bool) throws -> String {
+        let weights = try PipelineCheckpoint.fp32Weights(directory: checkpointDir, tag: tag, verify: verify)
+        let out = URL(fileURLWithPath: outputDir)
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let file = out.appendingPathComponent("model.safetensors")
+        try Safetensors.write(weights.map { ($0.name, $0.tensor) }, metadata: ["format": "pt"], to: file)
+        if let origin = try PipelineCheckpoint.modelOrigin(directory: checkpointDir, tag: tag) {
+            _ = try writeHFFiles(out, config: origin.config, source: origin.source)
+        }
+        let count = weights.reduce(0) { $0 + $1.tensor.count }
+        return "wrote \(file.path): \(weights.count) tensors, \(count) fp32 parameters (\((Double(count * 4) / 1e5).rounded() / 10) MB) from the pipeline checkpoint in \(checkpointDir)"
     }
 
     /// A `--pipeline-stages` checkpoint: every stage's fp32 masters under the unpartitioned model's names.
     func runPipeline() throws {
         do {
-            let weights = try PipelineCheckpoint.fp32Weights(directory: checkpointDir, tag: tag, verify: !noVerify)
-            let out = URL(fileURLWithPath: outputDir)
-            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-            let file = out.appendingPathComponent("model.safetensors")
-            try Safetensors.write(weights.map { ($0.name, $0.tensor) }, metadata: ["format": "pt"], to: file)
-            if let origin = try PipelineCheckpoint.modelOrigin(directory: checkpointDir, tag: tag) {
-                try writeHFFiles(out, config: origin.config, source: origin.source)
-            }
-            let count = weights.reduce(0) { $0 + $1.tensor.count }
-            print("wrote \(file.path): \(weights.count) tensors, \(count) fp32 parameters (\((Double(count * 4) / 1e5).rounded() / 10) MB) from the pipeline checkpoint in \(checkpointDir)")
+            print(try Self.writePipelineWeights(checkpointDir: checkpointDir, tag: tag, outputDir: outputDir, verify: !noVerify))
         } catch let error as PipelineError {
             printError("\(error)")
             throw ExitCode(1)
