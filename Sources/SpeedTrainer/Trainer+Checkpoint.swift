@@ -36,13 +36,19 @@ extension Trainer {
     }
 
     /// Writes the model as a Hugging Face folder (config.json, model.safetensors, the processing files) into `folder`
-    /// — `save_model`. At ZeRO-3 the parameters are gathered first (collective).
+    /// — `save_model`. At ZeRO-3 the parameters are gathered first, under tensor parallelism the shards (collective).
     public func saveModel(to folder: URL? = nil) throws {
         let folder = folder ?? URL(fileURLWithPath: arguments.outputDir)
         guard let pretrained = model as? any PretrainedModel else { return }
         let write = { [self] in
+            if let comm = pretrained.tensorParallelCommunicator(), comm.size > 1 {
+                // Sharded: every rank of each tensor-parallel group gathers its shards; rank 0 writes.
+                try pretrained.savePretrained(folder, tensorParallelWriter: group.rank == 0)
+            } else {
+                guard group.rank == 0 else { return }
+                try pretrained.savePretrained(folder)
+            }
             guard group.rank == 0 else { return }
-            try pretrained.savePretrained(folder)
             for file in processingFiles where FileManager.default.fileExists(atPath: file.path) {
                 let target = folder.appendingPathComponent(file.lastPathComponent)
                 try? FileManager.default.removeItem(at: target)

@@ -62,7 +62,8 @@ extension Trainer {
         engine?.eval() ?? model.eval()
         defer { if wasTraining { engine?.train() ?? model.train() } }
         let batchSize = arguments.perDeviceEvalBatchSize
-        let world = group.size, rank = group.rank
+        // Batches are dealt to the data-parallel ranks; every tensor-parallel rank of one runs its batches together.
+        let world = dataParallelSize, rank = dataParallelRank
         let batchCount = (table.count + batchSize - 1) / batchSize
         let rounds = (batchCount + world - 1) / world
         var mine: [EvalBatchResult] = []

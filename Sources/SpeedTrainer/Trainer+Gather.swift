@@ -1,6 +1,6 @@
 // Sharded evaluation's gather: every rank's per-batch results (loss, logits, labels) are all-gathered and put back in
 // batch order, so metrics over W ranks are computed on the same rows in the same order as in one process.
-// Invariant: batch b was evaluated by rank b mod W as its (b / W)-th batch; each rank sends a header of three numbers
+// Invariant: batch b was evaluated by data-parallel rank b mod W (all its tensor-parallel ranks) as its (b / W)-th batch; each rank sends a header of three numbers
 // per batch (loss or NaN, prediction count, label count; columns, or -1 when no predictions were kept) before the values.
 
 import SpeedComm
@@ -27,12 +27,13 @@ extension Trainer {
             values += r.predictions + r.labels
         }
         let headers = try allGatherVariable(header), streams = try allGatherVariable(values)
-        let world = group.size
-        var offsets = Array(repeating: 0, count: world)   // into each rank's value stream
+        // Data-parallel rank d's results are read from its first tensor-parallel rank, d · tp.
+        let world = dataParallelSize, tp = tensorParallelSize
+        var offsets = Array(repeating: 0, count: group.size)   // into each rank's value stream
         var out: [EvalBatchResult] = []
         out.reserveCapacity(batchCount)
         for b in 0..<batchCount {
-            let owner = b % world, i = b / world
+            let owner = (b % world) * tp, i = b / world
             let h = headers[owner]
             precondition(h.count >= (i + 1) * 4, "gatherInBatchOrder: rank \(owner) sent \(h.count / 4) batch results, batch \(b) needs \(i + 1)")
             let loss = h[i * 4], columns = Int(h[i * 4 + 1]), np = Int(h[i * 4 + 2]), nl = Int(h[i * 4 + 3])

@@ -114,9 +114,6 @@ public final class Trainer {
         if let engine { return engine }
         let setup = try TrainerSetup(arguments: arguments, modelConfig: modelConfig, trainRows: trainRows,
                                      worldSize: group.size)
-        if setup.config.tensorParallel.isEnabled {
-            throw TrainerError("the DeepSpeed config sets tensor_parallel.autotp_size \(setup.config.tensorParallel.autotpSize), which the Trainer does not support yet (its sampler, evaluation and saving assume every rank is a data-parallel one); remove the tensor_parallel block, or train with SwiftSpeed.initialize or `swiftspeed train --model DIR`, which shard the model")
-        }
         if arguments.activationCheckpointing ?? arguments.gradientCheckpointing ?? false {
             guard let checkpointable = model as? any ActivationCheckpointable else {
                 throw TrainerError("gradient_checkpointing: \(type(of: model)) does not support activation checkpointing")
@@ -134,6 +131,13 @@ public final class Trainer {
         self.engine = engine
         return engine
     }
+
+    /// Tensor-parallel ranks per data-parallel rank (`tensor_parallel.autotp_size` once the engine sharded the model;
+    /// 1 otherwise). TP groups are adjacent ranks, so data-parallel rank d is ranks d·tp ..< (d+1)·tp, which all read
+    /// the same batches.
+    var tensorParallelSize: Int { engine?.parallelGroups?.tensorParallelSize ?? 1 }
+    var dataParallelSize: Int { group.size / tensorParallelSize }
+    var dataParallelRank: Int { group.rank / tensorParallelSize }
 
     /// `logging_steps` / `eval_steps` / `save_steps`: a value below 1 is a ratio of the total steps (rounded up).
     static func interval(_ value: Double, totalSteps: Int) -> Int {
@@ -167,7 +171,7 @@ public final class Trainer {
         let evalEvery = Self.interval(args.evalSteps ?? args.loggingSteps, totalSteps: steps.totalSteps)
         let saveEvery = Self.interval(args.saveSteps, totalSteps: steps.totalSteps)
         let microBatch = args.perDeviceTrainBatchSize, gas = args.gradientAccumulationSteps
-        let sampler = DistributedSampler(count: table.count, rank: group.rank, worldSize: group.size, shuffle: true,
+        let sampler = DistributedSampler(count: table.count, rank: dataParallelRank, worldSize: dataParallelSize, shuffle: true,
                                          seed: UInt64(args.dataSeed ?? args.seed), dropLast: args.dataloaderDropLast)
         let startEpoch = state.globalStep / steps.updatesPerEpoch
         let skipBatches = (state.globalStep % steps.updatesPerEpoch) * gas
@@ -201,9 +205,10 @@ public final class Trainer {
                 }
                 if tokenMean, let labels = inputs.labels {
                     // transformers' num_items_in_batch: sum of this batch's token losses / the step's label tokens,
-                    // × GAS (the engine divides by it; DeepSpeed's scale_wrt_gas=False) × W (the engine averages ranks).
+                    // × GAS (the engine divides by it; DeepSpeed's scale_wrt_gas=False) × W (the engine averages the
+                    // data-parallel ranks).
                     let shifted = Self.shiftedLabelTokens(labels)
-                    if shifted > 0 { loss = loss * (shifted * Double(gas * group.size) / windowTokens) }
+                    if shifted > 0 { loss = loss * (shifted * Double(gas * dataParallelSize) / windowTokens) }
                 }
                 try engine.backward(loss)
                 if b == steps.batchesPerEpoch - 1, (b + 1) % gas != 0 { engine.forcedAccumulationBoundary = true }
@@ -249,7 +254,7 @@ public final class Trainer {
         }
         let seconds = Date().timeIntervalSince(started)
         let ran = state.globalStep - startStep
-        let samples = Double(ran * args.perDeviceTrainBatchSize * gas * group.size)
+        let samples = Double(ran * args.perDeviceTrainBatchSize * gas * dataParallelSize)
         let metrics: [String: Double] = [
             "train_runtime": seconds, "train_samples_per_second": samples / Swift.max(seconds, 1e-9),
             "train_steps_per_second": Double(ran) / Swift.max(seconds, 1e-9),
@@ -263,7 +268,8 @@ public final class Trainer {
     }
 
     /// transformers' `num_items_in_batch`: the label tokens (not -100) of a step's micro-batches, summed over the ranks
-    /// (`average_tokens_across_devices`; a collective when W > 1).
+    /// (`average_tokens_across_devices`; a collective when W > 1) and divided by the tensor-parallel ranks that share
+    /// each batch, as transformers does.
     func globalLabelTokens(_ batches: [CollatedBatch]) throws -> Double {
         let mine = batches.reduce(0.0) { n, batch in
             guard let labels = ModuleInputs(batch).labels else { return n }
@@ -272,7 +278,7 @@ public final class Trainer {
         guard group.size > 1 else { return mine }
         let t = Tensor([mine], shape: [1], dtype: .float64)
         try group.allReduce(t, op: .sum)
-        return t.item()
+        return t.item() / Double(tensorParallelSize)
     }
 
     /// The label tokens a causal LM's loss averages over: `labels [B, T]` shifted by one (`labels[:, 1:]`), not -100.

@@ -137,10 +137,13 @@ public struct TrainerDeepSpeedConfig: Sendable, Equatable {
     ///
     /// - Precondition: ``finalize(arguments:modelConfig:numTrainingSteps:)`` ran (total_num_steps and the
     ///   hidden-size keys are filled only there).
-    public func deepSpeedConfig(worldSize: Int) throws -> DeepSpeedConfig {
+    /// - Parameter trainBatchSize: replaces train_batch_size (the Trainer's data-parallel batch under tensor
+    ///   parallelism, where the filled value counts every rank).
+    public func deepSpeedConfig(worldSize: Int, trainBatchSize: Int? = nil) throws -> DeepSpeedConfig {
         precondition(isFinalized, "TrainerDeepSpeedConfig.deepSpeedConfig: call finalize(arguments:modelConfig:numTrainingSteps:) first")
         var tree = json
         if let zero = tree["zero_optimization"] { tree["zero_optimization"] = Self.droppingAuto(zero) }
+        if let trainBatchSize { tree["train_batch_size"] = .int(trainBatchSize) }
         return try DeepSpeedConfig(json: tree, worldSize: worldSize)
     }
 

@@ -25,19 +25,35 @@ public struct TrainerSetup {
     public let steps: TrainingSteps
     /// warmup(T) from the arguments.
     public let warmupSteps: Int
+    /// `tensor_parallel.autotp_size` (1 without tensor parallelism) and the data-parallel ranks it leaves.
+    public let tensorParallelSize: Int
+    public let dataParallelSize: Int
 
     /// Runs both of transformers' passes on `arguments.deepspeed` (or the implicit all-"auto" stage-0 config).
+    ///
+    /// With `tensor_parallel.autotp_size` N the ranks form data-parallel groups of N tensor-parallel ranks, as in
+    /// transformers' Trainer: the "auto" train_batch_size is still world × micro-batch × GAS (transformers fills it so,
+    /// and DeepSpeed checks it against the whole world when no mpu is passed), while the steps per epoch and the engine
+    /// count world ÷ N data-parallel ranks.
     ///
     /// - Throws: ``DeepSpeedMismatchError`` (every mismatch of both passes), ``TrainingArgumentsError``, ``ConfigError``.
     public init(arguments: TrainingArguments, modelConfig: JSONValue?, trainRows: Int, worldSize: Int) throws {
         var ds = try TrainerDeepSpeedConfig(arguments: arguments, worldSize: worldSize)
-        let steps = TrainingSteps(arguments: arguments, trainRows: trainRows, worldSize: worldSize)
+        let tp = Swift.max(1, ds.json["tensor_parallel"]?["autotp_size"]?.intValue ?? 1)
+        guard worldSize % tp == 0 else {
+            throw TrainingArgumentsError(key: "deepspeed", "tensor_parallel.autotp_size \(tp) does not divide the \(worldSize) ranks of the job; launch a multiple of \(tp) processes")
+        }
+        let dp = worldSize / tp
+        let steps = TrainingSteps(arguments: arguments, trainRows: trainRows, worldSize: dp)
         try ds.finalize(arguments: arguments, modelConfig: modelConfig, numTrainingSteps: steps.totalSteps)
         self.arguments = arguments
         json = ds.json
-        config = try ds.deepSpeedConfig(worldSize: worldSize)
+        config = try ds.deepSpeedConfig(worldSize: dp, trainBatchSize: tp > 1
+            ? arguments.perDeviceTrainBatchSize * arguments.gradientAccumulationSteps * dp : nil)
         self.steps = steps
         warmupSteps = arguments.warmupSteps(forTrainingSteps: steps.totalSteps)
+        tensorParallelSize = tp
+        dataParallelSize = dp
     }
 
     /// The optimizer, parameter groups and schedule for `initialize`.

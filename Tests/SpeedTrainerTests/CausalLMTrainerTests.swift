@@ -39,12 +39,13 @@ struct CausalLMFixture: Decodable {
 @Suite(.serialized) struct CausalLMTrainerTests {
     let fixture = CausalLMFixture.shared
 
-    func train(_ folder: URL, batch: Int, gas: Int = 1, group: (any ProcessGroup)? = nil) throws -> (losses: [Double], gradNorms: [Double]) {
+    func train(_ folder: URL, batch: Int, gas: Int = 1, group: (any ProcessGroup)? = nil,
+               deepspeed: String? = nil) throws -> (losses: [Double], gradNorms: [Double]) {
         let args = try TrainingArguments.parse(arguments: [
             "--output_dir", folder.appendingPathComponent("out").path, "--per_device_train_batch_size", "\(batch)",
             "--gradient_accumulation_steps", "\(gas)", "--max_steps", "6", "--learning_rate", "1e-2", "--warmup_steps", "2",
             "--weight_decay", "0.01", "--logging_steps", "1", "--seed", "7", "--save_strategy", "no",
-        ])
+        ] + (deepspeed.map { ["--deepspeed", $0] } ?? []))
         let model = try AutoModelForCausalLM.fromPretrained(folder)
         let tokenizer = try Tokenizer(contentsOf: folder)
         let table = try DatasetTable(rows: fixture.texts.map { ["text": .string($0)] }).tokenized(with: tokenizer)
@@ -96,5 +97,19 @@ struct CausalLMFixture: Decodable {
         expectTransformers(try train(folder, batch: 4, gas: 2), "GAS 2 × 4")
         let ranks = try LocalProcessGroup.run(size: 2, timeout: 120) { group in try train(folder, batch: 4, group: group) }
         for (r, got) in ranks.enumerated() { expectTransformers(got, "rank \(r) of 2 × 4") }
+    }
+
+    /// Under DeepSpeed AutoTP (TP 2 on 2 ranks, TP 2 × DP 2 on 4) the token count is divided by the ranks sharing a
+    /// batch, as transformers does, so the losses and norms are still transformers' one-process ones.
+    @Test func tensorParallelRanksNormaliseAsTransformers() throws {
+        let folder = try CausalLMFixture.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let ds = #"{"train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto", "gradient_clipping": "auto", "zero_optimization": {"stage": 1}, "tensor_parallel": {"autotp_size": 2}}"#
+        let pair = try LocalProcessGroup.run(size: 2, timeout: 120) { group in
+            try train(folder, batch: fixture.texts.count, group: group, deepspeed: ds)
+        }
+        for (r, got) in pair.enumerated() { expectTransformers(got, "TP 2, rank \(r)") }
+        let grid = try LocalProcessGroup.run(size: 4, timeout: 120) { group in try train(folder, batch: 4, group: group, deepspeed: ds) }
+        for (r, got) in grid.enumerated() { expectTransformers(got, "TP 2 × DP 2, rank \(r)") }
     }
 }

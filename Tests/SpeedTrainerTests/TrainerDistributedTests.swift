@@ -36,10 +36,15 @@ final class RecordingCollator: DataCollator, @unchecked Sendable {
         return out
     }
 
-    struct Run { var evalBatches: [[String]]; var before: [String: Double]; var metrics: [String: Double]; var losses: [Double] }
+    struct Run {
+        var evalBatches: [[String]]; var before: [String: Double]; var metrics: [String: Double]; var losses: [Double]
+        /// The ranks the model was sharded over (1: whole).
+        var tensorParallel = 1
+    }
 
-    func run(_ folder: URL, batch: Int, group: (any ProcessGroup)?) throws -> Run {
-        let ds = #"{"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto", "gradient_clipping": "auto", "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0, "offload_optimizer": {"device": "cpu"}}}"#
+    static let zero3Offload = #"{"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto", "gradient_clipping": "auto", "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0, "offload_optimizer": {"device": "cpu"}}}"#
+
+    func run(_ folder: URL, batch: Int, group: (any ProcessGroup)?, ds: String = zero3Offload, save: URL? = nil) throws -> Run {
         let args = try TrainingArguments.parse(arguments: [
             "--output_dir", folder.appendingPathComponent("out").path, "--per_device_train_batch_size", "\(batch)",
             "--per_device_eval_batch_size", "3", "--learning_rate", "1e-2", "--max_steps", "6", "--logging_steps", "1",
@@ -55,11 +60,13 @@ final class RecordingCollator: DataCollator, @unchecked Sendable {
         let evalBatches = collator.batches
         try trainer.train()
         let metrics = try trainer.evaluate()
+        if let save { try trainer.saveModel(to: save) }
         let losses = trainer.state.logHistory.compactMap { e -> Double? in
             if case .double(let l)? = e["loss"] { return l }
             return nil
         }
-        return Run(evalBatches: evalBatches, before: before, metrics: metrics, losses: losses)
+        return Run(evalBatches: evalBatches, before: before, metrics: metrics, losses: losses,
+                   tensorParallel: model.tensorParallelCommunicator()?.size ?? 1)
     }
 
     @Test func twoRanksAtZeRO3WithOffloadMatchOneProcessAndShardTheEvaluation() throws {
@@ -85,5 +92,43 @@ final class RecordingCollator: DataCollator, @unchecked Sendable {
         }
         // Training moved the model: the evaluation is of a trained model, not the initial one.
         #expect(one.metrics["eval_loss"]! < one.before["eval_loss"]!, "eval_loss \(one.before["eval_loss"]!) → \(one.metrics["eval_loss"]!)")
+    }
+
+    /// DeepSpeed AutoTP under the Trainer, as transformers runs it: TP 2 on 2 ranks and TP 2 × DP 2 on 4, at ZeRO 1
+    /// with clipping. The tensor-parallel ranks of a data-parallel rank read the same batches, so the losses and the
+    /// (sharded, gathered) evaluation equal one process's over the same global batch, and save_model writes one
+    /// process's folder (the shards gathered).
+    @Test(arguments: [(2, 4), (4, 2)]) func tensorParallelRanksMatchOneProcess(ranks: Int, batch: Int) throws {
+        let folder = try Self.modelFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let ds = #"{"train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto", "gradient_accumulation_steps": "auto", "gradient_clipping": "auto", "zero_optimization": {"stage": 1}, "tensor_parallel": {"autotp_size": 2}}"#
+        let plain = ds.replacingOccurrences(of: #", "tensor_parallel": {"autotp_size": 2}"#, with: "")
+        let oneOut = folder.appendingPathComponent("saved-one"), tpOut = folder.appendingPathComponent("saved-tp")
+        let one = try run(folder, batch: 4, group: nil, ds: plain, save: oneOut)
+        let runs = try LocalProcessGroup.run(size: ranks, timeout: 180) { group in
+            try run(folder, batch: batch, group: group, ds: ds, save: tpOut)
+        }
+        #expect(one.losses.count == 6)
+        for (r, got) in runs.enumerated() {
+            #expect(got.losses.count == 6)
+            for (x, y) in zip(one.losses, got.losses) {
+                #expect(abs(x - y) <= 1e-5 * abs(x), "\(ranks) ranks, rank \(r): losses \(got.losses) vs 1 process \(one.losses)")
+            }
+            for key in ["eval_loss", "eval_accuracy", "eval_f1"] {
+                let (x, y) = (try #require(one.metrics[key]), try #require(got.metrics[key]))
+                #expect(abs(x - y) <= 1e-5 * Swift.max(abs(x), 1e-3), "\(ranks) ranks, rank \(r) \(key): \(y) vs 1 process \(x)")
+            }
+        }
+        // A tensor-parallel rank pair evaluates each batch together: rank 1 sees rank 0's batches.
+        #expect(runs[1].evalBatches == runs[0].evalBatches)
+        #expect(runs.allSatisfy { $0.tensorParallel == 2 } && one.tensorParallel == 1)
+        let (a, _, _) = try AutoModelForSequenceClassification.fromPretrained(oneOut)
+        let (b, _, _) = try AutoModelForSequenceClassification.fromPretrained(tpOut)
+        let (wa, wb) = (a.stateDict(), b.stateDict())
+        #expect(Set(wa.keys) == Set(wb.keys))
+        for (name, w) in wa {
+            let diff = zip(w.scalars, wb[name]?.scalars ?? []).map { abs($0 - $1) }.max() ?? .nan
+            #expect(wb[name]?.shape == w.shape && diff <= 1e-5, "\(name): the TP run saved \(wb[name]?.shape ?? []) differing by \(diff)")
+        }
     }
 }

@@ -108,14 +108,4 @@ import Testing
         #expect(a.count == 3 && a == b, "seed 7 twice: \(a) vs \(b)")
         #expect(a[1] != c[1], "seeds 7 and 8 gave the same first loss \(a[1] ?? .nan): dropout not seeded")
     }
-
-    @Test func aTensorParallelDeepSpeedConfigIsRefusedByName() throws {
-        let out = try scratch()
-        defer { try? FileManager.default.removeItem(at: out) }
-        let ds = out.appendingPathComponent("ds.json")
-        try #"{"train_micro_batch_size_per_gpu": "auto", "zero_optimization": {"stage": 1}, "tensor_parallel": {"autotp_size": 2}}"#
-            .write(to: ds, atomically: true, encoding: .utf8)
-        let t = try trainer(out, ["--deepspeed", ds.path], steps: 1)
-        #expect { try t.train() } throws: { "\($0)".contains("tensor_parallel.autotp_size 2") && "\($0)".contains("swiftspeed train") }
-    }
 }
