@@ -336,6 +336,19 @@ def normalizer_outputs():
             if r != chr(c):
                 changed["%x" % c] = " ".join("%x" % ord(x) for x in r)
         out[name] = changed
+    # Canonical reordering: "a" + c + U+0334 (class 1) for every c below U+20000 that NFD leaves whole; only the
+    # reordered ones are kept.
+    nfd, reordered = normalizers.NFD(), {}
+    for c in range(0x300, 0x20000):
+        if 0xD800 <= c <= 0xDFFF:
+            continue
+        if nfd.normalize_str(chr(c)) != chr(c):
+            continue   # decompositions are checked above; here only the marks' order
+        text = "a" + chr(c) + "\u0334"
+        r = nfd.normalize_str(text)
+        if r != text:
+            reordered["%x" % c] = " ".join("%x" % ord(x) for x in r)
+    out["NFDReorder"] = reordered
     return out
 
 

@@ -69,8 +69,11 @@ extension Normalizer {
         }
     }
 
+    /// The canonical combining class as the crate's tables have it: marks newer than them are starters (class 0).
     static func combiningClass(_ c: Unicode.Scalar) -> UInt8 {
-        c.value < 0x300 ? 0 : c.properties.canonicalCombiningClass.rawValue
+        guard c.value >= 0x300 else { return 0 }
+        let k = c.properties.canonicalCombiningClass.rawValue
+        return k == 0 || inRanges(hfNonStarters, c.value) ? k : 0
     }
 
     /// Hangul's algorithmic compositions, L + V and LV + T (Foundation's NFC misses LV + T for a precomposed LV).

@@ -76,4 +76,22 @@ import Testing
         #expect(wrong.isEmpty, "\(name): \(wrong.count) code points differ, e.g. \(wrong.prefix(6))")
         #expect(hf.count > 1000)
     }
+
+    /// Canonical reordering as HF's crate does it: "a" + c + U+0334 (class 1) for every c below U+20000 that NFD leaves
+    /// whole — the marks its
+    /// tables know move after U+0334 when their class is higher, the 154 newer ones stay put as starters.
+    @Test func canonicalReorderingMatchesHuggingFace() throws {
+        let hf = try #require(Self.file.normalizers["NFDReorder"])
+        let nfd = try Normalizer(NormalizerConfig(type: "NFD"))
+        var wrong: [String] = []
+        let whole = Self.file.normalizers["NFD"]!
+        for c in Self.all where c.value >= 0x300 && c.value < 0x20000 && whole[String(c.value, radix: 16)] == nil
+            && !(0xAC00...0xD7A3).contains(c.value) {
+            let got = nfd.apply(["a", c, "\u{334}"]).map { String($0.value, radix: 16) }.joined(separator: " ")
+            let want = hf[String(c.value, radix: 16)] ?? "61 \(String(c.value, radix: 16)) 334"
+            if got != want { wrong.append("\(String(c.value, radix: 16)) → \(got), HF \(want)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) code points differ, e.g. \(wrong.prefix(6))")
+        #expect(hf.count > 500)
+    }
 }
