@@ -16,7 +16,8 @@ import sys
 import torch
 from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, GPT2Config,
                           GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          Qwen2Config, Qwen2ForCausalLM)
+                          Qwen2Config, Qwen2ForCausalLM, RobertaConfig, RobertaForMaskedLM,
+                          RobertaForSequenceClassification)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "Tests", "SpeedTransformersTests", "Fixtures")
@@ -127,6 +128,33 @@ def bert_mlm():
         out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
     save(model, "tiny-bert-mlm", {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
                                   "labels": labels}, {"logits": out.logits, "loss": out.loss})
+
+
+def roberta():
+    """RoBERTa: positions from pad_token_id + 1 over the non-padding tokens (a left- and a right-padded row, pad 1),
+    the <s> classification head (3 labels) and the MLM head; random weights scaled so positions matter."""
+    config = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                  max_position_embeddings=16, type_vocab_size=1, layer_norm_eps=1e-5, attn_implementation="eager")
+    ids = torch.tensor([[0, 15, 33, 71, 9, 2, 1, 1], [1, 1, 0, 44, 8, 90, 61, 2]])
+    mask = (ids != 1).long()
+    for name, seed, make in [("tiny-roberta-cls", 21, lambda: RobertaForSequenceClassification(RobertaConfig(num_labels=3, **config))),
+                             ("tiny-roberta-mlm", 22, lambda: RobertaForMaskedLM(RobertaConfig(**config)))]:
+        torch.manual_seed(seed)
+        model = make().eval()
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                if "position_embeddings" in pname:
+                    p.mul_(20.0)   # the positions' effect well above 1e-4
+        if name == "tiny-roberta-cls":
+            labels = torch.tensor([2, 0])
+        else:
+            labels = torch.full_like(ids, -100)
+            labels[0, 2] = 33
+            labels[1, 4] = 8
+        with torch.no_grad():
+            out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        save(model, name, {"input_ids": ids, "attention_mask": mask, "labels": labels},
+             {"logits": out.logits, "loss": out.loss})
 
 
 def llama():
@@ -330,6 +358,7 @@ if __name__ == "__main__":
         bert_classifier()
         bert_regression()
         bert_mlm()
+        roberta()
         llama()
         llama_variants()
         mistral_window()

@@ -1,5 +1,5 @@
 // transformers' AutoModelForSequenceClassification.from_pretrained(dir, num_labels:): a task model from any folder of
-// the family — a bare base model (BertModel) gets a freshly initialised head, as from_pretrained does.
+// the family — a bare base model (BertModel, RobertaModel) gets a freshly initialised head, as from_pretrained does.
 // Invariant: only head keys (`classifier.*`, the pooler) may be missing; any other missing key is an error, and a
 // checkpoint whose head has another number of labels is refused rather than silently re-initialised.
 
@@ -27,12 +27,14 @@ public enum AutoModelForSequenceClassification {
                                                                     newlyInitialized: [String]) {
         let folder = try PretrainedFolder(dir)
         let configPath = dir.appendingPathComponent(PretrainedFolder.configName).path
-        guard folder.modelType == "bert" || folder.architectures.contains(where: { $0.hasPrefix("Bert") }) else {
+        let roberta = folder.modelType == "roberta" || folder.architectures.contains(where: { $0.hasPrefix("Roberta") })
+        guard roberta || folder.modelType == "bert" || folder.architectures.contains(where: { $0.hasPrefix("Bert") }) else {
             throw PretrainedError.unsupported(path: configPath, key: "model_type", value: "\"\(folder.modelType ?? "?")\"",
-                                              supported: "\"bert\" (BertForSequenceClassification) for sequence classification")
+                                              supported: "\"bert\" (BertForSequenceClassification) or \"roberta\" (RobertaForSequenceClassification) for sequence classification")
         }
-        var config = try folder.decodeConfig(BertConfig.self)
-        let saved = folder.architectures.contains(BertForSequenceClassification.architecture) ? config.numLabels : nil
+        var config = try (roberta ? RobertaModel.self : BertModel.self).decodeConfig(folder)
+        let headName = roberta ? RobertaForSequenceClassification.architecture : BertForSequenceClassification.architecture
+        let saved = folder.architectures.contains(headName) ? config.numLabels : nil
         if let n = numLabels {
             precondition(n >= 1, "AutoModelForSequenceClassification: numLabels must be >= 1, got \(n)")
             if let saved, saved != n {
@@ -42,8 +44,13 @@ public enum AutoModelForSequenceClassification {
             }
             if config.numLabels != n { config.numLabels = n }
         }
-        let bert = try BertModel(config, folder: folder, addPoolingLayer: true, dtype: dtype, device: device, seed: seed)
-        let model = try BertForSequenceClassification(bert, dtype: dtype, device: device, seed: seed)
+        let model: any PretrainedModel = roberta
+            ? try RobertaForSequenceClassification(
+                RobertaModel(config, folder: folder, addPoolingLayer: false, dtype: dtype, device: device, seed: seed),
+                dtype: dtype, device: device, seed: seed)
+            : try BertForSequenceClassification(
+                BertModel(config, folder: folder, addPoolingLayer: true, dtype: dtype, device: device, seed: seed),
+                dtype: dtype, device: device, seed: seed)
         let report = try model.loadWeights(from: folder, strict: false)
         let missingBody = report.missing.filter { !isHeadKey($0) }
         guard missingBody.isEmpty else {

@@ -60,8 +60,15 @@ public final class BertForSequenceClassification: Module, PretrainedModel {
 
     /// transformers' rule: regression for one label, single-label CE for integer labels, else multi-label BCE.
     func loss(_ logits: Tensor, labels: Tensor) -> Tensor {
-        let n = config.numLabels
-        let problem = config.problemType ?? (n == 1 ? "regression"
+        SequenceClassificationLoss.loss(logits, labels: labels, numLabels: config.numLabels, problemType: config.problemType)
+    }
+}
+
+/// transformers' sequence-classification loss (BERT's and RoBERTa's heads): `problem_type`, else regression for one
+/// label, single-label cross-entropy for integer labels, multi-label BCE-with-logits for float ones.
+enum SequenceClassificationLoss {
+    static func loss(_ logits: Tensor, labels: Tensor, numLabels n: Int, problemType: String?) -> Tensor {
+        let problem = problemType ?? (n == 1 ? "regression"
             : labels.dtype.isFloatingPoint ? "multi_label_classification" : "single_label_classification")
         switch problem {
         case "regression":

@@ -1,4 +1,4 @@
-// BERT's AutoTP rules: per layer `attention.self.{query,key,value}` column-parallel (whole heads per rank),
+// BERT's (and RoBERTa's) AutoTP rules: per layer `attention.self.{query,key,value}` column-parallel (whole heads per rank),
 // `attention.output.dense` row-parallel, `intermediate.dense` column-parallel, `output.dense` row-parallel; the
 // embeddings, every LayerNorm, the pooler and the task heads (classifier, MLM head) stay whole (replicated).
 // Invariant: every size is checked before any weight changes, so a refused model is left whole; a row-parallel
@@ -61,5 +61,27 @@ extension BertForMaskedLM: TensorParallelShardable {
     /// ```
     public func shardForTensorParallel(_ comm: any TensorParallelCommunicator) throws {
         try bert.shardForTensorParallel(comm, prefix: "bert.")
+    }
+}
+
+extension RobertaForSequenceClassification: TensorParallelShardable {
+    /// Shards the encoder as BERT's; the classification head stays whole.
+    ///
+    /// ```swift
+    /// try model.shardForTensorParallel(comm)
+    /// ```
+    public func shardForTensorParallel(_ comm: any TensorParallelCommunicator) throws {
+        try roberta.shardForTensorParallel(comm, prefix: "roberta.")
+    }
+}
+
+extension RobertaForMaskedLM: TensorParallelShardable {
+    /// Shards the encoder as BERT's; the word embeddings and the tied MLM head stay whole.
+    ///
+    /// ```swift
+    /// try model.shardForTensorParallel(comm)
+    /// ```
+    public func shardForTensorParallel(_ comm: any TensorParallelCommunicator) throws {
+        try roberta.shardForTensorParallel(comm, prefix: "roberta.")
     }
 }

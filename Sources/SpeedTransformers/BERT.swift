@@ -37,6 +37,9 @@ public struct BertConfig: Codable, Sendable, Equatable {
     public var problemType: String?
     /// The padding token; its word embedding row gets no gradient (`padding_idx`). 0 when absent, as in transformers.
     public var padTokenId: Int?
+    /// RoBERTa's positions: counted from `pad_token_id + 1` over the non-padding tokens, padding at `pad_token_id`
+    /// (transformers' `create_position_ids_from_input_ids`). Not a config.json key: the RoBERTa types set it.
+    public var robertaPositions = false
 
     public init(vocabSize: Int = 30522, hiddenSize: Int = 768, numHiddenLayers: Int = 12, numAttentionHeads: Int = 12,
                 intermediateSize: Int = 3072, hiddenAct: String = "gelu", hiddenDropoutProb: Double = 0.1,
@@ -118,16 +121,35 @@ public final class BertEmbeddings: Module {
         let std = c.initializerRange
         wordEmbeddings = Embedding(c.vocabSize, c.hiddenSize, std: std, paddingIndex: c.padTokenId, dtype: dtype,
                                    device: device, rng: &rng)
-        positionEmbeddings = Embedding(c.maxPositionEmbeddings, c.hiddenSize, std: std, dtype: dtype, device: device, rng: &rng)
+        positionEmbeddings = Embedding(c.maxPositionEmbeddings, c.hiddenSize, std: std,
+                                       paddingIndex: c.robertaPositions ? c.padTokenId : nil, dtype: dtype, device: device,
+                                       rng: &rng)
         tokenTypeEmbeddings = Embedding(c.typeVocabSize, c.hiddenSize, std: std, dtype: dtype, device: device, rng: &rng)
         layerNorm = LayerNorm(c.hiddenSize, eps: c.layerNormEps, dtype: dtype, device: device)
     }
 
-    func forward(ids: Tensor, tokenTypes: Tensor?, positionIds: Tensor?) -> Tensor {
+    func forward(ids: Tensor, tokenTypes: Tensor?, positionIds: Tensor?, config: BertConfig) -> Tensor {
         let (b, t) = (ids.shape[0], ids.shape[1])
         let types = tokenTypes ?? Tensor((0..<(b * t)).map { _ in 0 }, shape: [b, t], device: ids.device)
-        let x = wordEmbeddings(ids) + tokenTypeEmbeddings(types) + positionEmbeddings(positionIds ?? positions(b, t, device: ids.device))
+        let pos = positionIds ?? (config.robertaPositions ? Self.robertaPositions(ids, padding: config.padTokenId ?? 1)
+                                                          : positions(b, t, device: ids.device))
+        let x = wordEmbeddings(ids) + tokenTypeEmbeddings(types) + positionEmbeddings(pos)
         return dropout(layerNorm(x))
+    }
+
+    /// `ids [B, T]` → RoBERTa's positions `[B, T]`: padding + the running count of non-padding tokens, padding itself.
+    static func robertaPositions(_ ids: Tensor, padding: Int) -> Tensor {
+        let (b, t) = (ids.shape[0], ids.shape[1])
+        let host = ids.scalars(as: Int.self)
+        var out = [Int](repeating: padding, count: b * t)
+        for row in 0..<b {
+            var count = 0
+            for j in 0..<t where host[row * t + j] != padding {
+                count += 1
+                out[row * t + j] = padding + count
+            }
+        }
+        return Tensor(out, shape: [b, t], device: ids.device)
     }
 }
 
@@ -267,9 +289,9 @@ public final class BertPooler: Module {
 /// let out = model(["input_ids": ids, "attention_mask": mask])
 /// out.lastHiddenState!.shape   // [B, T, 384]
 /// ```
-public final class BertModel: Module, PretrainedModel, ActivationCheckpointable {
-    public static let architecture = "BertModel"
-    public static let modelType = "bert"
+public class BertModel: Module, PretrainedModel, ActivationCheckpointable {
+    public class var architecture: String { "BertModel" }
+    public class var modelType: String { "bert" }
     /// HF's `gradient_checkpointing`: every encoder layer recomputed in backward while training.
     public var activationCheckpointing = ActivationCheckpointing.off
     public let config: BertConfig
@@ -297,15 +319,17 @@ public final class BertModel: Module, PretrainedModel, ActivationCheckpointable 
         super.init()
     }
 
-    public convenience init(folder: PretrainedFolder, dtype: DType, device: Device) throws {
-        try self.init(try folder.decodeConfig(BertConfig.self), folder: folder, addPoolingLayer: true, dtype: dtype,
-                      device: device)
+    public required convenience init(folder: PretrainedFolder, dtype: DType, device: Device) throws {
+        try self.init(folder: folder, addPoolingLayer: true, dtype: dtype, device: device)
     }
 
     convenience init(folder: PretrainedFolder, addPoolingLayer: Bool, dtype: DType, device: Device) throws {
-        try self.init(try folder.decodeConfig(BertConfig.self), folder: folder, addPoolingLayer: addPoolingLayer,
+        try self.init(try Self.decodeConfig(folder), folder: folder, addPoolingLayer: addPoolingLayer,
                       dtype: dtype, device: device)
     }
+
+    /// config.json as this family reads it (RobertaModel: its defaults and positions).
+    class func decodeConfig(_ folder: PretrainedFolder) throws -> BertConfig { try folder.decodeConfig(BertConfig.self) }
 
     public func configJSON() throws -> [String: Any] {
         rawConfig(folder).merging(try jsonObject(config)) { $1 }
@@ -313,7 +337,7 @@ public final class BertModel: Module, PretrainedModel, ActivationCheckpointable 
 
     /// Strips `bert.` (a task model's file); drops the `position_ids` / `token_type_ids` buffers
     /// older files carry; renames `gamma`/`beta`.
-    public func sanitize(_ weights: StateDict) -> StateDict { BertNames.sanitize(weights, prefix: nil) }
+    public func sanitize(_ weights: StateDict) -> StateDict { BertNames.sanitize(weights, prefix: nil, base: Self.modelType) }
 
     /// `last_hidden_state [B, T, C]`.
     public func hidden(_ inputs: ModuleInputs) -> Tensor {
@@ -322,7 +346,7 @@ public final class BertModel: Module, PretrainedModel, ActivationCheckpointable 
         let (b, t) = (ids.shape[0], ids.shape[1])
         precondition(t <= config.maxPositionEmbeddings,
                      "BertModel: sequence length \(t) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
-        var x = embeddings.forward(ids: ids, tokenTypes: inputs.tokenTypeIds, positionIds: inputs.positionIds)
+        var x = embeddings.forward(ids: ids, tokenTypes: inputs.tokenTypeIds, positionIds: inputs.positionIds, config: config)
         let keyPadding = HFAttention.keyPadding(inputs.attentionMask, batch: b, tokens: t)
         for layer in encoder.layer {
             if activationCheckpointing.enabled && isTraining {
@@ -347,14 +371,16 @@ public final class BertModel: Module, PretrainedModel, ActivationCheckpointable 
 
 /// BERT's file-name fixes.
 enum BertNames {
-    /// `prefix` "bert" for task models (added to bare names), nil for BertModel (stripped).
-    static func sanitize(_ weights: StateDict, prefix: String?, drop: (String) -> Bool = { _ in false }) -> StateDict {
+    /// `prefix` "bert" (or "roberta") for task models (added to bare names), nil for the base model (stripped);
+    /// `base` the family's prefix in files.
+    static func sanitize(_ weights: StateDict, prefix: String?, base: String = "bert",
+                         drop: (String) -> Bool = { _ in false }) -> StateDict {
         var out: StateDict = [:]
         for (name, t) in weights {
             var key = name
             if key.hasSuffix(".gamma") { key = String(key.dropLast(6)) + ".weight" }
             if key.hasSuffix(".beta") { key = String(key.dropLast(5)) + ".bias" }
-            if key.hasPrefix("bert.") { key = String(key.dropFirst(5)) }
+            if key.hasPrefix(base + ".") { key = String(key.dropFirst(base.count + 1)) }
             if key == "embeddings.position_ids" || key == "embeddings.token_type_ids" { continue }
             let base = key.hasPrefix("embeddings.") || key.hasPrefix("encoder.") || key.hasPrefix("pooler.")
             if let prefix, base { key = "\(prefix).\(key)" }

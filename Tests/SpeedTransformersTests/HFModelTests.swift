@@ -326,7 +326,8 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(try AutoModel.fromPretrained(viaBase) is Qwen2ForCausalLM)
     }
 
-    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2"])
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2",
+                      "tiny-roberta-cls", "tiny-roberta-mlm"])
     func lossBackpropagatesToEveryParameter(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
@@ -356,6 +357,42 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(report.unexpected == ["classifier.bias", "classifier.weight"])
     }
 
+    @Test(arguments: ["tiny-roberta-cls", "tiny-roberta-mlm"])
+    func robertaLogitsAndLossMatchTransformers(name: String) throws {
+        // A right- and a left-padded row (pad 1): RoBERTa's positions count only the real tokens, from 2.
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        #expect(model is RobertaForSequenceClassification || model is RobertaForMaskedLM)
+        #expect(model.namedParameters().map(\.0).contains("roberta.embeddings.position_embeddings.weight"))
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "labels": try e.ints("labels")])
+        let logitDiff = maxAbsDiff(out.logits!, try e.output("logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        print("\(name): logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
+        #expect(logitDiff < 1e-4)
+        #expect(lossDiff < 1e-4)
+        // BERT's positions (0, 1, 2, …) give other logits: the fixture tells them apart.
+        let plain = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                           "position_ids": Tensor((0..<16).map { $0 % 8 }, shape: [2, 8])])
+        #expect(maxAbsDiff(plain.logits!, try e.output("logits")) > 1e-2)
+    }
+
+    @Test func robertaPositionsCountTheRealTokens() {
+        let rows = Tensor([0, 15, 2, 1, 1, 1, 0, 7] as [Int], shape: [2, 4])
+        #expect(BertEmbeddings.robertaPositions(rows, padding: 1).scalars(as: Int.self) == [2, 3, 4, 1, 1, 1, 2, 3])
+    }
+
+    @Test func aRobertaMaskedLMFolderLoadsAsAClassifierWithANewHead() throws {
+        // AutoModelForSequenceClassification on a RobertaForMaskedLM folder: the encoder loads, the head is new.
+        let (model, _, fresh) = try AutoModelForSequenceClassification.fromPretrained(
+            fixtures.appendingPathComponent("tiny-roberta-mlm"), numLabels: 2)
+        let cls = try #require(model as? RobertaForSequenceClassification)
+        #expect(Set(fresh) == ["classifier.dense.bias", "classifier.dense.weight", "classifier.out_proj.bias", "classifier.out_proj.weight"])
+        let mlm = try RobertaForMaskedLM.fromPretrained(fixtures.appendingPathComponent("tiny-roberta-mlm"))
+        #expect(cls.roberta.embeddings.wordEmbeddings.weight.scalars == mlm.roberta.embeddings.wordEmbeddings.weight.scalars)
+        #expect(cls.config.padTokenId == 1 && cls.config.robertaPositions)
+    }
+
     @Test func bareBertFolderLoadsIntoATaskModelWithThePrefix() throws {
         // Save the classifier's encoder as a bare BertModel (no `bert.` prefix), load it back into a classifier.
         let cls = try BertForSequenceClassification.fromPretrained(fixtures.appendingPathComponent("tiny-bert-cls"))
@@ -370,7 +407,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
     }
 
     @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2",
-                      "tiny-mistral"])
+                      "tiny-mistral", "tiny-roberta-cls", "tiny-roberta-mlm"])
     func savedFolderRoundTripsAndTransformersLoadsIt(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
