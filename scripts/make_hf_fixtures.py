@@ -17,7 +17,8 @@ import torch
 from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, GPT2Config,
                           GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
                           Qwen2Config, Qwen2ForCausalLM, RobertaConfig, RobertaForMaskedLM,
-                          RobertaForSequenceClassification)
+                          RobertaForSequenceClassification, DistilBertConfig, DistilBertForMaskedLM,
+                          DistilBertForSequenceClassification)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "Tests", "SpeedTransformersTests", "Fixtures")
@@ -151,6 +152,28 @@ def roberta():
             labels = torch.full_like(ids, -100)
             labels[0, 2] = 33
             labels[1, 4] = 8
+        with torch.no_grad():
+            out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        save(model, name, {"input_ids": ids, "attention_mask": mask, "labels": labels},
+             {"logits": out.logits, "loss": out.loss})
+
+
+def distilbert():
+    """DistilBERT: a classifier (3 labels, pre_classifier + ReLU) and the MLM head (GELU, tied projector), padded."""
+    config = dict(vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=16,
+                  attn_implementation="eager")
+    ids = torch.tensor([[101, 15, 33, 71, 9, 102, 0, 0], [101, 44, 8, 90, 61, 27, 12, 102]]) % 100
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0], [1] * 8])
+    for name, seed, make in [("tiny-distilbert-cls", 31, lambda: DistilBertForSequenceClassification(DistilBertConfig(num_labels=3, **config))),
+                             ("tiny-distilbert-mlm", 32, lambda: DistilBertForMaskedLM(DistilBertConfig(activation="gelu", **config)))]:
+        torch.manual_seed(seed)
+        model = make().eval()
+        if name == "tiny-distilbert-cls":
+            labels = torch.tensor([1, 2])
+        else:
+            labels = torch.full_like(ids, -100)
+            labels[0, 2] = 33
+            labels[1, 5] = 27
         with torch.no_grad():
             out = model(input_ids=ids, attention_mask=mask, labels=labels)
         save(model, name, {"input_ids": ids, "attention_mask": mask, "labels": labels},
@@ -359,6 +382,7 @@ if __name__ == "__main__":
         bert_regression()
         bert_mlm()
         roberta()
+        distilbert()
         llama()
         llama_variants()
         mistral_window()

@@ -1,5 +1,6 @@
 // transformers' AutoModelForSequenceClassification.from_pretrained(dir, num_labels:): a task model from any folder of
-// the family — a bare base model (BertModel, RobertaModel) gets a freshly initialised head, as from_pretrained does.
+// the family — a bare base model (BertModel, RobertaModel, DistilBertModel) gets a freshly initialised head, as
+// from_pretrained does.
 // Invariant: only head keys (`classifier.*`, the pooler) may be missing; any other missing key is an error, and a
 // checkpoint whose head has another number of labels is refused rather than silently re-initialised.
 
@@ -16,7 +17,9 @@ import SpeedNN
 /// ```
 public enum AutoModelForSequenceClassification {
     /// The keys a task head may lack in a base-model checkpoint (trained from scratch, as in transformers).
-    static func isHeadKey(_ key: String) -> Bool { key.hasPrefix("classifier.") || key.hasPrefix("bert.pooler.") }
+    static func isHeadKey(_ key: String) -> Bool {
+        key.hasPrefix("classifier.") || key.hasPrefix("pre_classifier.") || key.hasPrefix("bert.pooler.")
+    }
 
     /// Loads `dir` as a sequence classifier with `numLabels` classes (nil: the folder's own `id2label` count).
     ///
@@ -27,30 +30,44 @@ public enum AutoModelForSequenceClassification {
                                                                     newlyInitialized: [String]) {
         let folder = try PretrainedFolder(dir)
         let configPath = dir.appendingPathComponent(PretrainedFolder.configName).path
-        let roberta = folder.modelType == "roberta" || folder.architectures.contains(where: { $0.hasPrefix("Roberta") })
-        guard roberta || folder.modelType == "bert" || folder.architectures.contains(where: { $0.hasPrefix("Bert") }) else {
-            throw PretrainedError.unsupported(path: configPath, key: "model_type", value: "\"\(folder.modelType ?? "?")\"",
-                                              supported: "\"bert\" (BertForSequenceClassification) or \"roberta\" (RobertaForSequenceClassification) for sequence classification")
+        func family(_ type: String, _ prefix: String) -> Bool {
+            folder.modelType == type || folder.architectures.contains { $0.hasPrefix(prefix) }
         }
-        var config = try (roberta ? RobertaModel.self : BertModel.self).decodeConfig(folder)
-        let headName = roberta ? RobertaForSequenceClassification.architecture : BertForSequenceClassification.architecture
-        let saved = folder.architectures.contains(headName) ? config.numLabels : nil
-        if let n = numLabels {
+        /// The checkpoint's own head size, when the folder is this classifier; `n`, checked against it, else.
+        func labels(_ config: Int, saved: Bool) throws -> Int? {
+            guard let n = numLabels else { return nil }
             precondition(n >= 1, "AutoModelForSequenceClassification: numLabels must be >= 1, got \(n)")
-            if let saved, saved != n {
+            if saved, config != n {
                 throw PretrainedError.unsupported(
                     path: configPath, key: "num_labels", value: "\(n)",
-                    supported: "\(saved), the checkpoint's classifier size (its head would be re-initialised; train from the base model instead)")
+                    supported: "\(config), the checkpoint's classifier size (its head would be re-initialised; train from the base model instead)")
             }
-            if config.numLabels != n { config.numLabels = n }
+            return config == n ? nil : n
         }
-        let model: any PretrainedModel = roberta
-            ? try RobertaForSequenceClassification(
-                RobertaModel(config, folder: folder, addPoolingLayer: false, dtype: dtype, device: device, seed: seed),
-                dtype: dtype, device: device, seed: seed)
-            : try BertForSequenceClassification(
-                BertModel(config, folder: folder, addPoolingLayer: true, dtype: dtype, device: device, seed: seed),
-                dtype: dtype, device: device, seed: seed)
+        let model: any PretrainedModel
+        if family("distilbert", "DistilBert") {
+            var config = try folder.decodeConfig(DistilBertConfig.self)
+            let saved = folder.architectures.contains(DistilBertForSequenceClassification.architecture)
+            if let n = try labels(config.numLabels, saved: saved) { config.numLabels = n }
+            model = try DistilBertForSequenceClassification(
+                DistilBertModel(config, folder: folder, dtype: dtype, device: device, seed: seed), dtype: dtype,
+                device: device, seed: seed)
+        } else if family("roberta", "Roberta") || family("bert", "Bert") {
+            let roberta = family("roberta", "Roberta")
+            var config = try (roberta ? RobertaModel.self : BertModel.self).decodeConfig(folder)
+            let head = roberta ? RobertaForSequenceClassification.architecture : BertForSequenceClassification.architecture
+            if let n = try labels(config.numLabels, saved: folder.architectures.contains(head)) { config.numLabels = n }
+            model = roberta
+                ? try RobertaForSequenceClassification(
+                    RobertaModel(config, folder: folder, addPoolingLayer: false, dtype: dtype, device: device, seed: seed),
+                    dtype: dtype, device: device, seed: seed)
+                : try BertForSequenceClassification(
+                    BertModel(config, folder: folder, addPoolingLayer: true, dtype: dtype, device: device, seed: seed),
+                    dtype: dtype, device: device, seed: seed)
+        } else {
+            throw PretrainedError.unsupported(path: configPath, key: "model_type", value: "\"\(folder.modelType ?? "?")\"",
+                                              supported: "\"bert\", \"roberta\" or \"distilbert\" (their ForSequenceClassification models) for sequence classification")
+        }
         let report = try model.loadWeights(from: folder, strict: false)
         let missingBody = report.missing.filter { !isHeadKey($0) }
         guard missingBody.isEmpty else {

@@ -21,13 +21,16 @@ public struct ModelRegistry: Sendable {
 
     /// GPT-2 (`GPT2LMHeadModel`, `GPT2Model`), BERT (`BertModel`, `BertForMaskedLM`,
     /// `BertForSequenceClassification`), RoBERTa (`RobertaModel`, `RobertaForMaskedLM`,
-    /// `RobertaForSequenceClassification`) and Llama (`LlamaForCausalLM`, `LlamaModel`, plus `MistralForCausalLM` and
+    /// `RobertaForSequenceClassification`), DistilBERT (`DistilBertModel`, `DistilBertForMaskedLM`,
+    /// `DistilBertForSequenceClassification`) and Llama (`LlamaForCausalLM`, `LlamaModel`, plus `MistralForCausalLM` and
     /// `Qwen2ForCausalLM` on the same code). A bare `model_type` picks the first listed.
     public static let standard: ModelRegistry = {
         var r = ModelRegistry()
         for t: any PretrainedModel.Type in [GPT2LMHeadModel.self, GPT2Model.self, BertModel.self,
                                             BertForMaskedLM.self, BertForSequenceClassification.self, RobertaModel.self,
                                             RobertaForMaskedLM.self, RobertaForSequenceClassification.self,
+                                            DistilBertModel.self, DistilBertForMaskedLM.self,
+                                            DistilBertForSequenceClassification.self,
                                             LlamaForCausalLM.self, LlamaModel.self, MistralForCausalLM.self,
                                             Qwen2ForCausalLM.self] {
             r.register(t)

@@ -1,4 +1,4 @@
-// BERT's (and RoBERTa's) AutoTP rules: per layer `attention.self.{query,key,value}` column-parallel (whole heads per rank),
+// BERT's (and RoBERTa's, and on its own names DistilBERT's) AutoTP rules: per layer `attention.self.{query,key,value}` column-parallel (whole heads per rank),
 // `attention.output.dense` row-parallel, `intermediate.dense` column-parallel, `output.dense` row-parallel; the
 // embeddings, every LayerNorm, the pooler and the task heads (classifier, MLM head) stay whole (replicated).
 // Invariant: every size is checked before any weight changes, so a refused model is left whole; a row-parallel
@@ -83,5 +83,60 @@ extension RobertaForMaskedLM: TensorParallelShardable {
     /// ```
     public func shardForTensorParallel(_ comm: any TensorParallelCommunicator) throws {
         try roberta.shardForTensorParallel(comm, prefix: "roberta.")
+    }
+}
+
+extension DistilBertModel: TensorParallelShardable {
+    /// BERT's rules on DistilBERT's names: `q_lin`, `k_lin`, `v_lin` and `lin1` column-parallel, `out_lin` and `lin2`
+    /// row-parallel (n_heads and hidden_dim must divide by `comm.size`); embeddings and LayerNorms stay whole.
+    ///
+    /// ```swift
+    /// try model.shardForTensorParallel(comm)
+    /// ```
+    public func shardForTensorParallel(_ comm: any TensorParallelCommunicator) throws {
+        try shardForTensorParallel(comm, prefix: "")
+    }
+
+    func shardForTensorParallel(_ comm: any TensorParallelCommunicator, prefix: String) throws {
+        guard comm.size > 1 else { return }
+        let tp = comm.size
+        guard config.nHeads % tp == 0 else {
+            throw TensorParallelError("\(prefix)transformer.layer.0.attention.q_lin: \(config.nHeads) attention heads do not split into \(tp) tensor-parallel shards; choose an autotp_size that divides n_heads")
+        }
+        guard config.hiddenDim % tp == 0 else {
+            throw TensorParallelError("\(prefix)transformer.layer.0.ffn.lin1: \(config.hiddenDim) hidden features do not split into \(tp) tensor-parallel shards; choose an autotp_size that divides hidden_dim")
+        }
+        for (i, layer) in transformer.layer.enumerated() {
+            let name = "\(prefix)transformer.layer.\(i)", attn = layer.attention
+            try attn.qLin.shard(.column, comm, unit: attn.headDim, name: "\(name).attention.q_lin")
+            try attn.kLin.shard(.column, comm, unit: attn.headDim, name: "\(name).attention.k_lin")
+            try attn.vLin.shard(.column, comm, unit: attn.headDim, name: "\(name).attention.v_lin")
+            attn.heads = config.nHeads / tp
+            try attn.outLin.shard(.row, comm, unit: attn.headDim, name: "\(name).attention.out_lin")
+            try layer.ffn.lin1.shard(.column, comm, name: "\(name).ffn.lin1")
+            try layer.ffn.lin2.shard(.row, comm, name: "\(name).ffn.lin2")
+        }
+    }
+}
+
+extension DistilBertForSequenceClassification: TensorParallelShardable {
+    /// Shards the encoder (``DistilBertModel/shardForTensorParallel(_:)``); the classifier stays whole.
+    ///
+    /// ```swift
+    /// try model.shardForTensorParallel(comm)
+    /// ```
+    public func shardForTensorParallel(_ comm: any TensorParallelCommunicator) throws {
+        try distilbert.shardForTensorParallel(comm, prefix: "distilbert.")
+    }
+}
+
+extension DistilBertForMaskedLM: TensorParallelShardable {
+    /// Shards the encoder; the word embeddings and the tied MLM head stay whole.
+    ///
+    /// ```swift
+    /// try model.shardForTensorParallel(comm)
+    /// ```
+    public func shardForTensorParallel(_ comm: any TensorParallelCommunicator) throws {
+        try distilbert.shardForTensorParallel(comm, prefix: "distilbert.")
     }
 }

@@ -327,7 +327,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
     }
 
     @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2",
-                      "tiny-roberta-cls", "tiny-roberta-mlm"])
+                      "tiny-roberta-cls", "tiny-roberta-mlm", "tiny-distilbert-cls", "tiny-distilbert-mlm"])
     func lossBackpropagatesToEveryParameter(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
@@ -377,6 +377,32 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         #expect(maxAbsDiff(plain.logits!, try e.output("logits")) > 1e-2)
     }
 
+    @Test(arguments: ["tiny-distilbert-cls", "tiny-distilbert-mlm"])
+    func distilBertLogitsAndLossMatchTransformers(name: String) throws {
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        #expect(model is DistilBertForSequenceClassification || model is DistilBertForMaskedLM)
+        #expect(model.namedParameters().map(\.0).contains("distilbert.transformer.layer.1.attention.q_lin.weight"))
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "labels": try e.ints("labels")])
+        let logitDiff = maxAbsDiff(out.logits!, try e.output("logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        print("\(name): logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
+        #expect(logitDiff < 1e-4)
+        #expect(lossDiff < 1e-4)
+    }
+
+    @Test func aDistilBertMaskedLMFolderLoadsAsAClassifierWithANewHead() throws {
+        let (model, _, fresh) = try AutoModelForSequenceClassification.fromPretrained(
+            fixtures.appendingPathComponent("tiny-distilbert-mlm"), numLabels: 4)
+        let cls = try #require(model as? DistilBertForSequenceClassification)
+        #expect(Set(fresh) == ["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"])
+        #expect(cls.classifier.weight.shape == [4, 32])
+        #expect(throws: PretrainedError.self) {   // the classifier folder's own head has 3 labels
+            try AutoModelForSequenceClassification.fromPretrained(fixtures.appendingPathComponent("tiny-distilbert-cls"), numLabels: 4)
+        }
+    }
+
     @Test func robertaPositionsCountTheRealTokens() {
         let rows = Tensor([0, 15, 2, 1, 1, 1, 0, 7] as [Int], shape: [2, 4])
         #expect(BertEmbeddings.robertaPositions(rows, padding: 1).scalars(as: Int.self) == [2, 3, 4, 1, 1, 1, 2, 3])
@@ -407,7 +433,7 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
     }
 
     @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2",
-                      "tiny-mistral", "tiny-roberta-cls", "tiny-roberta-mlm"])
+                      "tiny-mistral", "tiny-roberta-cls", "tiny-roberta-mlm", "tiny-distilbert-cls", "tiny-distilbert-mlm"])
     func savedFolderRoundTripsAndTransformersLoadsIt(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))

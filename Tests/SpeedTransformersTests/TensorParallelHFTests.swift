@@ -75,8 +75,17 @@ import Testing
             if name.contains(".mlp.c_proj.") { return bias ? nil : TensorParallelLayout(axis: 0, blocks: [shape[0]]) }
             return nil
         }
+        if let n = c["dim"], let h = c["n_heads"] {                                   // DistilBERT
+            if name.contains(".attention.q_lin.") || name.contains(".attention.k_lin.") || name.contains(".attention.v_lin.") {
+                return column(unit: n / h)
+            }
+            if name.contains(".attention.out_lin.") { return row(unit: n / h) }
+            if name.contains(".ffn.lin1.") { return column() }
+            if name.contains(".ffn.lin2.") { return row() }
+            return nil
+        }
         let d = c["head_dim"] ?? c["hidden_size"]! / c["num_attention_heads"]!
-        if name.contains(".attention.self.") { return column(unit: d) }                // BERT
+        if name.contains(".attention.self.") { return column(unit: d) }                // BERT, RoBERTa
         if name.contains(".attention.output.dense.") { return row(unit: d) }
         if name.contains(".intermediate.dense.") { return column() }
         if name.contains("encoder.layer.") && name.contains(".output.dense.") { return row() }
@@ -150,6 +159,8 @@ import Testing
         ("tiny-bert-cls", 2), ("tiny-bert-cls", 4),             // padding mask, token types, pooler + classifier whole
         ("tiny-bert-mlm", 2),                                   // MLM head whole
         ("tiny-bert-padded", 2), ("tiny-bert-padded", 4),       // three padded lengths
+        ("tiny-roberta-cls", 2), ("tiny-roberta-mlm", 2),       // BERT's rules under roberta., the <s> head whole
+        ("tiny-distilbert-cls", 2), ("tiny-distilbert-mlm", 4), // q_lin/k_lin/v_lin, out_lin, lin1/lin2
         ("tiny-llama", 2),                                      // GQA 4 over 2 kv heads, untied lm_head
         ("tiny-mistral-window", 2),                             // sliding window 3, padded row
         ("tiny-qwen2-gqa", 2), ("tiny-qwen2-gqa", 4),           // 8 over 4 kv heads, q/k/v biases, tied, vocab 101
