@@ -232,7 +232,7 @@ public final class BertIntermediate: Module {
 }
 
 /// One post-LayerNorm encoder layer.
-public final class BertLayer: Module {
+public final class BertLayer: Module, EncoderLayer {
     public let attention: BertAttention
     public let intermediate: BertIntermediate
     public let output: BertResidualOutput
@@ -346,18 +346,9 @@ public class BertModel: Module, PretrainedModel, ActivationCheckpointable {
         let (b, t) = (ids.shape[0], ids.shape[1])
         precondition(t <= config.maxPositionEmbeddings,
                      "BertModel: sequence length \(t) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
-        var x = embeddings.forward(ids: ids, tokenTypes: inputs.tokenTypeIds, positionIds: inputs.positionIds, config: config)
-        let keyPadding = HFAttention.keyPadding(inputs.attentionMask, batch: b, tokens: t)
-        for layer in encoder.layer {
-            if activationCheckpointing.enabled && isTraining {
-                var layerInputs: ModuleInputs = ["hidden_states": x]
-                if let keyPadding { layerInputs["key_padding"] = keyPadding }
-                x = layer.checkpointed(layerInputs, saveInputsOn: activationCheckpointing.saveInputsOn)["hidden_states"]!
-            } else {
-                x = layer.forward(x, keyPadding: keyPadding)
-            }
-        }
-        return x
+        let x = embeddings.forward(ids: ids, tokenTypes: inputs.tokenTypeIds, positionIds: inputs.positionIds, config: config)
+        return runEncoder(encoder.layer, x, keyPadding: HFAttention.keyPadding(inputs.attentionMask, batch: b, tokens: t),
+                          checkpointing: activationCheckpointing, training: isTraining)
     }
 
     public override func forward(_ inputs: ModuleInputs) -> ModuleOutputs {

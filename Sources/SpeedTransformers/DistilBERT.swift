@@ -166,7 +166,7 @@ public final class DistilBertFFN: Module {
 }
 
 /// `transformer.layer.{i}`: attention, `sa_layer_norm(attention + x)`, ffn, `output_layer_norm(ffn + ·)`.
-public final class DistilBertTransformerBlock: Module {
+public final class DistilBertTransformerBlock: Module, EncoderLayer {
     public let attention: DistilBertSelfAttention
     @ModuleInfo(key: "sa_layer_norm") public var saLayerNorm: LayerNorm
     public let ffn: DistilBertFFN
@@ -247,18 +247,9 @@ public final class DistilBertModel: Module, PretrainedModel, ActivationCheckpoin
         let (b, t) = (ids.shape[0], ids.shape[1])
         precondition(t <= config.maxPositionEmbeddings,
                      "DistilBertModel: sequence length \(t) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
-        var x = embeddings.forward(ids: ids, positionIds: inputs.positionIds)
-        let keyPadding = HFAttention.keyPadding(inputs.attentionMask, batch: b, tokens: t)
-        for layer in transformer.layer {
-            if activationCheckpointing.enabled && isTraining {
-                var layerInputs: ModuleInputs = ["hidden_states": x]
-                if let keyPadding { layerInputs["key_padding"] = keyPadding }
-                x = layer.checkpointed(layerInputs, saveInputsOn: activationCheckpointing.saveInputsOn)["hidden_states"]!
-            } else {
-                x = layer.forward(x, keyPadding: keyPadding)
-            }
-        }
-        return x
+        return runEncoder(transformer.layer, embeddings.forward(ids: ids, positionIds: inputs.positionIds),
+                          keyPadding: HFAttention.keyPadding(inputs.attentionMask, batch: b, tokens: t),
+                          checkpointing: activationCheckpointing, training: isTraining)
     }
 
     public override func forward(_ inputs: ModuleInputs) -> ModuleOutputs {

@@ -197,3 +197,27 @@ func checkpointInputs(_ hidden: Tensor, _ blocked: Tensor?) -> ModuleInputs {
     if let blocked { inputs["blocked"] = blocked }
     return inputs
 }
+
+/// A bidirectional encoder layer (BERT's, DistilBERT's): `x [B, T, C]` and the key padding, and the named-inputs
+/// form (`hidden_states`, `key_padding`) that `checkpointed` recomputes.
+protocol EncoderLayer: Module {
+    func forward(_ x: Tensor, keyPadding: Tensor?) -> Tensor
+}
+
+/// `x` through `layers`, each recomputed in backward when `checkpointing` is on while training (HF's
+/// `gradient_checkpointing`).
+func runEncoder<L: EncoderLayer>(_ layers: [L], _ x: Tensor, keyPadding: Tensor?, checkpointing: ActivationCheckpointing,
+                                 training: Bool) -> Tensor {
+    var x = x
+    for layer in layers {
+        if checkpointing.enabled && training {
+            var inputs: ModuleInputs = ["hidden_states": x]
+            if let keyPadding { inputs["key_padding"] = keyPadding }
+            x = layer.checkpointed(inputs, saveInputsOn: checkpointing.saveInputsOn)["hidden_states"]!
+        } else {
+            x = layer.forward(x, keyPadding: keyPadding)
+        }
+    }
+    return x
+}
+

@@ -81,7 +81,7 @@ extension Bench {
                 // "device": the GPU's own name (the CPU backend's name when run on the CPU), for BENCHMARKS.md.
                 let deviceName = (gpu.backend as? CUDABackend)?.info.name ?? gpu.backend.name
                 let families = perStep.map { "\"\($0.0)\":\(fmt($0.2))" }.joined(separator: ",")
-                print("{\"case\":\"B3-gpu-step\",\"device\":\"\(jsonEscaped(deviceName))\",\"model\":\"\(model)\",\"micro_batch\":\(microBatch),\"stage\":\(stage),"
+                print("{\"case\":\"B3-gpu-step\",\"device\":\(JSONText.quoted(deviceName)),\"model\":\"\(model)\",\"micro_batch\":\(microBatch),\"stage\":\(stage),"
                     + "\"offload\":\(offload),\"ms_per_step\":\(fmt(ms)),\"tokens_per_s\":\(fmt(tokensPerS)),"
                     + "\"tflops\":\(fmt(tflops)),\"peak_mem_gib\":\(fmt(peakGiB)),\"loss\":\(fmt(loss))"
                     + (profile ? ",\"kernel_ms_per_step\":{\(families)}" : "") + "}")

@@ -121,18 +121,3 @@ func fmt(_ x: Double) -> String {
     let r = (x * 100).rounded() / 100
     return "\(r)"
 }
-
-/// `s` with JSON's string escapes (quotes, backslashes, control characters), without the surrounding quotes.
-func jsonEscaped(_ s: String) -> String {
-    var out = ""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case _ where u.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return out
-}

@@ -127,12 +127,12 @@ import Testing
     }
 
     /// HF's gradient_checkpointing (`--checkpoint-activations`): every block recomputed in backward, same losses.
-    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls"])
+    @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-roberta-cls", "tiny-distilbert-cls"])
     func checkpointedBlocksGiveTheSameLosses(model: String) throws {
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let cfg = try write(#"{"train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}, "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}"#, "ds.json", in: dir)
-        let data = try write(rows(6, label: model.contains("bert")), "rows.jsonl", in: dir)
+        let data = try write(rows(6, label: model.contains("bert") || model.contains("roberta")), "rows.jsonl", in: dir)
         let args = ["train", "--model", Self.fixtures.appendingPathComponent(model).path, "--config", cfg, "--data", data,
                     "--no-shuffle", "--steps", "3", "--json"]
         let plain = try swiftspeed(args), checkpointed = try swiftspeed(args + ["--checkpoint-activations"])
