@@ -18,7 +18,8 @@ from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassifica
                           GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
                           Qwen2Config, Qwen2ForCausalLM, RobertaConfig, RobertaForMaskedLM,
                           RobertaForSequenceClassification, DistilBertConfig, DistilBertForMaskedLM,
-                          DistilBertForSequenceClassification)
+                          DistilBertForSequenceClassification, GPT2ForSequenceClassification,
+                          LlamaForSequenceClassification, Qwen2ForSequenceClassification)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "Tests", "SpeedTransformersTests", "Fixtures")
@@ -175,6 +176,34 @@ def distilbert():
             labels[0, 2] = 33
             labels[1, 5] = 27
         with torch.no_grad():
+            out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        save(model, name, {"input_ids": ids, "attention_mask": mask, "labels": labels},
+             {"logits": out.logits, "loss": out.loss})
+
+
+def decoder_classifiers():
+    """Sequence classification on decoder LMs (reward models): the rightmost non-padding token's state through `score`;
+    a right- and a left-padded row (pad 0). GPT-2 with 3 labels, Llama with 1 (regression, float labels), Qwen2 with 2."""
+    ids = torch.tensor([[5, 17, 42, 3, 99, 0, 0, 0], [0, 0, 7, 64, 8, 21, 33, 9]])
+    mask = (ids != 0).long()
+    small = dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=64, attn_implementation="eager", pad_token_id=0)
+    cases = [
+        ("tiny-gpt2-cls", 41, lambda: GPT2ForSequenceClassification(GPT2Config(
+            vocab_size=100, n_positions=32, n_embd=32, n_layer=2, n_head=4, num_labels=3, pad_token_id=0,
+            attn_implementation="eager")), torch.tensor([2, 0])),
+        ("tiny-llama-reward", 42, lambda: LlamaForSequenceClassification(LlamaConfig(num_labels=1, **small)),
+         torch.tensor([0.75, -1.5])),
+        ("tiny-qwen2-cls", 43, lambda: Qwen2ForSequenceClassification(Qwen2Config(num_labels=2, **small)),
+         torch.tensor([1, 0])),
+    ]
+    for name, seed, make, labels in cases:
+        torch.manual_seed(seed)
+        model = make().eval()
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                if pname.endswith("bias") or pname.endswith("norm.weight"):
+                    p.add_(0.1 * torch.randn_like(p))
             out = model(input_ids=ids, attention_mask=mask, labels=labels)
         save(model, name, {"input_ids": ids, "attention_mask": mask, "labels": labels},
              {"logits": out.logits, "loss": out.loss})
@@ -383,6 +412,7 @@ if __name__ == "__main__":
         bert_mlm()
         roberta()
         distilbert()
+        decoder_classifiers()
         llama()
         llama_variants()
         mistral_window()

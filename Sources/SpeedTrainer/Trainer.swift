@@ -153,6 +153,16 @@ public final class Trainer {
     public func train(resumeFromCheckpoint: String? = nil) throws -> TrainOutput {
         guard let trainDataset else { throw TrainerError("train(): the Trainer has no trainDataset; pass one to init") }
         let table = try prepared(trainDataset, what: "train_dataset")
+        if let classifier = model as? any SequenceClassifier {
+            if arguments.perDeviceTrainBatchSize > 1, let refusal = classifier.batchRefusal {
+                throw TrainerError("\(refusal) — or set per_device_train_batch_size 1")
+            }
+            for column in ["labels", "label"] where table.columnNames.contains(column) {
+                if let values = try? table.doubles(column), let problem = classifier.labelProblem(values) {
+                    throw TrainerError("train_dataset column \(column): \(problem)")
+                }
+            }
+        }
         let engine = try makeEngine(trainRows: table.count)
         let steps = setup!.steps
         let args = arguments

@@ -19,7 +19,14 @@ public enum AutoModelForSequenceClassification {
     /// The keys a task head may lack in a base-model checkpoint (trained from scratch, as in transformers).
     static func isHeadKey(_ key: String) -> Bool {
         key.hasPrefix("classifier.") || key.hasPrefix("pre_classifier.") || key.hasPrefix("bert.pooler.")
+            || key.hasPrefix("score.")
     }
+
+    /// The decoder families' classifiers, by `model_type`.
+    static let decoderClassifiers: [String: any PretrainedModel.Type] = [
+        "gpt2": GPT2ForSequenceClassification.self, "llama": LlamaForSequenceClassification.self,
+        "mistral": MistralForSequenceClassification.self, "qwen2": Qwen2ForSequenceClassification.self,
+    ]
 
     /// Loads `dir` as a sequence classifier with `numLabels` classes (nil: the folder's own `id2label` count).
     ///
@@ -64,9 +71,22 @@ public enum AutoModelForSequenceClassification {
                 : try BertForSequenceClassification(
                     BertModel(config, folder: folder, addPoolingLayer: true, dtype: dtype, device: device, seed: seed),
                     dtype: dtype, device: device, seed: seed)
+        } else if let type = decoderClassifiers[folder.modelType ?? ""] {
+            // Decoder LMs (reward models): `score` on the last non-padding token.
+            var head = try folder.decodeConfig(SequenceClassificationConfig.self)
+            let saved = folder.architectures.contains(type.architecture)
+            if let n = try labels(head.numLabels, saved: saved) { head.numLabels = n }
+            if folder.modelType == "gpt2" {
+                model = try GPT2ForSequenceClassification(GPT2Model(folder: folder, dtype: dtype, device: device),
+                                                          head: head, dtype: dtype, device: device, seed: seed)
+            } else {
+                let body = try LlamaModel(LlamaModel.decodeConfig(folder), folder: folder, dtype: dtype, device: device)
+                model = try (type as! LlamaForSequenceClassification.Type).init(body, head: head, dtype: dtype,
+                                                                                device: device, seed: seed)
+            }
         } else {
             throw PretrainedError.unsupported(path: configPath, key: "model_type", value: "\"\(folder.modelType ?? "?")\"",
-                                              supported: "\"bert\", \"roberta\" or \"distilbert\" (their ForSequenceClassification models) for sequence classification")
+                                              supported: "\"bert\", \"roberta\", \"distilbert\", \"gpt2\", \"llama\", \"mistral\" or \"qwen2\" (their ForSequenceClassification models) for sequence classification")
         }
         let report = try model.loadWeights(from: folder, strict: false)
         let missingBody = report.missing.filter { !isHeadKey($0) }

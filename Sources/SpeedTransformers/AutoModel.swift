@@ -22,7 +22,8 @@ public struct ModelRegistry: Sendable {
     /// GPT-2 (`GPT2LMHeadModel`, `GPT2Model`), BERT (`BertModel`, `BertForMaskedLM`,
     /// `BertForSequenceClassification`), RoBERTa (`RobertaModel`, `RobertaForMaskedLM`,
     /// `RobertaForSequenceClassification`), DistilBERT (`DistilBertModel`, `DistilBertForMaskedLM`,
-    /// `DistilBertForSequenceClassification`) and Llama (`LlamaForCausalLM`, `LlamaModel`, plus `MistralForCausalLM` and
+    /// `DistilBertForSequenceClassification`), the decoders' `…ForSequenceClassification` (GPT-2, Llama, Mistral,
+    /// Qwen2) and Llama (`LlamaForCausalLM`, `LlamaModel`, plus `MistralForCausalLM` and
     /// `Qwen2ForCausalLM` on the same code). A bare `model_type` picks the first listed.
     public static let standard: ModelRegistry = {
         var r = ModelRegistry()
@@ -32,7 +33,9 @@ public struct ModelRegistry: Sendable {
                                             DistilBertModel.self, DistilBertForMaskedLM.self,
                                             DistilBertForSequenceClassification.self,
                                             LlamaForCausalLM.self, LlamaModel.self, MistralForCausalLM.self,
-                                            Qwen2ForCausalLM.self] {
+                                            Qwen2ForCausalLM.self, GPT2ForSequenceClassification.self,
+                                            LlamaForSequenceClassification.self, MistralForSequenceClassification.self,
+                                            Qwen2ForSequenceClassification.self] {
             r.register(t)
         }
         return r

@@ -62,6 +62,14 @@ struct PretrainedJob {
         let folder = self.folder
         rows = try Self.readRows(dataPath, task: task, maxLength: maxLength, vocabularySize: vocab,
                                  tokenizer: { try Tokenizer(contentsOf: folder) })
+        if let classifier = model as? any SequenceClassifier {
+            if microBatch > 1, let refusal = classifier.batchRefusal {
+                throw TrainingJobError(description: "\(dir): \(refusal) — or use train_micro_batch_size_per_gpu 1")
+            }
+            if let problem = classifier.labelProblem(rows.map { $0.label ?? 0 }) {
+                throw TrainingJobError(description: "--data \(dataPath): \(problem)")
+            }
+        }
         guard rows.count >= microBatch else {
             throw TrainingJobError(description: "--data \(dataPath) has \(rows.count) rows; a micro-batch takes \(microBatch): give more rows or a smaller train_micro_batch_size_per_gpu")
         }

@@ -327,7 +327,8 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
     }
 
     @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2",
-                      "tiny-roberta-cls", "tiny-roberta-mlm", "tiny-distilbert-cls", "tiny-distilbert-mlm"])
+                      "tiny-roberta-cls", "tiny-roberta-mlm", "tiny-distilbert-cls", "tiny-distilbert-mlm",
+                      "tiny-gpt2-cls", "tiny-qwen2-cls"])
     func lossBackpropagatesToEveryParameter(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
@@ -403,6 +404,53 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
         }
     }
 
+    @Test(arguments: ["tiny-gpt2-cls", "tiny-llama-reward", "tiny-qwen2-cls"])
+    func decoderClassifiersPoolTheLastRealTokenAsTransformers(name: String) throws {
+        // A right- and a left-padded row: the score is read at each row's rightmost non-padding token.
+        let e = try Expected(name)
+        let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))
+        #expect(model is GPT2ForSequenceClassification || model is LlamaForSequenceClassification)
+        let labels = name == "tiny-llama-reward" ? try e.floats("labels") : try e.ints("labels")
+        let out = model(["input_ids": try e.ints("input_ids"), "attention_mask": try e.ints("attention_mask"),
+                         "labels": labels])
+        let logitDiff = maxAbsDiff(out.logits!, try e.output("logits"))
+        let lossDiff = maxAbsDiff(out.loss!, try e.output("loss"))
+        print("\(name): logits max |Δ| = \(logitDiff), loss |Δ| = \(lossDiff)")
+        #expect(logitDiff < 1e-4)
+        #expect(lossDiff < 1e-4)
+        // AutoModelForSequenceClassification from the causal LM's folder layout: the body loads, `score` is new.
+        let tmp = IOTestDirectory(); let dir = tmp.file("\(name)-body")
+        try model.savePretrained(dir)
+        let (again, _, fresh) = try AutoModelForSequenceClassification.fromPretrained(dir)
+        #expect(fresh.isEmpty && type(of: again) == type(of: model))
+    }
+
+    @Test func classifiersNameBadLabelsAndUnbatchableHeads() throws {
+        let qwen = try #require(try AutoModel.fromPretrained(fixtures.appendingPathComponent("tiny-qwen2-cls")) as? any SequenceClassifier)
+        #expect(qwen.labelProblem([0, 1, 1]) == nil)
+        #expect(qwen.labelProblem([0, 2])?.contains("num_labels 2") == true)
+        #expect(qwen.labelProblem([0.5])?.contains("label 0.5") == true)
+        #expect(qwen.batchRefusal == nil)
+        let reward = try #require(try AutoModel.fromPretrained(fixtures.appendingPathComponent("tiny-llama-reward")) as? any SequenceClassifier)
+        #expect(reward.numLabels == 1 && reward.labelProblem([3.7, -2]) == nil)   // regression: any value
+        let noPad = try GPT2ForSequenceClassification(GPT2Config(vocabSize: 10, nPositions: 8, nEmbd: 8, nLayer: 1, nHead: 2),
+                                                      head: SequenceClassificationConfig(numLabels: 2))
+        #expect(noPad.batchRefusal?.contains("pad_token_id") == true)
+        // One row needs no padding token: the last position is pooled.
+        #expect(noPad(["input_ids": Tensor([1, 2, 3] as [Int], shape: [1, 3])]).logits!.shape == [1, 2])
+    }
+
+    @Test func aCausalLMFolderLoadsAsARewardModelWithANewScore() throws {
+        let (model, _, fresh) = try AutoModelForSequenceClassification.fromPretrained(
+            fixtures.appendingPathComponent("tiny-llama"), numLabels: 1)
+        let reward = try #require(model as? LlamaForSequenceClassification)
+        #expect(fresh == ["score.weight"] && reward.score.weight.shape == [1, reward.config.hiddenSize])
+        #expect(!(model is Qwen2ForSequenceClassification))
+        let (qwen, _, _) = try AutoModelForSequenceClassification.fromPretrained(fixtures.appendingPathComponent("tiny-qwen2"),
+                                                                                  numLabels: 2)
+        #expect(qwen is Qwen2ForSequenceClassification)
+    }
+
     @Test func robertaPositionsCountTheRealTokens() {
         let rows = Tensor([0, 15, 2, 1, 1, 1, 0, 7] as [Int], shape: [2, 4])
         #expect(BertEmbeddings.robertaPositions(rows, padding: 1).scalars(as: Int.self) == [2, 3, 4, 1, 1, 1, 2, 3])
@@ -433,7 +481,8 @@ func maxAbsDiff(_ a: Tensor, _ b: [Double]) -> Double {
     }
 
     @Test(arguments: ["tiny-gpt2", "tiny-bert-cls", "tiny-bert-mlm", "tiny-llama", "tiny-llama-llama3", "tiny-qwen2",
-                      "tiny-mistral", "tiny-roberta-cls", "tiny-roberta-mlm", "tiny-distilbert-cls", "tiny-distilbert-mlm"])
+                      "tiny-mistral", "tiny-roberta-cls", "tiny-roberta-mlm", "tiny-distilbert-cls", "tiny-distilbert-mlm",
+                      "tiny-gpt2-cls", "tiny-llama-reward", "tiny-qwen2-cls"])
     func savedFolderRoundTripsAndTransformersLoadsIt(name: String) throws {
         let e = try Expected(name)
         let model = try AutoModel.fromPretrained(fixtures.appendingPathComponent(name))

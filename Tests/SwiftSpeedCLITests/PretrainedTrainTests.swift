@@ -229,9 +229,12 @@ extension PretrainedTrainTests {
         }
         let one = try LlamaForCausalLM.fromPretrained(oneOut).stateDict(), tp = try LlamaForCausalLM.fromPretrained(tpOut).stateDict()
         #expect(Set(one.keys) == Set(tp.keys))
+        // Three Adam steps of lr 1e-2 move the weights by ~3e-2; the TP run's other summation order shows as up to
+        // ~1e-5 after Adam normalises small gradients (1.15e-5 on k_proj in a debug build), so 5e-5 still tells a
+        // wrong shard (an lr-sized step) apart.
         for (name, w) in one {
             let diff = zip(w.scalars, tp[name]?.scalars ?? []).map { abs($0 - $1) }.max() ?? .nan
-            #expect(tp[name]?.shape == w.shape && diff <= 1e-5, "\(name): the TP run saved \(tp[name]?.shape ?? []) differing by \(diff)")
+            #expect(tp[name]?.shape == w.shape && diff <= 5e-5, "\(name): the TP run saved \(tp[name]?.shape ?? []) differing by \(diff)")
         }
     }
 }
