@@ -18,6 +18,20 @@ func swiftspeed(_ args: [String]) throws -> (status: Int32, stdout: String, stde
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
+/// mpirun's tagged output (`[1,r]<stderr>:…` pieces, which two ranks interleave mid-line) put back together per rank.
+func perRankOutput(_ text: String, stream: String = "stderr") -> [Int: String] {
+    var out: [Int: String] = [:]
+    let tag = try! NSRegularExpression(pattern: #"\[\d+,(\d+)\]<"# + stream + #">:"#)
+    let ns = text as NSString
+    let matches = tag.matches(in: text, range: NSRange(location: 0, length: ns.length))
+    for (i, m) in matches.enumerated() {
+        let rank = Int(ns.substring(with: m.range(at: 1)))!
+        let end = i + 1 < matches.count ? matches[i + 1].range.location : ns.length
+        out[rank, default: ""] += ns.substring(with: NSRange(location: m.range.upperBound, length: end - m.range.upperBound))
+    }
+    return out
+}
+
 func scratchDirectory() throws -> URL {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ss-cli-\(UInt64.random(in: 0...UInt64.max))")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
