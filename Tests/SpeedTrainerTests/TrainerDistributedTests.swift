@@ -131,4 +131,41 @@ final class RecordingCollator: DataCollator, @unchecked Sendable {
             #expect(wb[name]?.shape == w.shape && diff <= 1e-5, "\(name): the TP run saved \(wb[name]?.shape ?? []) differing by \(diff)")
         }
     }
+
+    /// A tensor-parallel Trainer run's `checkpoint-N` (one DeepSpeed shard set per TP rank, the gathered model folder)
+    /// resumes exactly: 2 ranks at TP 2, checkpoint-3 of a 6-step run, then 3 more steps.
+    @Test func tensorParallelCheckpointsResumeExactly() throws {
+        let folder = try Self.modelFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let ds = #"{"train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto", "gradient_accumulation_steps": "auto", "gradient_clipping": "auto", "zero_optimization": {"stage": 1}, "tensor_parallel": {"autotp_size": 2}}"#
+        func run(_ out: URL, resume: String?) throws -> [[Double]] {
+            try LocalProcessGroup.run(size: 2, timeout: 180) { group in
+                let args = try TrainingArguments.parse(arguments: [
+                    "--output_dir", out.path, "--per_device_train_batch_size", "4", "--learning_rate", "1e-2",
+                    "--max_steps", "6", "--logging_steps", "1", "--save_steps", "3", "--warmup_steps", "1", "--seed", "7",
+                    "--deepspeed", ds,
+                ])
+                let (model, _, _) = try AutoModelForSequenceClassification.fromPretrained(folder, numLabels: 3, seed: 7)
+                let trainer = try Trainer(model: model, arguments: args, trainDataset: try TrainerLoopTests.rows(),
+                                          dataCollator: DataCollatorWithPadding(padTokenId: 0), processGroup: group)
+                try trainer.train(resumeFromCheckpoint: resume)
+                return trainer.state.logHistory.compactMap { e -> Double? in
+                    if case .double(let l)? = e["loss"] { return l }
+                    return nil
+                }
+            }
+        }
+        let full = folder.appendingPathComponent("full"), part = folder.appendingPathComponent("part")
+        let uninterrupted = try run(full, resume: nil)
+        let three = full.appendingPathComponent("checkpoint-3")
+        #expect(FileManager.default.fileExists(atPath: three.appendingPathComponent("model.safetensors").path))
+        let resumed = try run(part, resume: three.path)
+        for r in 0..<2 {
+            #expect(uninterrupted[r].count == 6 && resumed[r].count == 6, "rank \(r): \(uninterrupted[r]) / \(resumed[r])")
+            for step in 3..<6 {
+                #expect(abs(uninterrupted[r][step] - resumed[r][step]) <= 1e-7 * abs(uninterrupted[r][step]),
+                        "rank \(r) step \(step + 1): \(uninterrupted[r][step]) vs resumed \(resumed[r][step])")
+            }
+        }
+    }
 }
