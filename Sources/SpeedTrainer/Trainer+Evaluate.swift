@@ -9,6 +9,7 @@ import SpeedCore
 import SpeedData
 import SpeedNN
 import SpeedRuntime
+import SpeedTransformers
 
 /// What `predict()` returns (transformers' `PredictionOutput`).
 public struct PredictionOutput: Sendable {
@@ -62,6 +63,9 @@ extension Trainer {
         engine?.eval() ?? model.eval()
         defer { if wasTraining { engine?.train() ?? model.train() } }
         let batchSize = arguments.perDeviceEvalBatchSize
+        if batchSize > 1, let refusal = (model as? any SequenceClassifier)?.batchRefusal {
+            throw TrainerError("\(refusal) — or set per_device_eval_batch_size 1")
+        }
         // Batches are dealt to the data-parallel ranks; every tensor-parallel rank of one runs its batches together.
         let world = dataParallelSize, rank = dataParallelRank
         let batchCount = (table.count + batchSize - 1) / batchSize

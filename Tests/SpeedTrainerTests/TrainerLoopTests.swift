@@ -108,4 +108,17 @@ import Testing
         #expect(a.count == 3 && a == b, "seed 7 twice: \(a) vs \(b)")
         #expect(a[1] != c[1], "seeds 7 and 8 gave the same first loss \(a[1] ?? .nan): dropout not seeded")
     }
+
+    @Test func aDecoderClassifierWithoutAPadTokenIsRefusedForBatchesByName() throws {
+        // transformers refuses batches > 1 when it cannot find each row's last token; so do train() and evaluate().
+        let out = try scratch()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let model = try GPT2ForSequenceClassification(GPT2Config(vocabSize: 100, nPositions: 16, nEmbd: 8, nLayer: 1, nHead: 2),
+                                                      head: SequenceClassificationConfig(numLabels: 3))
+        let args = try TrainingArguments.parse(arguments: ["--output_dir", out.path, "--per_device_train_batch_size", "4",
+                                                           "--per_device_eval_batch_size", "2", "--max_steps", "1"])
+        let t = try Trainer(model: model, arguments: args, trainDataset: try Self.rows(), evalDataset: try Self.rows())
+        #expect { try t.train() } throws: { "\($0)".contains("pad_token_id") && "\($0)".contains("per_device_train_batch_size 1") }
+        #expect { try t.evaluate() } throws: { "\($0)".contains("pad_token_id") && "\($0)".contains("per_device_eval_batch_size 1") }
+    }
 }
