@@ -59,7 +59,7 @@ public struct BertConfig: Codable, Sendable, Equatable {
     /// The classifier's outputs: `id2label`'s count, 2 when absent (transformers' default).
     public var numLabels: Int {
         get { id2label?.count ?? 2 }
-        set { id2label = Dictionary(uniqueKeysWithValues: (0..<newValue).map { ("\($0)", "LABEL_\($0)") }) }
+        set { id2label = SequenceClassificationConfig.defaultLabels(newValue) }
     }
 
     enum CodingKeys: String, CodingKey {

@@ -62,10 +62,15 @@ public struct SequenceClassificationConfig: Codable, Sendable, Equatable {
     /// `id2label`'s count, 2 when absent (transformers' default).
     public var numLabels: Int {
         get { id2label?.count ?? 2 }
-        set { id2label = Dictionary(uniqueKeysWithValues: (0..<newValue).map { ("\($0)", "LABEL_\($0)") }) }
+        set { id2label = SequenceClassificationConfig.defaultLabels(newValue) }
     }
 
     enum CodingKeys: String, CodingKey { case id2label, problemType = "problem_type", padTokenId = "pad_token_id" }
+
+    /// transformers' default `id2label` for `count` classes: `"0"` → `"LABEL_0"`, …
+    static func defaultLabels(_ count: Int) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: (0..<count).map { ("\($0)", "LABEL_\($0)") })
+    }
 }
 
 extension SequenceClassificationConfig {
